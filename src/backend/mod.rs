@@ -1,0 +1,97 @@
+//! Executors of the model. One description of a batch of instances (a
+//! slice of `Job`s), one protocol (`protocol::training`), and several ways
+//! to run it: `cpu` (rayon over instances) and, later, `gpu`.
+//!
+//! `simulate` is the whole per-instance pipeline around an executor: set-up
+//! from the seed, structural measures of the initial state, training (the
+//! executor's part), measures of the final state, the result record.
+
+pub mod cpu;
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use crate::instance::Instance;
+use crate::params::Params;
+use crate::protocol::measures;
+use crate::protocol::training::Outcome;
+use crate::results::InstanceRecord;
+
+/// One instance to train: its grid point's parameters and its identity.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub params: Arc<Params>,
+    pub point: usize,
+    pub replica: usize,
+    pub seed: u64,
+}
+
+/// Something that trains a batch of set-up instances.
+pub trait Executor: Sync {
+    /// The `backend` column of the results.
+    fn name(&self) -> &'static str;
+    /// Train every instance; outcomes in the order of `batch`.
+    fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome>;
+}
+
+/// Set up, train and measure a batch of jobs.
+pub fn simulate(executor: &dyn Executor, jobs: &[Job]) -> Vec<InstanceRecord> {
+    let batch: Vec<(Instance, Arc<Params>)> = jobs
+        .par_iter()
+        .map(|j| {
+            (
+                Instance::build(&j.params, j.point, j.replica, j.seed),
+                j.params.clone(),
+            )
+        })
+        .collect();
+    let outcomes = executor.train(&batch);
+    batch
+        .into_par_iter()
+        .zip(outcomes)
+        .map(|((inst, params), out)| record(executor.name(), &inst, params, out))
+        .collect()
+}
+
+fn record(
+    backend: &'static str,
+    inst: &Instance,
+    params: Arc<Params>,
+    out: Outcome,
+) -> InstanceRecord {
+    let net = &inst.network;
+    let all_alive = vec![true; net.n_edges()];
+    let floor = params.circuit.gmin * params.training.v_read;
+    InstanceRecord {
+        point: inst.point,
+        replica: inst.replica,
+        seed: inst.seed,
+        n_nodes: net.n_nodes(),
+        n_edges: net.n_edges(),
+        recalled: out.recalled,
+        converged_era: out.converged_era,
+        eras_run: out.eras_run,
+        energy_write: out.energy_write,
+        pruned_edges: out.pruned_edges,
+        contrast: measures::contrast(&out.final_currents, &inst.task.target, floor),
+        cycle_space_dim: measures::cycle_space_dim(net, &all_alive),
+        controllability_initial: measures::controllability(
+            net,
+            &inst.adjacency,
+            &params,
+            &inst.devices.r0,
+            &all_alive,
+        ),
+        controllability_final: measures::controllability(
+            net,
+            &inst.adjacency,
+            &params,
+            &out.r_final,
+            &out.alive_final,
+        ),
+        backend,
+        trace: out.trace,
+        params,
+    }
+}

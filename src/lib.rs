@@ -1,0 +1,18 @@
+//! memsweep: trains thousands of simulated memristive networks with the
+//! learning-from-mistakes rule and measures their capacity.
+//!
+//! The model (`model`), the protocol (`protocol`), the sweep (`sweep`), the
+//! executors (`backend`) and the results (`results`) are separate modules;
+//! `run` ties them together for the command line.
+
+pub mod backend;
+pub mod bench;
+pub mod instance;
+pub mod model;
+pub mod params;
+pub mod protocol;
+pub mod real;
+pub mod results;
+pub mod rng;
+pub mod run;
+pub mod sweep;

@@ -1,0 +1,258 @@
+//! Network topology (MODEL.md section 1): which nodes exist, in which role,
+//! and which memristor joins which pair. Generated from the instance's seed.
+//!
+//! Node order is fixed: inputs `0..n_in`, then hidden (bulk) nodes, then
+//! outputs. Edge order is the generation order below; both backends index
+//! edges the same way.
+
+use rand::Rng;
+
+use crate::params::{NetworkParams, Topology};
+use crate::rng::{self, Stream};
+
+/// One network's wiring. Ground is not a node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub n_in: usize,
+    pub n_hidden: usize,
+    pub n_out: usize,
+    /// Tail `u` of each edge (lower layer in layered networks).
+    pub tail: Vec<u32>,
+    /// Head `v` of each edge.
+    pub head: Vec<u32>,
+    /// Orientation `s_e` of each device: +1 or -1.
+    pub polarity: Vec<i8>,
+    /// Layer of each node: 0 for inputs, 1..=depth for hidden layers,
+    /// depth + 1 for outputs (random_bulk: bulk nodes are layer 1).
+    pub layer: Vec<u32>,
+}
+
+impl Network {
+    pub fn n_nodes(&self) -> usize {
+        self.n_in + self.n_hidden + self.n_out
+    }
+
+    pub fn n_edges(&self) -> usize {
+        self.tail.len()
+    }
+
+    /// Index of output `o` among the nodes.
+    pub fn output_node(&self, o: usize) -> usize {
+        self.n_in + self.n_hidden + o
+    }
+
+    /// Generate the network of an instance from its seed.
+    pub fn generate(p: &NetworkParams, seed: u64) -> Network {
+        let mut topo = rng::stream(seed, Stream::Topology);
+        let (n_hidden, layer, edges) = match p.topology {
+            Topology::Layered => layered(p, &mut topo),
+            Topology::RandomBulk => random_bulk(p, &mut topo),
+        };
+        let mut pol = rng::stream(seed, Stream::Polarity);
+        let polarity = edges
+            .iter()
+            .map(|_| {
+                if p.random_polarity && pol.random::<bool>() {
+                    -1
+                } else {
+                    1
+                }
+            })
+            .collect();
+        Network {
+            n_in: p.n_in,
+            n_hidden,
+            n_out: p.n_out,
+            tail: edges.iter().map(|e| e.0).collect(),
+            head: edges.iter().map(|e| e.1).collect(),
+            polarity,
+            layer,
+        }
+    }
+}
+
+type Edges = Vec<(u32, u32)>;
+
+fn layered(p: &NetworkParams, rng: &mut impl Rng) -> (usize, Vec<u32>, Edges) {
+    let mut widths = vec![p.n_in];
+    widths.extend(&p.hidden);
+    widths.push(p.n_out);
+    let mut first = vec![0usize];
+    for w in &widths {
+        first.push(first.last().unwrap() + w);
+    }
+    let layer = (0..widths.len())
+        .flat_map(|l| std::iter::repeat_n(l as u32, widths[l]))
+        .collect();
+    let mut edges = Vec::new();
+    for l in 0..widths.len() - 1 {
+        for u in first[l]..first[l + 1] {
+            for v in first[l + 1]..first[l + 2] {
+                // Always draw, so density = 1 and density < 1 share a stream.
+                let keep = rng.random::<f64>() < p.density;
+                if keep {
+                    edges.push((u as u32, v as u32));
+                }
+            }
+        }
+    }
+    let out0 = first[widths.len() - 1];
+    for u in 0..p.n_in {
+        for o in 0..p.n_out {
+            let keep = rng.random::<f64>() < p.skip;
+            if keep {
+                edges.push((u as u32, (out0 + o) as u32));
+            }
+        }
+    }
+    (p.hidden.iter().sum(), layer, edges)
+}
+
+fn random_bulk(p: &NetworkParams, rng: &mut impl Rng) -> (usize, Vec<u32>, Edges) {
+    let (n_in, n_bulk, n_out) = (p.n_in, p.n_bulk, p.n_out);
+    let bulk0 = n_in;
+    let out0 = n_in + n_bulk;
+    let mut layer = vec![0u32; n_in];
+    layer.extend(std::iter::repeat_n(1u32, n_bulk));
+    layer.extend(std::iter::repeat_n(2u32, n_out));
+    let mut edges = Vec::new();
+    for i in 0..n_bulk {
+        for j in i + 1..n_bulk {
+            if rng.random::<f64>() < p.p_bulk {
+                edges.push(((bulk0 + i) as u32, (bulk0 + j) as u32));
+            }
+        }
+    }
+    for u in 0..n_in {
+        for b in distinct(rng, n_bulk, p.k_attach) {
+            edges.push((u as u32, (bulk0 + b) as u32));
+        }
+    }
+    for o in 0..n_out {
+        for b in distinct(rng, n_bulk, p.k_attach) {
+            edges.push(((bulk0 + b) as u32, (out0 + o) as u32));
+        }
+    }
+    (n_bulk, layer, edges)
+}
+
+/// `k` distinct indices of `0..n`, in increasing order (partial Fisher-Yates).
+fn distinct(rng: &mut impl Rng, n: usize, k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let j = rng.random_range(i..n);
+        idx.swap(i, j);
+    }
+    let mut chosen = idx[..k].to_vec();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Adjacency in compressed rows: for node `i`, entries
+/// `start[i]..start[i + 1]` of `edge` and `other` list its incident edges and
+/// the node at their far end.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Adjacency {
+    pub start: Vec<u32>,
+    pub edge: Vec<u32>,
+    pub other: Vec<u32>,
+}
+
+impl Adjacency {
+    pub fn new(net: &Network) -> Adjacency {
+        let n = net.n_nodes();
+        let mut degree = vec![0u32; n];
+        for e in 0..net.n_edges() {
+            degree[net.tail[e] as usize] += 1;
+            degree[net.head[e] as usize] += 1;
+        }
+        let mut start = vec![0u32; n + 1];
+        for i in 0..n {
+            start[i + 1] = start[i] + degree[i];
+        }
+        let mut fill = start.clone();
+        let m2 = start[n] as usize;
+        let (mut edge, mut other) = (vec![0u32; m2], vec![0u32; m2]);
+        for e in 0..net.n_edges() {
+            let (u, v) = (net.tail[e] as usize, net.head[e] as usize);
+            edge[fill[u] as usize] = e as u32;
+            other[fill[u] as usize] = v as u32;
+            fill[u] += 1;
+            edge[fill[v] as usize] = e as u32;
+            other[fill[v] as usize] = u as u32;
+            fill[v] += 1;
+        }
+        Adjacency { start, edge, other }
+    }
+
+    pub fn range(&self, node: usize) -> std::ops::Range<usize> {
+        self.start[node] as usize..self.start[node + 1] as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Params;
+
+    #[test]
+    fn layered_all_to_all_has_every_consecutive_edge_tail_major() {
+        let mut p = Params::default().network;
+        p.n_in = 2;
+        p.hidden = vec![3];
+        p.n_out = 2;
+        let net = Network::generate(&p, 1);
+        assert_eq!(net.n_edges(), 2 * 3 + 3 * 2);
+        assert_eq!((net.tail[0], net.head[0]), (0, 2));
+        assert_eq!((net.tail[2], net.head[2]), (0, 4));
+        assert_eq!((net.tail[6], net.head[6]), (2, 5));
+        assert_eq!(net.layer, vec![0, 0, 1, 1, 1, 2, 2]);
+        assert!(net.polarity.iter().all(|&s| s == 1));
+    }
+
+    #[test]
+    fn random_bulk_attaches_each_terminal_to_k_distinct_bulk_nodes() {
+        let mut p = Params::default().network;
+        p.topology = Topology::RandomBulk;
+        p.n_in = 3;
+        p.n_out = 2;
+        p.n_bulk = 10;
+        p.k_attach = 4;
+        let net = Network::generate(&p, 99);
+        for terminal in [0usize, 1, 2, 13, 14] {
+            let mut nbrs: Vec<u32> = (0..net.n_edges())
+                .filter_map(|e| {
+                    if net.tail[e] as usize == terminal {
+                        Some(net.head[e])
+                    } else if net.head[e] as usize == terminal {
+                        Some(net.tail[e])
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            assert_eq!(nbrs.len(), 4);
+            nbrs.dedup();
+            assert_eq!(nbrs.len(), 4);
+            assert!(nbrs.iter().all(|&b| (3..13).contains(&b)));
+        }
+        for e in 0..net.n_edges() {
+            if net.layer[net.tail[e] as usize] == 1 && net.layer[net.head[e] as usize] == 1 {
+                assert!(net.tail[e] < net.head[e], "bulk edges point upwards");
+            }
+        }
+    }
+
+    #[test]
+    fn density_thins_edges_at_its_rate() {
+        let mut p = Params::default().network;
+        p.n_in = 20;
+        p.hidden = vec![50];
+        p.n_out = 20;
+        p.density = 0.25;
+        let net = Network::generate(&p, 5);
+        let frac = net.n_edges() as f64 / 2000.0;
+        // binomial(2000, 0.25): standard deviation 0.0097
+        assert!((frac - 0.25).abs() < 0.04, "kept fraction {frac}");
+    }
+}

@@ -1,0 +1,232 @@
+//! The parameters of one grid point: every field MODEL.md names, under its
+//! MODEL.md name, with MODEL.md's defaults.
+//!
+//! This module only holds values. Reading them from a sweep file and checking
+//! their ranges is `sweep::spec`'s job.
+
+use serde::Serialize;
+
+/// How the network is wired (MODEL.md section 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Topology {
+    Layered,
+    RandomBulk,
+}
+
+impl Topology {
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Layered => "layered",
+            Topology::RandomBulk => "random_bulk",
+        }
+    }
+}
+
+/// Which patterns the network must learn (MODEL.md section 5).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    OneHot,
+    RandomBinary,
+}
+
+impl TaskKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::OneHot => "one_hot",
+            TaskKind::RandomBinary => "random_binary",
+        }
+    }
+}
+
+/// Circuit physics (MODEL.md sections 2-7) or the ideal Chialvo-Bak walk
+/// (MODEL.md section 11).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Circuit,
+    Abstract,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Circuit => "circuit",
+            ModelKind::Abstract => "abstract",
+        }
+    }
+}
+
+/// `[network]`: MODEL.md section 1.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NetworkParams {
+    pub topology: Topology,
+    pub n_in: usize,
+    /// Widths of the hidden layers (layered only); depth = `hidden.len()`.
+    pub hidden: Vec<usize>,
+    pub n_out: usize,
+    /// Probability that each consecutive-layer edge is kept (layered).
+    pub density: f64,
+    /// Probability of each input->output edge (layered).
+    pub skip: f64,
+    pub random_polarity: bool,
+    /// Bulk node count (random_bulk).
+    pub n_bulk: usize,
+    /// Erdős–Rényi edge probability among bulk nodes (random_bulk).
+    pub p_bulk: f64,
+    /// Distinct bulk nodes each input and output attaches to (random_bulk).
+    pub k_attach: usize,
+}
+
+/// `[device]`: MODEL.md section 2. Resistances in ohm, voltages in volt,
+/// `beta` in ohm/(V s), `alpha` in ohm/(V s).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceParams {
+    pub ron: f64,
+    pub roff: f64,
+    pub vt: f64,
+    pub alpha: f64,
+    pub beta: f64,
+    pub sigma_r0: f64,
+    pub sigma_d2d: f64,
+    pub sigma_c2c: f64,
+}
+
+/// `[circuit]`: MODEL.md section 3.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CircuitParams {
+    /// Leak conductance from every node to ground, in siemens.
+    pub gmin: f64,
+}
+
+/// `[training]`: MODEL.md sections 4-6 and 11.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TrainingParams {
+    pub model: ModelKind,
+    pub task: TaskKind,
+    /// Number of patterns; `None` means `n_in`.
+    pub n_patterns: Option<usize>,
+    pub max_eras: usize,
+    /// Volts.
+    pub v_read: f64,
+    pub v_punish: f64,
+    pub v_norm: f64,
+    /// Pulse duration in seconds.
+    pub tau: f64,
+    /// Explicit-Euler substeps per pulse.
+    pub n_sub: usize,
+    /// Abstract model: depression draws are uniform in `[0, delta)`.
+    pub delta: f64,
+    pub tagging: bool,
+    pub tag_factor: f64,
+}
+
+/// `[pruning]`: MODEL.md section 7.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PruningParams {
+    pub p_prune: f64,
+    pub f_prune: f64,
+}
+
+/// Everything one grid point needs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Params {
+    pub network: NetworkParams,
+    pub device: DeviceParams,
+    pub circuit: CircuitParams,
+    pub training: TrainingParams,
+    pub pruning: PruningParams,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            network: NetworkParams {
+                topology: Topology::Layered,
+                n_in: 2,
+                hidden: vec![4],
+                n_out: 2,
+                density: 1.0,
+                skip: 0.0,
+                random_polarity: false,
+                n_bulk: 16,
+                p_bulk: 0.3,
+                k_attach: 2,
+            },
+            device: DeviceParams {
+                ron: 1e3,
+                roff: 1e4,
+                vt: 1.0,
+                alpha: 0.0,
+                beta: 1.8e9,
+                sigma_r0: 0.3,
+                sigma_d2d: 0.0,
+                sigma_c2c: 0.0,
+            },
+            circuit: CircuitParams { gmin: 1e-12 },
+            training: TrainingParams {
+                model: ModelKind::Circuit,
+                task: TaskKind::OneHot,
+                n_patterns: None,
+                max_eras: 20,
+                v_read: 0.5,
+                v_punish: 3.0,
+                v_norm: 2.0,
+                tau: 1e-6,
+                n_sub: 10,
+                delta: 1.0,
+                tagging: false,
+                tag_factor: 0.01,
+            },
+            pruning: PruningParams {
+                p_prune: 0.3,
+                f_prune: 0.95,
+            },
+        }
+    }
+}
+
+impl Params {
+    /// The number of patterns `P` actually trained.
+    pub fn n_patterns(&self) -> usize {
+        self.training.n_patterns.unwrap_or(self.network.n_in)
+    }
+
+    /// Number of hidden (bulk) nodes.
+    pub fn n_hidden(&self) -> usize {
+        match self.network.topology {
+            Topology::Layered => self.network.hidden.iter().sum(),
+            Topology::RandomBulk => self.network.n_bulk,
+        }
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.network.n_in + self.n_hidden() + self.network.n_out
+    }
+
+    /// Hidden layers for layered networks; 1 for random_bulk (its bulk).
+    pub fn depth(&self) -> usize {
+        match self.network.topology {
+            Topology::Layered => self.network.hidden.len(),
+            Topology::RandomBulk => 1,
+        }
+    }
+
+    /// The largest number of edges a network of these parameters can have.
+    pub fn max_edges(&self) -> usize {
+        let n = &self.network;
+        match n.topology {
+            Topology::Layered => {
+                let mut widths = vec![n.n_in];
+                widths.extend(&n.hidden);
+                widths.push(n.n_out);
+                let layered: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
+                layered + if n.skip > 0.0 { n.n_in * n.n_out } else { 0 }
+            }
+            Topology::RandomBulk => {
+                n.n_bulk * n.n_bulk.saturating_sub(1) / 2 + (n.n_in + n.n_out) * n.k_attach
+            }
+        }
+    }
+}

@@ -1,0 +1,709 @@
+//! Reads a sweep file into a `Spec`: the base `Params`, the axes that vary
+//! them, and the sweep's name, seed and replica count.
+//!
+//! Every rejection happens here, before any work: TOML syntax, unknown keys,
+//! wrong types (`set_field`), out-of-range values (`validate`, run on every
+//! grid point). Each one becomes a single `SpecError` naming the file, the
+//! field and the offending value. This module does not run anything, derive
+//! seeds or describe the work; see `sweep::plan`.
+//!
+//! TOML tables are unordered, so the keys of one `[[axes]]` table are taken in
+//! alphabetical order; the axes themselves keep their order in the file.
+
+use std::fmt;
+use std::path::Path;
+
+use toml::Value;
+
+use crate::params::{ModelKind, Params, TaskKind, Topology, TrainingParams};
+
+/// A rejected sweep file. Displays as one line: `{file}: {field}: {reason}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecError {
+    pub file: String,
+    /// The dotted field (`network.n_in`), the axis field
+    /// (`axes[1]."device.sigma_r0"`), or `toml` for a syntax error.
+    pub field: String,
+    /// What is wrong, including the offending value.
+    pub reason: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.field, self.reason)
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Fields varied together: `values[key][position]`, every list the same
+/// length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    pub keys: Vec<String>,
+    pub values: Vec<Vec<Value>>,
+}
+
+impl Axis {
+    /// The number of positions along this axis.
+    pub fn len(&self) -> usize {
+        self.values.first().map_or(0, Vec::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A validated sweep file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// The file label used in errors (the path as given).
+    pub file: String,
+    /// The TOML text as read, kept so results can record it.
+    pub source: String,
+    /// Default output directory: `results/<name>`.
+    pub name: String,
+    pub seed: u64,
+    /// Instances per grid point.
+    pub replicas: usize,
+    /// The parameters every grid point starts from.
+    pub base: Params,
+    /// The grid is the product of these; the first axis varies slowest.
+    pub axes: Vec<Axis>,
+}
+
+/// One point of the grid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GridPoint {
+    /// Row-major position in the grid, from 0.
+    pub index: usize,
+    pub params: Params,
+    /// Each varied field and its value here, e.g. `("network.n_in", "4")`.
+    pub varied: Vec<(String, String)>,
+}
+
+/// A failure before it is tied to a file: (field, reason).
+type Fault = (String, String);
+
+const SECTIONS: &[&str] = &["network", "device", "circuit", "training", "pruning"];
+const TOP_LEVEL: &[&str] = &[
+    "name", "seed", "replicas", "network", "device", "circuit", "training", "pruning", "axes",
+];
+
+/// Every field `set_field` accepts, as a dotted key.
+pub const FIELDS: &[&str] = &[
+    "network.topology",
+    "network.n_in",
+    "network.hidden",
+    "network.n_out",
+    "network.density",
+    "network.skip",
+    "network.random_polarity",
+    "network.n_bulk",
+    "network.p_bulk",
+    "network.k_attach",
+    "device.ron",
+    "device.roff",
+    "device.vt",
+    "device.alpha",
+    "device.beta",
+    "device.sigma_r0",
+    "device.sigma_d2d",
+    "device.sigma_c2c",
+    "circuit.gmin",
+    "training.model",
+    "training.task",
+    "training.n_patterns",
+    "training.max_eras",
+    "training.v_read",
+    "training.v_punish",
+    "training.v_norm",
+    "training.tau",
+    "training.n_sub",
+    "training.delta",
+    "training.tagging",
+    "training.tag_factor",
+    "pruning.p_prune",
+    "pruning.f_prune",
+];
+
+impl Spec {
+    /// Reads and validates a sweep file; errors are labelled with `path` as
+    /// given.
+    pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            file: file.clone(),
+            field: "file".into(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        Spec::parse(&text, &file)
+    }
+
+    /// Parses and validates sweep-file text; `file` labels errors and gives
+    /// the default name (its stem).
+    pub fn parse(text: &str, file: &str) -> Result<Spec, SpecError> {
+        let fail = |(field, reason): Fault| SpecError {
+            file: file.to_string(),
+            field,
+            reason,
+        };
+        let doc: toml::Table = text
+            .parse()
+            .map_err(|e| fail(("toml".into(), syntax_reason(text, &e))))?;
+
+        let mut spec = Spec {
+            file: file.to_string(),
+            source: text.to_string(),
+            name: default_name(file),
+            seed: 0,
+            replicas: 100,
+            base: Params::default(),
+            axes: Vec::new(),
+        };
+        for (key, value) in &doc {
+            let at = |reason: String| fail((key.clone(), reason));
+            match key.as_str() {
+                "name" => spec.name = as_str(value).map_err(at)?.to_string(),
+                "seed" => spec.seed = as_u64(value).map_err(at)?,
+                "replicas" => spec.replicas = as_usize(value).map_err(at)?,
+                "axes" => spec.axes = parse_axes(value).map_err(fail)?,
+                section if SECTIONS.contains(&section) => {
+                    let table = value
+                        .as_table()
+                        .ok_or_else(|| at(format!("expected a [{section}] table, got {value}")))?;
+                    for (field, v) in table {
+                        let dotted = format!("{section}.{field}");
+                        set_field(&mut spec.base, &dotted, v)
+                            .map_err(|reason| fail((dotted, reason)))?;
+                    }
+                }
+                other => {
+                    return Err(at(format!(
+                        "unknown top-level key `{other}` (known: {})",
+                        TOP_LEVEL.join(", ")
+                    )))
+                }
+            }
+        }
+
+        check_name(&spec.name).map_err(|r| fail(("name".into(), r)))?;
+        if spec.replicas < 1 {
+            return Err(fail(("replicas".into(), "must be >= 1, got 0".into())));
+        }
+        for index in 0..spec.n_points() {
+            let point = spec.point(index).map_err(fail)?;
+            validate(&point.params)
+                .map_err(|(field, reason)| fail(spec.locate(&point, field, reason)))?;
+        }
+        Ok(spec)
+    }
+
+    /// Every grid point, in row-major order (first axis slowest).
+    ///
+    /// Cannot fail for a `Spec` from `parse`, which built and validated every
+    /// point; panics if the public fields were since changed into an
+    /// invalid grid.
+    pub fn points(&self) -> Vec<GridPoint> {
+        (0..self.n_points())
+            .map(|i| {
+                self.point(i)
+                    .unwrap_or_else(|(field, reason)| panic!("{field}: {reason}"))
+            })
+            .collect()
+    }
+
+    /// The number of grid points (1 with no axes).
+    pub fn n_points(&self) -> usize {
+        self.axes.iter().map(Axis::len).product()
+    }
+
+    /// Grid points times replicas.
+    pub fn n_instances(&self) -> usize {
+        self.n_points() * self.replicas
+    }
+
+    /// Builds grid point `index`: the base with each axis's value at this
+    /// point applied.
+    fn point(&self, index: usize) -> Result<GridPoint, Fault> {
+        let mut params = self.base.clone();
+        let mut varied = Vec::new();
+        let mut stride = self.n_points();
+        for (a, axis) in self.axes.iter().enumerate() {
+            stride /= axis.len();
+            let position = (index / stride) % axis.len();
+            for (key, values) in axis.keys.iter().zip(&axis.values) {
+                let value = &values[position];
+                set_field(&mut params, key, value)
+                    .map_err(|r| (axis_label(a, key), format!("value {position}: {r}")))?;
+                varied.push((key.clone(), display_value(value)));
+            }
+        }
+        Ok(GridPoint {
+            index,
+            params,
+            varied,
+        })
+    }
+
+    /// Ties a validation failure at `point` to the axis that set the field,
+    /// if any, and to the point's values.
+    fn locate(&self, point: &GridPoint, field: String, reason: String) -> Fault {
+        if self.axes.is_empty() {
+            return (field, reason);
+        }
+        let values: Vec<String> = point
+            .varied
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect();
+        let reason = format!(
+            "{reason} at grid point {} ({})",
+            point.index,
+            values.join(", ")
+        );
+        let axis = self.axes.iter().position(|a| a.keys.contains(&field));
+        match axis {
+            Some(a) => (axis_label(a, &field), reason),
+            None => (field, reason),
+        }
+    }
+}
+
+/// Sets one dotted field (`"network.n_in"`) from a TOML value. Used for the
+/// base sections and for every axis value alike. Checks only the type;
+/// ranges are `validate`'s job. `Err` is the reason, naming the value.
+pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), String> {
+    let Params {
+        network: n,
+        device: d,
+        circuit: c,
+        training: t,
+        pruning: p,
+    } = params;
+    match key {
+        "network.topology" => {
+            n.topology = as_enum(
+                value,
+                &[Topology::Layered, Topology::RandomBulk],
+                Topology::name,
+            )?
+        }
+        "network.n_in" => n.n_in = as_usize(value)?,
+        "network.hidden" => n.hidden = as_usize_list(value)?,
+        "network.n_out" => n.n_out = as_usize(value)?,
+        "network.density" => n.density = as_f64(value)?,
+        "network.skip" => n.skip = as_f64(value)?,
+        "network.random_polarity" => n.random_polarity = as_bool(value)?,
+        "network.n_bulk" => n.n_bulk = as_usize(value)?,
+        "network.p_bulk" => n.p_bulk = as_f64(value)?,
+        "network.k_attach" => n.k_attach = as_usize(value)?,
+        "device.ron" => d.ron = as_f64(value)?,
+        "device.roff" => d.roff = as_f64(value)?,
+        "device.vt" => d.vt = as_f64(value)?,
+        "device.alpha" => d.alpha = as_f64(value)?,
+        "device.beta" => d.beta = as_f64(value)?,
+        "device.sigma_r0" => d.sigma_r0 = as_f64(value)?,
+        "device.sigma_d2d" => d.sigma_d2d = as_f64(value)?,
+        "device.sigma_c2c" => d.sigma_c2c = as_f64(value)?,
+        "circuit.gmin" => c.gmin = as_f64(value)?,
+        "training.model" => {
+            t.model = as_enum(
+                value,
+                &[ModelKind::Circuit, ModelKind::Abstract],
+                ModelKind::name,
+            )?
+        }
+        "training.task" => {
+            t.task = as_enum(
+                value,
+                &[TaskKind::OneHot, TaskKind::RandomBinary],
+                TaskKind::name,
+            )?
+        }
+        "training.n_patterns" => t.n_patterns = Some(as_usize(value)?),
+        "training.max_eras" => t.max_eras = as_usize(value)?,
+        "training.v_read" => t.v_read = as_f64(value)?,
+        "training.v_punish" => t.v_punish = as_f64(value)?,
+        "training.v_norm" => t.v_norm = as_f64(value)?,
+        "training.tau" => t.tau = as_f64(value)?,
+        "training.n_sub" => t.n_sub = as_usize(value)?,
+        "training.delta" => t.delta = as_f64(value)?,
+        "training.tagging" => t.tagging = as_bool(value)?,
+        "training.tag_factor" => t.tag_factor = as_f64(value)?,
+        "pruning.p_prune" => p.p_prune = as_f64(value)?,
+        "pruning.f_prune" => p.f_prune = as_f64(value)?,
+        _ => return Err(unknown_field(key)),
+    }
+    Ok(())
+}
+
+/// Checks every range and cross-field constraint of one grid point.
+/// `Err((field, reason))` names the first field that fails.
+pub fn validate(params: &Params) -> Result<(), (String, String)> {
+    let Params {
+        network: n,
+        device: d,
+        circuit: c,
+        training: t,
+        pruning: p,
+    } = params;
+    let checks = [
+        ("network.n_in", at_least(n.n_in, 1)),
+        ("network.hidden", each_at_least(&n.hidden, 1)),
+        (
+            "network.n_out",
+            at_least(n.n_out, 2).map_err(|r| format!("{r} (a winner needs a rival)")),
+        ),
+        ("network.density", probability(n.density)),
+        ("network.skip", probability(n.skip)),
+        ("network.n_bulk", at_least(n.n_bulk, 1)),
+        ("network.p_bulk", probability(n.p_bulk)),
+        (
+            "network.k_attach",
+            between(n.k_attach, 1, n.n_bulk, "network.n_bulk"),
+        ),
+        ("device.ron", positive(d.ron)),
+        ("device.roff", above(d.roff, d.ron, "device.ron")),
+        ("device.vt", positive(d.vt)),
+        ("device.alpha", non_negative(d.alpha)),
+        ("device.beta", non_negative(d.beta)),
+        ("device.sigma_r0", non_negative(d.sigma_r0)),
+        ("device.sigma_d2d", non_negative(d.sigma_d2d)),
+        ("device.sigma_c2c", non_negative(d.sigma_c2c)),
+        ("circuit.gmin", positive(c.gmin)),
+        ("training.n_patterns", patterns_fit(t, n.n_in)),
+        ("training.max_eras", at_least(t.max_eras, 1)),
+        ("training.v_read", positive(t.v_read)),
+        ("training.v_punish", positive(t.v_punish)),
+        ("training.v_norm", positive(t.v_norm)),
+        ("training.tau", positive(t.tau)),
+        ("training.n_sub", at_least(t.n_sub, 1)),
+        ("training.delta", positive(t.delta)),
+        ("training.tag_factor", non_negative(t.tag_factor)),
+        ("pruning.p_prune", probability(p.p_prune)),
+        ("pruning.f_prune", probability(p.f_prune)),
+    ];
+    for (field, check) in checks {
+        check.map_err(|reason| (field.to_string(), reason))?;
+    }
+    Ok(())
+}
+
+fn at_least(x: usize, min: usize) -> Result<(), String> {
+    if x >= min {
+        Ok(())
+    } else {
+        Err(format!("must be >= {min}, got {x}"))
+    }
+}
+
+fn each_at_least(xs: &[usize], min: usize) -> Result<(), String> {
+    if xs.iter().all(|&x| x >= min) {
+        Ok(())
+    } else {
+        Err(format!("every entry must be >= {min}, got {xs:?}"))
+    }
+}
+
+fn between(x: usize, min: usize, max: usize, max_name: &str) -> Result<(), String> {
+    if (min..=max).contains(&x) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between {min} and {max_name} = {max}, got {x}"
+        ))
+    }
+}
+
+fn finite(x: f64) -> Result<(), String> {
+    if x.is_finite() {
+        Ok(())
+    } else {
+        Err(format!("must be finite, got {}", number(x)))
+    }
+}
+
+fn positive(x: f64) -> Result<(), String> {
+    finite(x)?;
+    if x > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("must be > 0, got {}", number(x)))
+    }
+}
+
+fn non_negative(x: f64) -> Result<(), String> {
+    finite(x)?;
+    if x >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("must be >= 0, got {}", number(x)))
+    }
+}
+
+fn probability(x: f64) -> Result<(), String> {
+    finite(x)?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a probability in [0, 1], got {}",
+            number(x)
+        ))
+    }
+}
+
+fn above(x: f64, floor: f64, floor_name: &str) -> Result<(), String> {
+    finite(x)?;
+    if x > floor {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be > {floor_name} = {}, got {}",
+            number(floor),
+            number(x)
+        ))
+    }
+}
+
+fn patterns_fit(t: &TrainingParams, n_in: usize) -> Result<(), String> {
+    match t.n_patterns {
+        Some(0) => Err("must be >= 1, got 0".into()),
+        Some(p) if t.task == TaskKind::OneHot && p > n_in => Err(format!(
+            "one_hot activates one input per pattern, so needs n_patterns <= network.n_in = {n_in}, got {p}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn as_f64(value: &Value) -> Result<f64, String> {
+    match value {
+        Value::Integer(i) => Ok(*i as f64),
+        Value::Float(f) => Ok(*f),
+        other => Err(format!("expected a number, got {other}")),
+    }
+}
+
+fn as_u64(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::Integer(i) if *i >= 0 => Ok(*i as u64),
+        other => Err(format!("expected a non-negative integer, got {other}")),
+    }
+}
+
+fn as_usize(value: &Value) -> Result<usize, String> {
+    let x = as_u64(value)?;
+    usize::try_from(x).map_err(|_| format!("too large for this machine, got {x}"))
+}
+
+fn as_usize_list(value: &Value) -> Result<Vec<usize>, String> {
+    let items = value
+        .as_array()
+        .ok_or_else(|| format!("expected a list of integers, got {value}"))?;
+    items
+        .iter()
+        .map(|item| as_usize(item).map_err(|r| format!("{r} in {value}")))
+        .collect()
+}
+
+fn as_bool(value: &Value) -> Result<bool, String> {
+    value
+        .as_bool()
+        .ok_or_else(|| format!("expected true or false, got {value}"))
+}
+
+fn as_str(value: &Value) -> Result<&str, String> {
+    value
+        .as_str()
+        .ok_or_else(|| format!("expected a string, got {value}"))
+}
+
+/// Picks the option whose `name` is the string `value`.
+fn as_enum<T: Copy>(
+    value: &Value,
+    options: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<T, String> {
+    let quoted: Vec<String> = options
+        .iter()
+        .map(|&o| format!("\"{}\"", name(o)))
+        .collect();
+    let expected = || format!("expected one of {}, got {value}", quoted.join(", "));
+    let s = value.as_str().ok_or_else(expected)?;
+    options
+        .iter()
+        .copied()
+        .find(|&o| name(o) == s)
+        .ok_or_else(expected)
+}
+
+fn unknown_field(key: &str) -> String {
+    let (section, _) = key.split_once('.').unwrap_or((key, ""));
+    if !SECTIONS.contains(&section) {
+        return format!("unknown field `{key}` (sections: {})", SECTIONS.join(", "));
+    }
+    let prefix = format!("{section}.");
+    let known: Vec<&str> = FIELDS
+        .iter()
+        .filter_map(|f| f.strip_prefix(&prefix))
+        .collect();
+    format!(
+        "unknown field `{key}` (known [{section}] fields: {})",
+        known.join(", ")
+    )
+}
+
+fn parse_axes(value: &Value) -> Result<Vec<Axis>, Fault> {
+    let list = value.as_array().ok_or_else(|| {
+        (
+            "axes".to_string(),
+            format!("expected [[axes]] tables, got {value}"),
+        )
+    })?;
+    let mut axes: Vec<Axis> = Vec::new();
+    for (a, item) in list.iter().enumerate() {
+        let table = item.as_table().ok_or_else(|| {
+            (
+                format!("axes[{a}]"),
+                format!("expected a table of lists, got {item}"),
+            )
+        })?;
+        let axis = parse_axis(a, table)?;
+        for key in &axis.keys {
+            if let Some(earlier) = axes.iter().position(|x| x.keys.contains(key)) {
+                return Err((
+                    axis_label(a, key),
+                    format!("`{key}` is already varied by axes[{earlier}]; a field varies along one axis only"),
+                ));
+            }
+        }
+        axes.push(axis);
+    }
+    Ok(axes)
+}
+
+/// One `[[axes]]` table. Accepts quoted dotted keys (`"network.n_in" = [..]`)
+/// and bare ones, which TOML nests (`network.n_in = [..]`).
+fn parse_axis(a: usize, table: &toml::Table) -> Result<Axis, Fault> {
+    let mut entries: Vec<(String, &Value)> = Vec::new();
+    for (key, value) in table {
+        match value.as_table() {
+            Some(inner) => entries.extend(inner.iter().map(|(f, v)| (format!("{key}.{f}"), v))),
+            None => entries.push((key.clone(), value)),
+        }
+    }
+    if entries.is_empty() {
+        return Err((
+            format!("axes[{a}]"),
+            "empty axis: give at least one field with a list of values".into(),
+        ));
+    }
+
+    let mut axis = Axis {
+        keys: Vec::new(),
+        values: Vec::new(),
+    };
+    for (key, value) in entries {
+        let label = axis_label(a, &key);
+        if ["name", "seed", "replicas"].contains(&key.as_str()) {
+            return Err((label, format!("`{key}` cannot vary along an axis")));
+        }
+        if !FIELDS.contains(&key.as_str()) {
+            return Err((label, unknown_field(&key)));
+        }
+        let values = value.as_array().ok_or_else(|| {
+            (
+                label.clone(),
+                format!("expected a list of values, got {value}"),
+            )
+        })?;
+        if values.is_empty() {
+            return Err((label, "empty list: an axis needs at least one value".into()));
+        }
+        if let (Some(first_key), Some(first)) = (axis.keys.first(), axis.values.first()) {
+            if values.len() != first.len() {
+                return Err((
+                    label,
+                    format!(
+                        "has {} values but \"{first_key}\" has {}; lists in one [[axes]] vary together and need equal lengths",
+                        values.len(),
+                        first.len()
+                    ),
+                ));
+            }
+        }
+        let mut scratch = Params::default();
+        for (position, v) in values.iter().enumerate() {
+            set_field(&mut scratch, &key, v)
+                .map_err(|r| (label.clone(), format!("value {position}: {r}")))?;
+        }
+        axis.keys.push(key);
+        axis.values.push(values.clone());
+    }
+    Ok(axis)
+}
+
+fn axis_label(a: usize, key: &str) -> String {
+    format!("axes[{a}].\"{key}\"")
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    let bad = name.trim().is_empty()
+        || name == "."
+        || name.contains("..")
+        || name.contains(['/', '\\'])
+        || name.chars().any(char::is_control);
+    if bad {
+        Err(format!(
+            "must be a non-empty directory name without '/', '\\' or '..', got \"{}\"",
+            name.escape_debug()
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn default_name(file: &str) -> String {
+    Path::new(file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// toml's message on one line, prefixed with `line:column` where known.
+fn syntax_reason(text: &str, error: &toml::de::Error) -> String {
+    let message = error
+        .message()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!("line {line}:{column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// An axis value as the plan table shows it: strings without quotes.
+fn display_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Float(f) => number(*f),
+        other => other.to_string(),
+    }
+}
+
+/// A float in reasons and tables: plain near 1, exponent far from it.
+fn number(x: f64) -> String {
+    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x:?}")
+    }
+}
