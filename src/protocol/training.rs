@@ -110,6 +110,17 @@ impl<'a, F: Real> Trainer<'a, F> {
         )
     }
 
+    /// Replace the boundary, for a pulse under a configuration of the
+    /// caller's (the physics tests and the SPICE cross-check use this).
+    pub fn set_boundary(&mut self, boundary: Boundary<F>) {
+        self.boundary = boundary;
+    }
+
+    /// The boundary of the last read or pulse.
+    pub fn boundary(&self) -> &Boundary<F> {
+        &self.boundary
+    }
+
     /// Output currents of the last read (ampere).
     pub fn currents(&self) -> &[F] {
         &self.currents

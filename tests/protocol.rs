@@ -1,0 +1,166 @@
+//! The learning-from-mistakes protocol, step by step on a 2-4-2 network.
+
+mod common;
+
+use common::{instance, net_242, one_hot_task};
+use memsweep::model::circuit::Boundary;
+use memsweep::params::Params;
+use memsweep::protocol::phase;
+use memsweep::protocol::training::{train, Trainer};
+
+fn roles(b: &Boundary<f64>) -> Vec<&'static str> {
+    (0..b.fixed.len())
+        .map(|i| match (b.fixed[i], b.volts[i]) {
+            (false, _) => "float",
+            (true, v) if v == 0.0 => "ground",
+            (true, v) if v > 0.0 => "+",
+            (true, _) => "-",
+        })
+        .collect()
+}
+
+#[test]
+fn read_drives_the_active_input_and_grounds_idle_inputs_and_all_outputs() {
+    let net = net_242();
+    let mut b = Boundary::floating(8);
+    phase::read(&net, &[false, true], 0.5, &mut b);
+    assert_eq!(roles(&b), ["ground", "+", "float", "float", "float", "float", "ground", "ground"]);
+    assert_eq!(b.volts[1], 0.5);
+}
+
+#[test]
+fn punish_grounds_only_the_wrong_winner_and_floats_idle_inputs() {
+    let net = net_242();
+    let mut b = Boundary::floating(8);
+    phase::punish(&net, &[true, false], 1, 3.0, &mut b);
+    assert_eq!(roles(&b), ["-", "float", "float", "float", "float", "float", "float", "ground"]);
+    assert_eq!(b.volts[0], -3.0);
+}
+
+#[test]
+fn normalize_drives_every_input_and_grounds_every_output() {
+    let net = net_242();
+    let mut b = Boundary::floating(8);
+    phase::normalize(&net, 2.0, &mut b);
+    assert_eq!(roles(&b), ["+", "+", "float", "float", "float", "float", "ground", "ground"]);
+    assert_eq!((b.volts[0], b.volts[1]), (2.0, 2.0));
+}
+
+/// Edges 0..8 join inputs to hidden nodes, 8..16 hidden nodes to outputs
+/// (edge 8 + 2h + o joins hidden h to output o).
+fn biased_towards(outputs: [usize; 2]) -> Vec<f64> {
+    let mut r = vec![5000.0; 16];
+    for (input, &o) in outputs.iter().enumerate() {
+        // input -> hidden `input` -> output `o` is the low-resistance path
+        r[4 * input + input] = 1500.0;
+        r[8 + 2 * input + o] = 1500.0;
+    }
+    r
+}
+
+#[test]
+fn a_correct_read_changes_nothing() {
+    let params = Params::default();
+    let inst = instance(net_242(), &biased_towards([0, 1]), one_hot_task(2, &[0, 1]));
+    let mut t = Trainer::<f64>::new(&inst, &params);
+    let before = t.r.clone();
+    for k in 0..2 {
+        let (winner, power) = t.read(k);
+        assert_eq!(winner, inst.task.target[k]);
+        assert!(power > 0.0);
+    }
+    assert_eq!(t.r, before);
+    assert_eq!(t.energy_write, 0.0);
+    let out = train::<f64>(&inst, &params);
+    assert_eq!(out.converged_era, Some(0));
+    assert_eq!(out.eras_run, 1);
+    assert_eq!(out.recalled, 2);
+    assert_eq!(out.energy_write, 0.0);
+    assert_eq!(out.r_final, inst.devices.r0);
+}
+
+#[test]
+fn a_mistake_punishes_then_normalizes_and_moves_the_winner_path() {
+    let params = Params::default();
+    // Both patterns are wired towards output 0, but pattern 1 wants output 1.
+    let inst = instance(net_242(), &biased_towards([0, 0]), one_hot_task(2, &[0, 1]));
+    let mut t = Trainer::<f64>::new(&inst, &params);
+    let (winner, _) = t.read(1);
+    assert_eq!(winner, 0);
+    let before = t.r.clone();
+    t.punish(0, 1, winner);
+    assert_eq!(roles(t.boundary()), ["float", "-", "float", "float", "float", "float", "ground", "float"]);
+    // The path from input 1 to the wrong winner is depressed.
+    assert!(t.r[4 + 1] > before[4 + 1], "input 1 -> hidden 1 rises");
+    assert!(t.r[8 + 2 + 0] > before[8 + 2], "hidden 1 -> output 0 rises");
+    assert!(t.energy_write > 0.0);
+    t.normalize(0, 1);
+    assert_eq!(roles(t.boundary()), ["+", "+", "float", "float", "float", "float", "ground", "ground"]);
+}
+
+#[test]
+fn a_converged_instance_stops_and_records_its_era() {
+    let params = Params::default();
+    let mut converged = 0;
+    for seed in 0..50 {
+        let inst = memsweep::instance::Instance::build(&params, 0, seed, 1000 + seed as u64);
+        let out = train::<f64>(&inst, &params);
+        let p = inst.task.n_patterns() as u32;
+        assert_eq!(out.trace.len() as u32, out.eras_run * p);
+        match out.converged_era {
+            Some(era) => {
+                converged += 1;
+                assert_eq!(out.eras_run, era + 1);
+                // the last era read every pattern correctly and nothing came after
+                let last = &out.trace[(era * p) as usize..];
+                assert!(last.iter().all(|r| r.correct && r.era == era));
+            }
+            None => assert_eq!(out.eras_run, params.training.max_eras as u32),
+        }
+    }
+    assert!(converged > 25, "most default 2-4-2 instances converge: {converged}/50");
+}
+
+#[test]
+fn pruning_removes_only_edges_above_threshold_at_rate_p_prune() {
+    let mut params = Params::default();
+    params.network.n_in = 8;
+    params.network.hidden = vec![16];
+    params.network.n_out = 8;
+    let (ron, roff) = (params.device.ron, params.device.roff);
+    let threshold = ron + params.pruning.f_prune * (roff - ron);
+    let (mut above, mut removed_above) = (0usize, 0usize);
+    for seed in 0..20u64 {
+        let inst = memsweep::instance::Instance::build(&params, 0, seed as usize, seed);
+        let mut t = Trainer::<f64>::new(&inst, &params);
+        for e in 0..t.r.len() {
+            // alternate just above and just below the threshold
+            t.r[e] = if e % 2 == 0 { threshold } else { threshold - 1e-6 };
+        }
+        let removed = t.prune(3);
+        let count_above = t.r.len().div_ceil(2);
+        for e in 0..t.r.len() {
+            if e % 2 == 1 {
+                assert!(t.alive[e], "edge {e} below threshold was pruned");
+            } else if !t.alive[e] {
+                assert_eq!(t.g[e], 0.0);
+            }
+        }
+        above += count_above;
+        removed_above += removed;
+    }
+    let rate = removed_above as f64 / above as f64;
+    // binomial(2560, 0.3): standard deviation 0.009; allow 4.5 of them
+    assert!((rate - params.pruning.p_prune).abs() < 0.04, "pruned fraction {rate}");
+}
+
+#[test]
+fn pruning_off_removes_nothing() {
+    let mut params = Params::default();
+    params.pruning.p_prune = 0.0;
+    let inst = memsweep::instance::Instance::build(&params, 0, 0, 9);
+    let mut t = Trainer::<f64>::new(&inst, &params);
+    t.r.fill(params.device.roff);
+    assert_eq!(t.prune(0), 0);
+    assert!(t.alive.iter().all(|&a| a));
+}
