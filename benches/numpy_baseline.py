@@ -41,7 +41,11 @@ Run:
 
 It prints instances trained per second, memristor updates per second (alive
 edges x substeps actually integrated, summed over instances, per second of
-wall time), the mean recalled/P and Pr[learned_all].
+wall time), the mean recalled/P and Pr[learned_all]. The timed span is
+drawing the instances, training and the final read. Along the way it also
+keeps the other per-instance measures of MODEL.md section 8 that cost little
+(converged_era, eras run, write energy, read-power trace, pruned edges, final
+contrast); the structural ones (cycle space, controllability) are left out.
 """
 
 import argparse

@@ -18,7 +18,10 @@ const BAD: &[(&str, &str)] = &[
     ("[netwrok]\nn_in = 2", "netwrok"),
     ("[network]\nn_inn = 2", "network.n_inn"),
     ("[[axes]]\n\"network.n_inn\" = [2, 4]", "network.n_inn"),
-    ("[[axes]]\n\"network.n_in\" = [2, 4]\n\"network.n_out\" = [2]", "axes"),
+    (
+        "[[axes]]\n\"network.n_in\" = [2, 4]\n\"network.n_out\" = [2]",
+        "axes",
+    ),
     ("[network]\nn_in = -3", "network.n_in"),
     ("[network]\nhidden = [4, -1]", "network.hidden"),
     ("[device]\nron = 1e4\nroff = 1e3", "device.roff"),
@@ -41,10 +44,17 @@ fn every_malformed_sweep_gives_one_line_naming_file_and_field_and_exit_2() {
         let out = memsweep(&["run", &file, "-o", "out"], dir.path());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{text:?}: one line, got {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{text:?}: one line, got {stderr}"
+        );
         assert!(stderr.contains(&file), "{text:?}: names the file: {stderr}");
         assert!(stderr.contains(field), "{text:?}: names {field}: {stderr}");
-        assert!(!dir.path().join("out").exists(), "{text:?}: nothing written");
+        assert!(
+            !dir.path().join("out").exists(),
+            "{text:?}: nothing written"
+        );
         let plan = memsweep(&["plan", &file], dir.path());
         assert_eq!(plan.status.code(), Some(2), "plan refuses {text:?} too");
     }
@@ -85,7 +95,10 @@ fn plan_prints_points_instances_and_work_without_running() {
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("20 instances"), "{stdout}");
-    assert!(stdout.contains("device.sigma_r0") && stdout.contains("0.3"), "{stdout}");
+    assert!(
+        stdout.contains("device.sigma_r0") && stdout.contains("0.3"),
+        "{stdout}"
+    );
     assert!(stdout.contains("memristor updates"), "{stdout}");
     assert!(!dir.path().join("results").exists());
 }
@@ -96,13 +109,20 @@ fn run_writes_results_under_the_sweep_name_and_prints_a_summary() {
     let text = "name = \"smoke\"\nreplicas = 20\n[[axes]]\n\"device.sigma_r0\" = [0.0, 0.3]\n";
     std::fs::write(dir.path().join("s.toml"), text).unwrap();
     let out = memsweep(&["run", "s.toml", "--threads", "2"], dir.path());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let results = dir.path().join("results/smoke");
     assert!(results.join("sweep.toml").is_file());
     assert!(results.join("instances/part-00000.parquet").is_file());
     assert!(results.join("eras/part-00000.parquet").is_file());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("Pr[learned_all]") && stdout.contains("recalled/P"), "{stdout}");
+    assert!(
+        stdout.contains("Pr[learned_all]") && stdout.contains("recalled/P"),
+        "{stdout}"
+    );
     // Not a terminal: plain progress lines on stderr.
     assert!(String::from_utf8_lossy(&out.stderr).contains("progress: 40/40 instances"));
     // A second run on the same directory is refused, leaving the files.
@@ -129,7 +149,11 @@ fn results_load_in_python_analytics_tools() {
     }
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("s.toml"), "name = \"py\"\nreplicas = 15\n").unwrap();
-    assert!(memsweep(&["run", "s.toml", "-o", "res", "--quiet"], dir.path()).status.success());
+    assert!(
+        memsweep(&["run", "s.toml", "-o", "res", "--quiet"], dir.path())
+            .status
+            .success()
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_results.py");
     let out = Command::new("python3")
         .arg(script)

@@ -105,7 +105,17 @@ fn read_of_a_242_network_matches_hand_computation() {
 fn punish_of_a_uniform_242_network_matches_hand_computation() {
     // All devices equal: by symmetry every hidden node sits at Vh, the
     // floating input and the floating output follow the hidden layer.
-    let net = network(2, 4, 2, &net_242().tail.iter().zip(&net_242().head).map(|(&t, &h)| (t, h)).collect::<Vec<_>>());
+    let net = network(
+        2,
+        4,
+        2,
+        &net_242()
+            .tail
+            .iter()
+            .zip(&net_242().head)
+            .map(|(&t, &h)| (t, h))
+            .collect::<Vec<_>>(),
+    );
     let adj = Adjacency::new(&net);
     let g = vec![1.0 / 3000.0; 16];
     let gg = g[0];
@@ -170,7 +180,9 @@ fn dense_and_eliminated_solves_satisfy_kirchhoff_on_a_random_bulk_network() {
     p.network.p_bulk = 0.4;
     let net = memsweep::model::network::Network::generate(&p.network, 77);
     let adj = Adjacency::new(&net);
-    let g: Vec<f64> = (0..net.n_edges()).map(|e| 1.0 / (1000.0 + 37.0 * (e % 200) as f64)).collect();
+    let g: Vec<f64> = (0..net.n_edges())
+        .map(|e| 1.0 / (1000.0 + 37.0 * (e % 200) as f64))
+        .collect();
     let mut b = Boundary::floating(net.n_nodes());
     phase::punish(&net, &[true, false, true], 1, 3.0, &mut b);
     let v = solve(&adj, &g, &b);
@@ -180,7 +192,11 @@ fn dense_and_eliminated_solves_satisfy_kirchhoff_on_a_random_bulk_network() {
         }
         // net current out of a free node through edges and gmin is zero
         let i_in = node_current(&adj, &g, &v, i) - GMIN * v[i];
-        let scale: f64 = adj.range(i).map(|k| g[adj.edge[k] as usize] * 3.0).sum::<f64>() + 1e-30;
+        let scale: f64 = adj
+            .range(i)
+            .map(|k| g[adj.edge[k] as usize] * 3.0)
+            .sum::<f64>()
+            + 1e-30;
         assert!(i_in.abs() < 1e-12 * scale, "node {i}: residual {i_in}");
     }
 }
@@ -213,7 +229,9 @@ fn a_device_under_a_constant_pulse_follows_the_closed_form_ramp() {
     // dR/dt = -beta (v - vt) is constant, so Euler is exact.
     let expected = r0 - beta * (v - vt) * tau;
     assert!(close(r, expected, 1e-12), "{r} vs {expected}");
-    let expected_energy: f64 = (0..n_sub).map(|k| v * v / (r0 - beta * (v - vt) * dt * k as f64) * dt).sum();
+    let expected_energy: f64 = (0..n_sub)
+        .map(|k| v * v / (r0 - beta * (v - vt) * dt * k as f64) * dt)
+        .sum();
     assert!(close(energy, expected_energy, 1e-12));
     // A stronger pulse reaches Ron and stays there.
     // (beta * 9 V * 1 us = 16.2 kohm, more than the whole range)
@@ -242,7 +260,10 @@ fn reversed_polarity_reverses_the_device() {
     let mut inst = single_device(1.5, 5000.0);
     inst.network.polarity[0] = -1;
     let (r, _) = apply_pulse(&inst, &params, 1.5);
-    assert!(r > 5000.0, "a reversed device is depressed by a positive pulse: {r}");
+    assert!(
+        r > 5000.0,
+        "a reversed device is depressed by a positive pulse: {r}"
+    );
 }
 
 #[test]
@@ -250,10 +271,15 @@ fn c2c_noise_has_mean_one() {
     let rng = CounterRng::new(2024);
     let sigma = 0.5;
     let n = 200_000u32;
-    let factors: Vec<f64> = (0..n).map(|i| c2c_factor(sigma, rng.normal::<f64>([0, 1, i, 7]))).collect();
+    let factors: Vec<f64> = (0..n)
+        .map(|i| c2c_factor(sigma, rng.normal::<f64>([0, 1, i, 7])))
+        .collect();
     let mean = factors.iter().sum::<f64>() / n as f64;
     let var = factors.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / n as f64;
     let se = (var / n as f64).sqrt();
     // lognormal mean is exactly 1; allow 4 standard errors
-    assert!((mean - 1.0).abs() < 4.0 * se, "mean {mean}, standard error {se}");
+    assert!(
+        (mean - 1.0).abs() < 4.0 * se,
+        "mean {mean}, standard error {se}"
+    );
 }

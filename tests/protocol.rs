@@ -24,7 +24,10 @@ fn read_drives_the_active_input_and_grounds_idle_inputs_and_all_outputs() {
     let net = net_242();
     let mut b = Boundary::floating(8);
     phase::read(&net, &[false, true], 0.5, &mut b);
-    assert_eq!(roles(&b), ["ground", "+", "float", "float", "float", "float", "ground", "ground"]);
+    assert_eq!(
+        roles(&b),
+        ["ground", "+", "float", "float", "float", "float", "ground", "ground"]
+    );
     assert_eq!(b.volts[1], 0.5);
 }
 
@@ -33,7 +36,10 @@ fn punish_grounds_only_the_wrong_winner_and_floats_idle_inputs() {
     let net = net_242();
     let mut b = Boundary::floating(8);
     phase::punish(&net, &[true, false], 1, 3.0, &mut b);
-    assert_eq!(roles(&b), ["-", "float", "float", "float", "float", "float", "float", "ground"]);
+    assert_eq!(
+        roles(&b),
+        ["-", "float", "float", "float", "float", "float", "float", "ground"]
+    );
     assert_eq!(b.volts[0], -3.0);
 }
 
@@ -42,7 +48,10 @@ fn normalize_drives_every_input_and_grounds_every_output() {
     let net = net_242();
     let mut b = Boundary::floating(8);
     phase::normalize(&net, 2.0, &mut b);
-    assert_eq!(roles(&b), ["+", "+", "float", "float", "float", "float", "ground", "ground"]);
+    assert_eq!(
+        roles(&b),
+        ["+", "+", "float", "float", "float", "float", "ground", "ground"]
+    );
     assert_eq!((b.volts[0], b.volts[1]), (2.0, 2.0));
 }
 
@@ -89,13 +98,19 @@ fn a_mistake_punishes_then_normalizes_and_moves_the_winner_path() {
     assert_eq!(winner, 0);
     let before = t.r.clone();
     t.punish(0, 1, winner);
-    assert_eq!(roles(t.boundary()), ["float", "-", "float", "float", "float", "float", "ground", "float"]);
+    assert_eq!(
+        roles(t.boundary()),
+        ["float", "-", "float", "float", "float", "float", "ground", "float"]
+    );
     // The path from input 1 to the wrong winner is depressed.
     assert!(t.r[4 + 1] > before[4 + 1], "input 1 -> hidden 1 rises");
     assert!(t.r[8 + 2 + 0] > before[8 + 2], "hidden 1 -> output 0 rises");
     assert!(t.energy_write > 0.0);
     t.normalize(0, 1);
-    assert_eq!(roles(t.boundary()), ["+", "+", "float", "float", "float", "float", "ground", "ground"]);
+    assert_eq!(
+        roles(t.boundary()),
+        ["+", "+", "float", "float", "float", "float", "ground", "ground"]
+    );
 }
 
 #[test]
@@ -118,7 +133,10 @@ fn a_converged_instance_stops_and_records_its_era() {
             None => assert_eq!(out.eras_run, params.training.max_eras as u32),
         }
     }
-    assert!(converged > 25, "most default 2-4-2 instances converge: {converged}/50");
+    assert!(
+        converged > 25,
+        "most default 2-4-2 instances converge: {converged}/50"
+    );
 }
 
 #[test]
@@ -135,7 +153,11 @@ fn pruning_removes_only_edges_above_threshold_at_rate_p_prune() {
         let mut t = Trainer::<f64>::new(&inst, &params);
         for e in 0..t.r.len() {
             // alternate just above and just below the threshold
-            t.r[e] = if e % 2 == 0 { threshold } else { threshold - 1e-6 };
+            t.r[e] = if e % 2 == 0 {
+                threshold
+            } else {
+                threshold - 1e-6
+            };
         }
         let removed = t.prune(3);
         let count_above = t.r.len().div_ceil(2);
@@ -151,7 +173,10 @@ fn pruning_removes_only_edges_above_threshold_at_rate_p_prune() {
     }
     let rate = removed_above as f64 / above as f64;
     // binomial(2560, 0.3): standard deviation 0.009; allow 4.5 of them
-    assert!((rate - params.pruning.p_prune).abs() < 0.04, "pruned fraction {rate}");
+    assert!(
+        (rate - params.pruning.p_prune).abs() < 0.04,
+        "pruned fraction {rate}"
+    );
 }
 
 #[test]

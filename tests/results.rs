@@ -27,7 +27,10 @@ max_eras = 6
 
 fn run_sweep(text: &str, dir: &Path, threads: usize, batch_size: usize) {
     let spec = Spec::parse(text, "tiny.toml").unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
     let opts = RunOptions {
         out_dir: dir.to_path_buf(),
         batch_size,
@@ -49,10 +52,18 @@ fn read_table(dir: &Path, table: &str) -> (RecordBatch, Vec<(String, String)>) {
     let mut batches = Vec::new();
     let mut metadata = Vec::new();
     for p in &paths {
-        assert_eq!(p.extension().unwrap(), "parquet", "only complete files: {}", p.display());
+        assert_eq!(
+            p.extension().unwrap(),
+            "parquet",
+            "only complete files: {}",
+            p.display()
+        );
         let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(p).unwrap()).unwrap();
         if let Some(kv) = builder.metadata().file_metadata().key_value_metadata() {
-            metadata = kv.iter().map(|k| (k.key.clone(), k.value.clone().unwrap_or_default())).collect();
+            metadata = kv
+                .iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect();
         }
         for b in builder.build().unwrap() {
             batches.push(b.unwrap());
@@ -68,33 +79,101 @@ fn results_have_the_documented_schema_rows_and_metadata() {
     run_sweep(SWEEP, dir.path(), 2, 5);
     let (instances, metadata) = read_table(dir.path(), "instances");
     assert_eq!(instances.num_rows(), 18);
-    let names: Vec<String> = instances.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let names: Vec<String> = instances
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
     for col in [
-        "point", "replica", "seed", "topology", "n_in", "hidden", "n_out", "depth", "n_nodes", "n_edges", "density",
-        "skip", "random_polarity", "ron", "roff", "vt", "alpha", "beta", "sigma_r0", "sigma_d2d", "sigma_c2c", "task",
-        "n_patterns", "max_eras", "v_read", "v_punish", "v_norm", "tau", "n_sub", "p_prune", "f_prune", "recalled",
-        "learned_all", "converged_era", "eras_run", "energy_write", "pruned_edges", "contrast", "cycle_space_dim",
-        "controllability_initial", "controllability_final", "backend",
+        "point",
+        "replica",
+        "seed",
+        "topology",
+        "n_in",
+        "hidden",
+        "n_out",
+        "depth",
+        "n_nodes",
+        "n_edges",
+        "density",
+        "skip",
+        "random_polarity",
+        "ron",
+        "roff",
+        "vt",
+        "alpha",
+        "beta",
+        "sigma_r0",
+        "sigma_d2d",
+        "sigma_c2c",
+        "task",
+        "n_patterns",
+        "max_eras",
+        "v_read",
+        "v_punish",
+        "v_norm",
+        "tau",
+        "n_sub",
+        "p_prune",
+        "f_prune",
+        "recalled",
+        "learned_all",
+        "converged_era",
+        "eras_run",
+        "energy_write",
+        "pruned_edges",
+        "contrast",
+        "cycle_space_dim",
+        "controllability_initial",
+        "controllability_final",
+        "backend",
     ] {
         assert!(names.iter().any(|n| n == col), "missing column {col}");
     }
     let keys: Vec<&str> = metadata.iter().map(|(k, _)| k.as_str()).collect();
-    assert!(keys.contains(&"memsweep.sweep") && keys.contains(&"memsweep.version") && keys.contains(&"memsweep.backend"));
-    assert!(metadata.iter().any(|(k, v)| k == "memsweep.sweep" && v.contains("replicas = 9")));
-    assert_eq!(std::fs::read_to_string(dir.path().join("sweep.toml")).unwrap(), SWEEP);
+    assert!(
+        keys.contains(&"memsweep.sweep")
+            && keys.contains(&"memsweep.version")
+            && keys.contains(&"memsweep.backend")
+    );
+    assert!(metadata
+        .iter()
+        .any(|(k, v)| k == "memsweep.sweep" && v.contains("replicas = 9")));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("sweep.toml")).unwrap(),
+        SWEEP
+    );
 
     // eras: one row per (instance, era, pattern) read in training
     let (eras, _) = read_table(dir.path(), "eras");
-    let eras_run = instances.column_by_name("eras_run").unwrap().as_primitive::<Int64Type>();
-    let n_patterns = instances.column_by_name("n_patterns").unwrap().as_primitive::<Int64Type>();
-    let expected: i64 = (0..18).map(|i| eras_run.value(i) * n_patterns.value(i)).sum();
+    let eras_run = instances
+        .column_by_name("eras_run")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let n_patterns = instances
+        .column_by_name("n_patterns")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let expected: i64 = (0..18)
+        .map(|i| eras_run.value(i) * n_patterns.value(i))
+        .sum();
     assert_eq!(eras.num_rows() as i64, expected);
     // 2-3-2: 12 edges; cycle space (12 + 4 wires) - (7 + ground) + 1 component = 9
-    let n_edges = instances.column_by_name("n_edges").unwrap().as_primitive::<Int64Type>();
-    let cycles = instances.column_by_name("cycle_space_dim").unwrap().as_primitive::<Int64Type>();
+    let n_edges = instances
+        .column_by_name("n_edges")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let cycles = instances
+        .column_by_name("cycle_space_dim")
+        .unwrap()
+        .as_primitive::<Int64Type>();
     assert!((0..18).all(|i| n_edges.value(i) == 12 && cycles.value(i) == 9));
     let converged = instances.column_by_name("converged_era").unwrap();
-    let recalled = instances.column_by_name("recalled").unwrap().as_primitive::<Int64Type>();
+    let recalled = instances
+        .column_by_name("recalled")
+        .unwrap()
+        .as_primitive::<Int64Type>();
     assert!(recalled.values().iter().all(|&r| (0..=2).contains(&r)));
     assert!(converged.null_count() < 18, "some instances converge");
 }
@@ -106,7 +185,10 @@ fn rows_are_identical_for_any_thread_count_and_batch_size() {
     for (threads, batch) in runs {
         let dir = tempfile::tempdir().unwrap();
         run_sweep(SWEEP, dir.path(), threads, batch);
-        tables.push((read_table(dir.path(), "instances").0, read_table(dir.path(), "eras").0));
+        tables.push((
+            read_table(dir.path(), "instances").0,
+            read_table(dir.path(), "eras").0,
+        ));
     }
     for (i, t) in tables.iter().enumerate().skip(1) {
         assert_eq!(t.0, tables[0].0, "instances differ for run {:?}", runs[i]);

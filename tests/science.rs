@@ -20,7 +20,10 @@ fn p_learned_all(params: Params, n: usize, point: usize) -> f64 {
                 replica: r,
                 seed: instance_seed(11, point, r),
             };
-            (Instance::build(&job.params, point, r, job.seed), params.clone())
+            (
+                Instance::build(&job.params, point, r, job.seed),
+                params.clone(),
+            )
         })
         .collect();
     let cpu = Cpu {
@@ -56,8 +59,14 @@ fn pruning_helps_242_networks_learn() {
     let mut no_pruning = Params::default();
     no_pruning.pruning.p_prune = 0.0;
     let pruning = Params::default(); // p_prune = 0.3
-    let (a, b) = (p_learned_all(no_pruning, N, 0), p_learned_all(pruning, N, 1));
+    let (a, b) = (
+        p_learned_all(no_pruning, N, 0),
+        p_learned_all(pruning, N, 1),
+    );
     let z = z_better(a, b, N);
     println!("Pr[learned_all]: {a:.3} vs {b:.3} on {N} instances each, z = {z:.1}");
-    assert!(z > 3.0, "without pruning {a:.3}, with pruning {b:.3}, z = {z:.1}");
+    assert!(
+        z > 3.0,
+        "without pruning {a:.3}, with pruning {b:.3}, z = {z:.1}"
+    );
 }

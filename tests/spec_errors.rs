@@ -471,7 +471,7 @@ sigma_c2c = 0.02
 gmin = 1e-10
 
 [training]
-model = "abstract"
+model = "circuit"
 task = "random_binary"
 n_patterns = 5
 max_eras = 30
@@ -517,7 +517,7 @@ f_prune = 0.9
     d.sigma_c2c = 0.02;
     want.circuit.gmin = 1e-10;
     let t = &mut want.training;
-    t.model = ModelKind::Abstract;
+    t.model = ModelKind::Circuit;
     t.task = TaskKind::RandomBinary;
     t.n_patterns = Some(5);
     t.max_eras = 30;
@@ -694,4 +694,13 @@ fn describe_lists_points_instances_and_work() {
     assert!(text.contains("[256]"), "{text}");
     // 1000 * 20 * 64 * 2 * 10 * 32768 edges dominates: about 8.4e11.
     assert!(text.contains("8.4e11 memristor updates"), "{text}");
+}
+
+#[test]
+fn the_abstract_model_is_refused_until_it_is_built() {
+    assert_rejected(
+        "[training]\nmodel = \"abstract\"\n",
+        "training.model",
+        "not implemented",
+    );
 }

@@ -373,6 +373,7 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         ("device.sigma_d2d", non_negative(d.sigma_d2d)),
         ("device.sigma_c2c", non_negative(d.sigma_c2c)),
         ("circuit.gmin", positive(c.gmin)),
+        ("training.model", implemented(t.model)),
         ("training.n_patterns", patterns_fit(t, n.n_in)),
         ("training.max_eras", at_least(t.max_eras, 1)),
         ("training.v_read", positive(t.v_read)),
@@ -389,6 +390,18 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         check.map_err(|reason| (field.to_string(), reason))?;
     }
     Ok(())
+}
+
+/// The abstract baseline (MODEL.md section 11) is not built yet; refuse it
+/// rather than silently train the circuit model.
+fn implemented(model: ModelKind) -> Result<(), String> {
+    match model {
+        ModelKind::Circuit => Ok(()),
+        ModelKind::Abstract => Err(
+            "\"abstract\" (MODEL.md section 11) is not implemented yet; only \"circuit\" runs"
+                .into(),
+        ),
+    }
 }
 
 fn at_least(x: usize, min: usize) -> Result<(), String> {

@@ -65,7 +65,9 @@ pub fn net_242() -> Network {
 
 pub fn one_hot_task(n_in: usize, targets: &[usize]) -> Task {
     Task {
-        active: (0..targets.len()).map(|k| (0..n_in).map(|i| i == k).collect()).collect(),
+        active: (0..targets.len())
+            .map(|k| (0..n_in).map(|i| i == k).collect())
+            .collect(),
         target: targets.to_vec(),
     }
 }
