@@ -5,7 +5,7 @@ mod common;
 use common::{instance, net_242, network, one_hot_task};
 use memsweep::model::circuit::{node_current, Boundary, NodeRole, Solver};
 use memsweep::model::device::c2c_factor;
-use memsweep::model::network::Adjacency;
+use memsweep::model::network::{Adjacency, Network};
 use memsweep::params::Params;
 use memsweep::protocol::phase;
 use memsweep::protocol::training::{Pulse, Trainer};
@@ -13,13 +13,13 @@ use memsweep::rng::CounterRng;
 
 const GMIN: f64 = 1e-12;
 
-fn solve(adj: &Adjacency, g: &[f64], b: &Boundary<f64>) -> Vec<f64> {
+fn solve(net: &Network, adj: &Adjacency, g: &[f64], b: &Boundary<f64>) -> Vec<f64> {
     let n = b.fixed.len();
     let mut solver = Solver::new(n);
     let alive: Vec<bool> = g.iter().map(|&g| g > 0.0).collect();
     solver.prepare(adj, &alive, b);
     let mut v = vec![f64::NAN; n];
-    solver.solve(adj, g, GMIN, b, &mut v);
+    solver.solve(net, adj, g, GMIN, b, &mut v);
     v
 }
 
@@ -36,7 +36,7 @@ fn voltage_divider_splits_by_conductance() {
     let mut b = Boundary::floating(3);
     b.drive(0, 2.0);
     b.ground(2);
-    let v = solve(&adj, &[g1, g2], &b);
+    let v = solve(&net, &adj, &[g1, g2], &b);
     let expected = g1 * 2.0 / (g1 + g2 + GMIN);
     assert!(close(v[1], expected, 1e-13), "{} vs {expected}", v[1]);
     assert!(close(v[1], 1.5, 1e-8));
@@ -55,7 +55,7 @@ fn wheatstone_bridge_matches_cramers_rule() {
         let mut b = Boundary::floating(4);
         b.drive(0, v_in);
         b.ground(3);
-        let v = solve(&adj, &g, &b);
+        let v = solve(&net, &adj, &g, &b);
         // KCL at a and b: [[g1+g3+g5+gmin, -g5], [-g5, g2+g4+g5+gmin]] [va vb] = [g1 vin, g2 vin]
         let a11 = g[0] + g[2] + g[4] + GMIN;
         let a22 = g[1] + g[3] + g[4] + GMIN;
@@ -72,7 +72,7 @@ fn wheatstone_bridge_matches_cramers_rule() {
     let mut b = Boundary::floating(4);
     b.drive(0, v_in);
     b.ground(3);
-    let v = solve(&adj, &g, &b);
+    let v = solve(&net, &adj, &g, &b);
     // gmin unbalances it at the 1e-9 level (gmin * R)
     assert!((v[1] - v[2]).abs() < 1e-8);
 }
@@ -86,7 +86,7 @@ fn read_of_a_242_network_matches_hand_computation() {
     let g: Vec<f64> = r.iter().map(|r| 1.0 / r).collect();
     let mut b = Boundary::floating(8);
     phase::read(&net, &[true, false], 0.5, &mut b);
-    let v = solve(&adj, &g, &b);
+    let v = solve(&net, &adj, &g, &b);
     // Each hidden node h sees input 0 (0.5 V) and three grounded nodes.
     for h in 0..4 {
         let (g_in0, g_in1) = (g[h], g[4 + h]);
@@ -121,7 +121,7 @@ fn punish_of_a_uniform_242_network_matches_hand_computation() {
     let gg = g[0];
     let mut b = Boundary::floating(8);
     phase::punish(&net, &[true, false], 0, 3.0, &mut b);
-    let v = solve(&adj, &g, &b);
+    let v = solve(&net, &adj, &g, &b);
     // Floating input 1 and output 7: 4 gg (Vh - Vf) = gmin Vf.
     // Hidden: gg(-3 - Vh) + gg(Vf - Vh) + gg(0 - Vh) + gg(Vf - Vh) = gmin Vh.
     let k = 4.0 * gg / (4.0 * gg + GMIN);
@@ -143,7 +143,7 @@ fn normalize_of_a_uniform_242_network_puts_hidden_at_half() {
     let g = vec![1e-3; 16];
     let mut b = Boundary::floating(8);
     phase::normalize(&net, 2.0, &mut b);
-    let v = solve(&adj, &g, &b);
+    let v = solve(&net, &adj, &g, &b);
     let expected = 2.0 * 2e-3 / (4e-3 + GMIN);
     for h in 2..6 {
         assert!(close(v[h], expected, 1e-13));
@@ -162,10 +162,10 @@ fn an_isolated_node_sits_at_zero_volts() {
     let mut solver = Solver::new(5);
     let alive = vec![true, true, false, true];
     solver.prepare(&adj, &alive, &b);
-    assert_eq!(solver.role[2], NodeRole::Isolated);
-    assert_eq!(solver.role[3], NodeRole::Isolated);
+    assert_eq!(solver.role(2), NodeRole::Isolated);
+    assert_eq!(solver.role(3), NodeRole::Isolated);
     let mut v = vec![f64::NAN; 5];
-    solver.solve(&adj, &g, GMIN, &b, &mut v);
+    solver.solve(&net, &adj, &g, GMIN, &b, &mut v);
     assert_eq!((v[2], v[3]), (0.0, 0.0));
     assert!(close(v[1], 0.5, 1e-8));
 }
@@ -185,7 +185,7 @@ fn dense_and_eliminated_solves_satisfy_kirchhoff_on_a_random_bulk_network() {
         .collect();
     let mut b = Boundary::floating(net.n_nodes());
     phase::punish(&net, &[true, false, true], 1, 3.0, &mut b);
-    let v = solve(&adj, &g, &b);
+    let v = solve(&net, &adj, &g, &b);
     for i in 0..net.n_nodes() {
         if b.fixed[i] {
             continue;

@@ -47,6 +47,51 @@ impl<F: Real> Boundary<F> {
     }
 }
 
+/// Per-node sums a solve starts from: the total conductance of each node's
+/// edges and the current its fixed neighbours inject. They are accumulated
+/// edge by edge, so that the device update of a substep can refill them in
+/// the same pass over the edges (`Trainer::pulse`).
+#[derive(Clone, Debug)]
+pub struct NodeSums<F> {
+    pub conductance: Vec<F>,
+    pub inject: Vec<F>,
+}
+
+impl<F: Real> NodeSums<F> {
+    pub fn new(n_nodes: usize) -> Self {
+        NodeSums {
+            conductance: vec![F::ZERO; n_nodes],
+            inject: vec![F::ZERO; n_nodes],
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.conductance.fill(F::ZERO);
+        self.inject.fill(F::ZERO);
+    }
+
+    /// Add edge `(u, v)` of conductance `g`.
+    #[inline(always)]
+    pub fn add_edge(&mut self, u: usize, v: usize, g: F, boundary: &Boundary<F>) {
+        self.conductance[u] += g;
+        self.conductance[v] += g;
+        if boundary.fixed[v] {
+            self.inject[u] += g * boundary.volts[v];
+        }
+        if boundary.fixed[u] {
+            self.inject[v] += g * boundary.volts[u];
+        }
+    }
+
+    /// Recompute from every edge.
+    pub fn fill(&mut self, net: &Network, g: &[F], boundary: &Boundary<F>) {
+        self.clear();
+        for e in 0..net.n_edges() {
+            self.add_edge(net.tail[e] as usize, net.head[e] as usize, g[e], boundary);
+        }
+    }
+}
+
 /// Role of a node in one solve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeRole {
@@ -56,21 +101,49 @@ pub enum NodeRole {
     Dense,
 }
 
-/// Reusable buffers of the nodal solve for networks of up to `n_nodes`.
-#[derive(Clone, Debug)]
-pub struct Solver<F> {
-    pub role: Vec<NodeRole>,
+/// How the free nodes of one boundary are split (see the module comment).
+#[derive(Clone, Debug, Default)]
+struct Layout {
+    role: Vec<NodeRole>,
     /// Index of each dense node in the dense system.
     pos: Vec<usize>,
     dense: Vec<usize>,
     eliminated: Vec<usize>,
-    /// Per node: total conductance to everything (`gmin` included), and the
-    /// current injected by fixed neighbours.
+    /// For the `j`-th eliminated node, entries `link_start[j]..link_start[j
+    /// + 1]` of `link_pos` and `link_edge` list its alive edges to dense
+    /// nodes (dense index, edge), in increasing dense index.
+    link_start: Vec<usize>,
+    link_pos: Vec<usize>,
+    link_edge: Vec<usize>,
+}
+
+impl Layout {
+    fn new(n_nodes: usize) -> Self {
+        Layout {
+            role: vec![NodeRole::Fixed; n_nodes],
+            pos: vec![usize::MAX; n_nodes],
+            ..Layout::default()
+        }
+    }
+}
+
+/// Reusable buffers of the nodal solve for networks of up to `n_nodes`.
+#[derive(Clone, Debug)]
+pub struct Solver<F> {
+    /// The node split of the current boundary.
+    layout: Layout,
+    /// Layouts kept per boundary slot (see `prepare_cached`).
+    cache: Vec<Layout>,
+    cached: Vec<bool>,
+    active_slot: Option<usize>,
+    /// The sums the next solve starts from.
+    pub sums: NodeSums<F>,
+    /// Per free node: total conductance to everything, `gmin` included.
     diag: Vec<F>,
-    inject: Vec<F>,
-    /// Dense Schur complement, row-major, factorised in place.
+    /// Dense Schur complement, row-major, lower triangle; factorised in place.
     schur: Vec<F>,
     rhs: Vec<F>,
+    link_g: Vec<F>,
     order: Vec<usize>,
     free_degree: Vec<usize>,
     stack: Vec<usize>,
@@ -79,43 +152,94 @@ pub struct Solver<F> {
 impl<F: Real> Solver<F> {
     pub fn new(n_nodes: usize) -> Self {
         Solver {
-            role: vec![NodeRole::Fixed; n_nodes],
-            pos: vec![usize::MAX; n_nodes],
-            dense: Vec::with_capacity(n_nodes),
-            eliminated: Vec::with_capacity(n_nodes),
+            layout: Layout::new(n_nodes),
+            cache: Vec::new(),
+            cached: Vec::new(),
+            active_slot: None,
+            sums: NodeSums::new(n_nodes),
             diag: vec![F::ZERO; n_nodes],
-            inject: vec![F::ZERO; n_nodes],
             schur: Vec::with_capacity(n_nodes * n_nodes),
             rhs: Vec::with_capacity(n_nodes),
+            link_g: Vec::with_capacity(n_nodes),
             order: Vec::with_capacity(n_nodes),
             free_degree: vec![0; n_nodes],
             stack: Vec::with_capacity(n_nodes),
         }
     }
 
+    /// Role of `node` in the current layout.
+    pub fn role(&self, node: usize) -> NodeRole {
+        self.layout.role[node]
+    }
+
+    /// As `prepare`, for a boundary the caller numbers `slot`: a layout is
+    /// computed once per slot and reused until `invalidate_cache` (which the
+    /// caller must call when the alive edges change). The protocol has few
+    /// distinct boundaries (a read per pattern, normalize, a punish per
+    /// pattern and winner), each applied many times.
+    pub fn prepare_cached(
+        &mut self,
+        slot: usize,
+        adj: &Adjacency,
+        alive: &[bool],
+        boundary: &Boundary<F>,
+    ) {
+        if self.active_slot == Some(slot) {
+            return;
+        }
+        if self.cache.len() <= slot {
+            self.cache.resize_with(slot + 1, Layout::default);
+            self.cached.resize(slot + 1, false);
+        }
+        if let Some(active) = self.active_slot.take() {
+            std::mem::swap(&mut self.layout, &mut self.cache[active]);
+        }
+        if self.cached[slot] {
+            std::mem::swap(&mut self.layout, &mut self.cache[slot]);
+        } else {
+            if self.layout.role.len() != boundary.fixed.len() {
+                self.layout = Layout::new(boundary.fixed.len());
+            }
+            self.prepare(adj, alive, boundary);
+            self.cached[slot] = true;
+        }
+        self.active_slot = Some(slot);
+    }
+
+    /// Forget every cached layout.
+    pub fn invalidate_cache(&mut self) {
+        self.cached.fill(false);
+        self.active_slot = None;
+    }
+
     /// Number of nodes in the dense system of the last `prepare`.
     pub fn dense_size(&self) -> usize {
-        self.dense.len()
+        self.layout.dense.len()
     }
 
     /// Classify the nodes for `boundary` given which edges are `alive`.
     pub fn prepare(&mut self, adj: &Adjacency, alive: &[bool], boundary: &Boundary<F>) {
+        if let Some(active) = self.active_slot.take() {
+            // the active layout belongs to a slot: leave it there
+            std::mem::swap(&mut self.layout, &mut self.cache[active]);
+            self.layout = Layout::new(boundary.fixed.len());
+        }
         let n = boundary.fixed.len();
         // Free nodes reachable from a fixed node through alive edges.
         self.stack.clear();
         for i in 0..n {
             if boundary.fixed[i] {
-                self.role[i] = NodeRole::Fixed;
+                self.layout.role[i] = NodeRole::Fixed;
                 self.stack.push(i);
             } else {
-                self.role[i] = NodeRole::Isolated;
+                self.layout.role[i] = NodeRole::Isolated;
             }
         }
         while let Some(i) = self.stack.pop() {
             for k in adj.range(i) {
                 let j = adj.other[k] as usize;
-                if alive[adj.edge[k] as usize] && self.role[j] == NodeRole::Isolated {
-                    self.role[j] = NodeRole::Dense;
+                if alive[adj.edge[k] as usize] && self.layout.role[j] == NodeRole::Isolated {
+                    self.layout.role[j] = NodeRole::Dense;
                     self.stack.push(j);
                 }
             }
@@ -124,7 +248,7 @@ impl<F: Real> Solver<F> {
         // dense remainder is small.
         self.order.clear();
         for i in 0..n {
-            if self.role[i] == NodeRole::Dense {
+            if self.layout.role[i] == NodeRole::Dense {
                 self.order.push(i);
             }
         }
@@ -133,28 +257,50 @@ impl<F: Real> Solver<F> {
                 .range(i)
                 .filter(|&k| {
                     alive[adj.edge[k] as usize]
-                        && self.role[adj.other[k] as usize] != NodeRole::Fixed
+                        && self.layout.role[adj.other[k] as usize] != NodeRole::Fixed
                 })
                 .count();
         }
         let degree = &self.free_degree;
         self.order.sort_unstable_by_key(|&i| (degree[i], i));
-        self.eliminated.clear();
-        self.dense.clear();
+        self.layout.eliminated.clear();
+        self.layout.dense.clear();
         for idx in 0..self.order.len() {
             let i = self.order[idx];
             let next_to_eliminated = adj.range(i).any(|k| {
                 alive[adj.edge[k] as usize]
-                    && self.role[adj.other[k] as usize] == NodeRole::Eliminated
+                    && self.layout.role[adj.other[k] as usize] == NodeRole::Eliminated
             });
             if next_to_eliminated {
-                self.pos[i] = self.dense.len();
-                self.dense.push(i);
+                self.layout.pos[i] = self.layout.dense.len();
+                self.layout.dense.push(i);
             } else {
-                self.role[i] = NodeRole::Eliminated;
-                self.eliminated.push(i);
+                self.layout.role[i] = NodeRole::Eliminated;
+                self.layout.eliminated.push(i);
             }
         }
+        // Each eliminated node's links to the dense system. Adjacency lists
+        // run in increasing node index, and dense indices were handed out
+        // in `order`, so sort each node's links by dense index.
+        self.layout.link_start.clear();
+        self.layout.link_pos.clear();
+        self.layout.link_edge.clear();
+        for &i in &self.layout.eliminated {
+            self.layout.link_start.push(self.layout.link_pos.len());
+            let first = self.layout.link_pos.len();
+            for k in adj.range(i) {
+                let j = adj.other[k] as usize;
+                if alive[adj.edge[k] as usize] && self.layout.role[j] == NodeRole::Dense {
+                    self.layout.link_pos.push(self.layout.pos[j]);
+                    self.layout.link_edge.push(adj.edge[k] as usize);
+                }
+            }
+            sort_links(
+                &mut self.layout.link_pos[first..],
+                &mut self.layout.link_edge[first..],
+            );
+        }
+        self.layout.link_start.push(self.layout.link_pos.len());
     }
 
     /// Node voltages `v` (volt) for conductances `g` (siemens, 0 for a pruned
@@ -164,6 +310,20 @@ impl<F: Real> Solver<F> {
     /// entry per node.
     pub fn solve(
         &mut self,
+        net: &Network,
+        adj: &Adjacency,
+        g: &[F],
+        gmin: F,
+        boundary: &Boundary<F>,
+        v: &mut [F],
+    ) {
+        self.sums.fill(net, g, boundary);
+        self.solve_from_sums(adj, g, gmin, boundary, v);
+    }
+
+    /// As `solve`, with `self.sums` already filled for `g` and `boundary`.
+    pub fn solve_from_sums(
+        &mut self,
         adj: &Adjacency,
         g: &[F],
         gmin: F,
@@ -172,73 +332,73 @@ impl<F: Real> Solver<F> {
     ) {
         let n = boundary.fixed.len();
         for i in 0..n {
-            match self.role[i] {
+            match self.layout.role[i] {
                 NodeRole::Fixed => v[i] = boundary.volts[i],
                 NodeRole::Isolated => v[i] = F::ZERO,
                 NodeRole::Eliminated | NodeRole::Dense => {
-                    let mut diag = gmin;
-                    let mut inject = F::ZERO;
-                    for k in adj.range(i) {
-                        let ge = g[adj.edge[k] as usize];
-                        diag += ge;
-                        let j = adj.other[k] as usize;
-                        if self.role[j] == NodeRole::Fixed {
-                            inject += ge * boundary.volts[j];
-                        }
-                    }
-                    self.diag[i] = diag;
-                    self.inject[i] = inject;
+                    self.diag[i] = gmin + self.sums.conductance[i]
                 }
             }
         }
-        let nd = self.dense.len();
+        let nd = self.layout.dense.len();
         self.schur.clear();
         self.schur.resize(nd * nd, F::ZERO);
         self.rhs.clear();
-        for (a, &i) in self.dense.iter().enumerate() {
+        for (a, &i) in self.layout.dense.iter().enumerate() {
             self.schur[a * nd + a] = self.diag[i];
-            self.rhs.push(self.inject[i]);
+            self.rhs.push(self.sums.inject[i]);
             for k in adj.range(i) {
                 let j = adj.other[k] as usize;
-                if self.role[j] == NodeRole::Dense {
-                    self.schur[a * nd + self.pos[j]] -= g[adj.edge[k] as usize];
+                if self.layout.role[j] == NodeRole::Dense && self.layout.pos[j] < a {
+                    self.schur[a * nd + self.layout.pos[j]] -= g[adj.edge[k] as usize];
                 }
             }
         }
-        // Eliminating node i couples every pair of its (dense) neighbours.
-        for &i in &self.eliminated {
+        // Eliminating node i couples every pair of its dense neighbours: a
+        // rank-one update of the lower triangle.
+        for (idx, &i) in self.layout.eliminated.iter().enumerate() {
+            let links = self.layout.link_start[idx]..self.layout.link_start[idx + 1];
             let inv_d = F::ONE / self.diag[i];
-            let share = self.inject[i] * inv_d;
-            for k1 in adj.range(i) {
-                let j1 = adj.other[k1] as usize;
-                if self.role[j1] != NodeRole::Dense {
-                    continue;
-                }
-                let g1 = g[adj.edge[k1] as usize];
-                let a = self.pos[j1];
-                self.rhs[a] += g1 * share;
-                let g1_over_d = g1 * inv_d;
-                for k2 in adj.range(i) {
-                    let j2 = adj.other[k2] as usize;
-                    if self.role[j2] == NodeRole::Dense {
-                        self.schur[a * nd + self.pos[j2]] -= g1_over_d * g[adj.edge[k2] as usize];
-                    }
+            let share = self.sums.inject[i] * inv_d;
+            self.link_g.clear();
+            self.link_g
+                .extend(self.layout.link_edge[links.clone()].iter().map(|&e| g[e]));
+            let pos = &self.layout.link_pos[links];
+            for (a, &pa) in pos.iter().enumerate() {
+                let ga = self.link_g[a];
+                self.rhs[pa] += ga * share;
+                let ga_over_d = ga * inv_d;
+                let row = &mut self.schur[pa * nd..pa * nd + pa + 1];
+                for (b, &pb) in pos[..=a].iter().enumerate() {
+                    row[pb] -= ga_over_d * self.link_g[b];
                 }
             }
         }
         cholesky_solve(&mut self.schur, &mut self.rhs, nd);
-        for (a, &i) in self.dense.iter().enumerate() {
+        for (a, &i) in self.layout.dense.iter().enumerate() {
             v[i] = self.rhs[a];
         }
-        for &i in &self.eliminated {
-            let mut total = self.inject[i];
-            for k in adj.range(i) {
-                let j = adj.other[k] as usize;
-                if self.role[j] == NodeRole::Dense {
-                    total += g[adj.edge[k] as usize] * v[j];
-                }
+        for (idx, &i) in self.layout.eliminated.iter().enumerate() {
+            let links = self.layout.link_start[idx]..self.layout.link_start[idx + 1];
+            let mut total = self.sums.inject[i];
+            for k in links {
+                total +=
+                    g[self.layout.link_edge[k]] * v[self.layout.dense[self.layout.link_pos[k]]];
             }
             v[i] = total / self.diag[i];
+        }
+    }
+}
+
+/// Sort one eliminated node's links by dense index (insertion sort: the
+/// lists are short and usually sorted already).
+fn sort_links(pos: &mut [usize], edge: &mut [usize]) {
+    for i in 1..pos.len() {
+        let mut j = i;
+        while j > 0 && pos[j - 1] > pos[j] {
+            pos.swap(j - 1, j);
+            edge.swap(j - 1, j);
+            j -= 1;
         }
     }
 }

@@ -58,6 +58,8 @@ pub struct Trainer<'a, F: Real> {
     pub g: Vec<F>,
     pub alive: Vec<bool>,
     pub v: Vec<F>,
+    /// `s_e` as a number, +1 or -1.
+    polarity: Vec<F>,
     ron: Vec<F>,
     roff: Vec<F>,
     vt: Vec<F>,
@@ -82,6 +84,12 @@ impl<'a, F: Real> Trainer<'a, F> {
             r,
             alive: vec![true; inst.network.n_edges()],
             v: vec![F::ZERO; n],
+            polarity: inst
+                .network
+                .polarity
+                .iter()
+                .map(|&s| F::from_f64(s as f64))
+                .collect(),
             ron: to_f(&dev.ron),
             roff: to_f(&dev.roff),
             vt: to_f(&dev.vt),
@@ -99,7 +107,7 @@ impl<'a, F: Real> Trainer<'a, F> {
         let net = &self.inst.network;
         let v_read = F::from_f64(self.params.training.v_read);
         phase::read(net, &self.inst.task.active[k], v_read, &mut self.boundary);
-        self.solve_fresh();
+        self.solve_fresh(k);
         for o in 0..net.n_out {
             self.currents[o] =
                 circuit::node_current(&self.inst.adjacency, &self.g, &self.v, net.output_node(o));
@@ -128,29 +136,35 @@ impl<'a, F: Real> Trainer<'a, F> {
 
     /// Punish pattern `k` whose read was won by `winner`.
     pub fn punish(&mut self, era: u32, k: usize, winner: usize) {
+        let net = &self.inst.network;
         let v_punish = F::from_f64(self.params.training.v_punish);
         phase::punish(
-            &self.inst.network,
+            net,
             &self.inst.task.active[k],
             winner,
             v_punish,
             &mut self.boundary,
         );
-        self.pulse(era, k, Pulse::Punish);
+        let slot = self.slot_normalize() + 1 + k * net.n_out + winner;
+        self.pulse_in_slot(era, k, Pulse::Punish, Some(slot));
     }
 
     pub fn normalize(&mut self, era: u32, k: usize) {
         let v_norm = F::from_f64(self.params.training.v_norm);
         phase::normalize(&self.inst.network, v_norm, &mut self.boundary);
-        self.pulse(era, k, Pulse::Normalize);
+        let slot = self.slot_normalize();
+        self.pulse_in_slot(era, k, Pulse::Normalize, Some(slot));
     }
 
-    fn solve_fresh(&mut self) {
+    /// Solve the read of pattern `k` (boundary slot `k`).
+    fn solve_fresh(&mut self, k: usize) {
         let gmin = F::from_f64(self.params.circuit.gmin);
+        let inst = self.inst;
         self.solver
-            .prepare(&self.inst.adjacency, &self.alive, &self.boundary);
+            .prepare_cached(k, &inst.adjacency, &self.alive, &self.boundary);
         self.solver.solve(
-            &self.inst.adjacency,
+            &inst.network,
+            &inst.adjacency,
             &self.g,
             gmin,
             &self.boundary,
@@ -158,33 +172,56 @@ impl<'a, F: Real> Trainer<'a, F> {
         );
     }
 
+    /// Layout slots: reads take `0..P`, normalize `P`, punish (k, winner)
+    /// the slots after it.
+    fn slot_normalize(&self) -> usize {
+        self.inst.task.n_patterns()
+    }
+
     /// One pulse of duration `tau` under the current boundary, in `n_sub`
-    /// Euler substeps: solve, accumulate `P dt`, move every alive device.
+    /// Euler substeps: solve, accumulate
+    /// `P dt`, move every alive device.
     ///
     /// Once a substep moves no device, every later substep of the pulse
     /// would solve the same system and move nothing either (sub-threshold
     /// devices stay, devices at a bound stay clipped), so the rest of the
     /// pulse is accounted in one step. This is exact, not an approximation.
     pub fn pulse(&mut self, era: u32, k: usize, which: Pulse) {
+        self.pulse_in_slot(era, k, which, None);
+    }
+
+    /// `pulse`, with the layout of the boundary kept in `slot` if given.
+    fn pulse_in_slot(&mut self, era: u32, k: usize, which: Pulse, slot: Option<usize>) {
+        let inst = self.inst;
+        match slot {
+            Some(slot) => {
+                self.solver
+                    .prepare_cached(slot, &inst.adjacency, &self.alive, &self.boundary)
+            }
+            None => self
+                .solver
+                .prepare(&inst.adjacency, &self.alive, &self.boundary),
+        }
         let t = &self.params.training;
         let n_sub = t.n_sub;
         let dt = F::from_f64(t.tau / n_sub as f64);
         let gmin = F::from_f64(self.params.circuit.gmin);
-        let net = &self.inst.network;
         self.solver
-            .prepare(&self.inst.adjacency, &self.alive, &self.boundary);
+            .sums
+            .fill(&inst.network, &self.g, &self.boundary);
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
         for sub in 0..n_sub {
-            self.solver.solve(
-                &self.inst.adjacency,
+            self.solver.solve_from_sums(
+                &inst.adjacency,
                 &self.g,
                 gmin,
                 &self.boundary,
                 &mut self.v,
             );
-            let p = circuit::power(net, &self.g, &self.v);
-            if !self.move_devices(dt, [era, (2 * k + which as usize) as u32, sub as u32]) {
+            let (p, moved) =
+                self.step_devices(dt, [era, (2 * k + which as usize) as u32, sub as u32]);
+            if !moved {
                 self.energy_write += p * dt * F::from_f64((n_sub - sub) as f64);
                 return;
             }
@@ -192,10 +229,13 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
-    /// Euler-update every alive device from the voltages in `self.v`; true if
-    /// any resistance changed. `counter` = (era, pulse id, substep) keys the
+    /// One pass over the edges with the voltages in `self.v`: the power they
+    /// dissipate (watt, with the conductances the voltages were solved
+    /// with) and an Euler step of every alive device, whose conductance
+    /// change goes straight into the node sums of the next solve. Returns
+    /// the power and whether any resistance changed. `counter` = (era, pulse id, substep) keys the
     /// cycle-to-cycle noise.
-    fn move_devices(&mut self, dt: F, counter: [u32; 3]) -> bool {
+    fn step_devices(&mut self, dt: F, counter: [u32; 3]) -> (F, bool) {
         let d = &self.params.device;
         let (alpha, beta, sigma) = (
             F::from_f64(d.alpha),
@@ -203,36 +243,39 @@ impl<'a, F: Real> Trainer<'a, F> {
             F::from_f64(d.sigma_c2c),
         );
         let net = &self.inst.network;
-        let mut changed = false;
+        let mut power = F::ZERO;
+        let mut moved = false;
         for e in 0..net.n_edges() {
             if !self.alive[e] {
                 continue;
             }
-            let rate = device::resistance_rate(
-                circuit::edge_voltage(net, &self.v, e),
-                self.vt[e],
-                alpha,
-                beta,
-            );
-            if rate == F::ZERO {
-                continue;
-            }
-            let noise = if d.sigma_c2c > 0.0 {
-                let z = self
-                    .rng
-                    .normal::<F>([counter[0], counter[1], counter[2], e as u32]);
-                device::c2c_factor(sigma, z)
-            } else {
-                F::ONE
-            };
-            let r = device::euler_step(self.r[e], rate, dt, noise, self.ron[e], self.roff[e]);
-            if r != self.r[e] {
-                self.r[e] = r;
-                self.g[e] = F::ONE / r;
-                changed = true;
+            let (u, w) = (net.tail[e] as usize, net.head[e] as usize);
+            let dv = self.v[u] - self.v[w];
+            power += self.g[e] * dv * dv;
+            let v_e = self.polarity[e] * dv;
+            let rate = device::resistance_rate(v_e, self.vt[e], alpha, beta);
+            if rate != F::ZERO {
+                let noise = if d.sigma_c2c > 0.0 {
+                    let z = self
+                        .rng
+                        .normal::<F>([counter[0], counter[1], counter[2], e as u32]);
+                    device::c2c_factor(sigma, z)
+                } else {
+                    F::ONE
+                };
+                let r = device::euler_step(self.r[e], rate, dt, noise, self.ron[e], self.roff[e]);
+                if r != self.r[e] {
+                    let g = F::ONE / r;
+                    self.solver
+                        .sums
+                        .add_edge(u, w, g - self.g[e], &self.boundary);
+                    self.r[e] = r;
+                    self.g[e] = g;
+                    moved = true;
+                }
             }
         }
-        changed
+        (power, moved)
     }
 
     /// Stochastic pruning at the end of `era` (MODEL.md section 7); returns
@@ -256,6 +299,9 @@ impl<'a, F: Real> Trainer<'a, F> {
                 self.g[e] = F::ZERO;
                 removed += 1;
             }
+        }
+        if removed > 0 {
+            self.solver.invalidate_cache();
         }
         removed
     }
