@@ -364,13 +364,23 @@ impl<F: Real> Solver<F> {
             self.link_g
                 .extend(self.layout.link_edge[links.clone()].iter().map(|&e| g[e]));
             let pos = &self.layout.link_pos[links];
+            let contiguous = pos.last().is_some_and(|&last| last + 1 - pos[0] == pos.len());
             for (a, &pa) in pos.iter().enumerate() {
                 let ga = self.link_g[a];
                 self.rhs[pa] += ga * share;
                 let ga_over_d = ga * inv_d;
-                let row = &mut self.schur[pa * nd..pa * nd + pa + 1];
-                for (b, &pb) in pos[..=a].iter().enumerate() {
-                    row[pb] -= ga_over_d * self.link_g[b];
+                if contiguous {
+                    // The common case (a node linked to a whole block of the
+                    // dense system): one contiguous, vectorisable update.
+                    let row = &mut self.schur[pa * nd + pos[0]..=pa * nd + pa];
+                    for (x, &gb) in row.iter_mut().zip(&self.link_g[..=a]) {
+                        *x -= ga_over_d * gb;
+                    }
+                } else {
+                    let row = &mut self.schur[pa * nd..=pa * nd + pa];
+                    for (&pb, &gb) in pos[..=a].iter().zip(&self.link_g[..=a]) {
+                        row[pb] -= ga_over_d * gb;
+                    }
                 }
             }
         }
@@ -426,21 +436,33 @@ pub fn cholesky_solve<F: Real>(a: &mut [F], b: &mut [F], n: usize) {
 /// Overwrite the lower triangle of the symmetric positive definite `a`
 /// (`n x n`, row-major) with `L`, where `A = L L^T`. The upper triangle is
 /// neither read nor written.
+///
+/// Right-looking: after each pivot, the trailing rows are updated by
+/// contiguous multiply-subtract runs (which vectorise), using a copy of the
+/// pivot's column.
 pub fn cholesky_factor<F: Real>(a: &mut [F], n: usize) {
+    let mut column = [F::ZERO; 64];
+    let mut heap = Vec::new();
+    let column: &mut [F] = if n <= 64 {
+        &mut column[..n]
+    } else {
+        heap.resize(n, F::ZERO);
+        &mut heap
+    };
     for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        let d = d.sqrt();
+        let d = a[j * n + j].sqrt();
         a[j * n + j] = d;
         let inv = F::ONE / d;
         for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
+            a[i * n + j] *= inv;
+            column[i] = a[i * n + j];
+        }
+        for i in j + 1..n {
+            let l_ij = column[i];
+            let row = &mut a[i * n + j + 1..=i * n + i];
+            for (x, &l_kj) in row.iter_mut().zip(&column[j + 1..=i]) {
+                *x -= l_ij * l_kj;
             }
-            a[i * n + j] = s * inv;
         }
     }
 }
