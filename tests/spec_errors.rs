@@ -576,11 +576,11 @@ replicas = 3
         assert_eq!(point.params.network.n_out, n);
         assert_eq!(point.params.network.hidden, hidden);
         assert_eq!(point.params.device.sigma_r0, sigma);
-        // Keys within one [[axes]] are in alphabetical order.
+        // Keys within one [[axes]] keep their order in the file.
         let varied: Vec<(String, String)> = [
-            ("network.hidden", hidden_text.to_string()),
             ("network.n_in", n.to_string()),
             ("network.n_out", n.to_string()),
+            ("network.hidden", hidden_text.to_string()),
             ("device.sigma_r0", sigma_text.to_string()),
         ]
         .into_iter()

@@ -7,8 +7,9 @@
 //! field and the offending value. This module does not run anything, derive
 //! seeds or describe the work; see `sweep::plan`.
 //!
-//! TOML tables are unordered, so the keys of one `[[axes]]` table are taken in
-//! alphabetical order; the axes themselves keep their order in the file.
+//! Axes, and the keys within one `[[axes]]` table, keep their order in the
+//! file (toml's `preserve_order`), which is the column order `plan` and the
+//! summary print.
 
 use std::fmt;
 use std::path::Path;
