@@ -128,10 +128,12 @@ pub fn run_config(config: &BenchConfig, executor: &dyn Executor, seed: u64) -> B
     }
 }
 
-/// A table of results for the terminal.
+/// A table of results for the terminal. A row of another backend whose
+/// configuration also ran on the CPU shows its speed-up over the CPU
+/// (instances per second, ratio).
 pub fn table(results: &[BenchResult]) -> String {
     let mut out = format!(
-        "{:<18} {:>7} {:>9} {:>9} {:>14} {:>14} {:>10} {:>8}\n",
+        "{:<18} {:>7} {:>9} {:>9} {:>14} {:>14} {:>10} {:>8} {:>8}\n",
         "config",
         "backend",
         "instances",
@@ -139,11 +141,19 @@ pub fn table(results: &[BenchResult]) -> String {
         "instances/s",
         "updates/s",
         "recalled/P",
-        "Pr[all]"
+        "Pr[all]",
+        "x cpu"
     );
     for r in results {
+        let cpu = results
+            .iter()
+            .find(|c| c.backend == "cpu" && c.config == r.config);
+        let speedup = match cpu {
+            Some(c) if r.backend != "cpu" => format!("{:.1}", r.instances_per_s / c.instances_per_s),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "{:<18} {:>7} {:>9} {:>9.2} {:>14.1} {:>14.3e} {:>10.3} {:>8.3}\n",
+            "{:<18} {:>7} {:>9} {:>9.2} {:>14.1} {:>14.3e} {:>10.3} {:>8.3} {:>8}\n",
             r.config,
             r.backend,
             r.instances,
@@ -151,7 +161,8 @@ pub fn table(results: &[BenchResult]) -> String {
             r.instances_per_s,
             r.updates_per_s,
             r.mean_recalled_frac,
-            r.p_learned_all
+            r.p_learned_all,
+            speedup
         ));
     }
     out

@@ -5,6 +5,7 @@
 //! executors (`backend`) and the results (`results`) are separate modules;
 //! `run` ties them together for the command line.
 
+pub mod analyze;
 pub mod backend;
 pub mod bench;
 pub mod instance;
@@ -12,7 +13,12 @@ pub mod model;
 pub mod params;
 pub mod protocol;
 pub mod real;
+pub mod report;
 pub mod results;
 pub mod rng;
 pub mod run;
+pub mod shard;
+pub mod slurm;
+pub mod spice;
+pub mod status;
 pub mod sweep;

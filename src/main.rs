@@ -7,9 +7,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use memsweep::backend::cpu::{Cpu, Precision};
+use memsweep::backend::gpu::{self, Gpu, Selection};
 use memsweep::backend::Executor;
 use memsweep::bench;
 use memsweep::run::{self, RunOptions};
+use memsweep::shard::{self, Shard};
+use memsweep::slurm::{self, SlurmOptions};
+use memsweep::status::{self, Inventory};
 use memsweep::sweep::{self, Spec};
 
 #[derive(Parser)]
@@ -25,9 +29,14 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum BackendChoice {
-    /// The best available: the CPU until a GPU backend is built in.
+    /// A hardware GPU adapter if there is one, else the CPU (a software
+    /// Vulkan driver such as lavapipe does not count).
     Auto,
     Cpu,
+    /// The first suitable GPU adapter, software drivers included.
+    Gpu,
+    /// Both, side by side (bench only).
+    All,
 }
 
 #[derive(Subcommand)]
@@ -36,27 +45,109 @@ enum Command {
     Run {
         /// The sweep file (TOML).
         spec: PathBuf,
-        /// Results directory (default: results/<sweep name>).
+        /// Results directory (default: results/<sweep name>); a rerun resumes it.
         #[arg(short, long)]
         out: Option<PathBuf>,
-        /// Worker threads (default: all cores).
+        /// Worker threads (default: SLURM_CPUS_PER_TASK, else all cores).
         #[arg(long)]
         threads: Option<usize>,
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
-        /// Instances simulated and written per chunk.
-        #[arg(long, default_value_t = 1024)]
-        batch_size: usize,
+        /// Instances simulated and written per chunk (default: 1024 on the
+        /// CPU, 16384 on a GPU, which needs many instances in flight).
+        #[arg(long)]
+        batch_size: Option<usize>,
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        /// Run only shard I of N (0-based): instances k with k mod N = I
+        /// (default: from SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT).
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Ignore the SLURM_* environment variables.
+        #[arg(long)]
+        no_slurm: bool,
+    },
+    /// Write an sbatch script that runs a sweep as a Slurm array job, one shard per task.
+    Slurm {
+        /// The sweep file (TOML).
+        spec: PathBuf,
+        /// Array tasks, one shard of the sweep each.
+        #[arg(long)]
+        shards: usize,
+        /// Results directory shared by every task (default: results/<sweep name>).
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        partition: Option<String>,
+        /// Wall-clock limit per task (sbatch --time).
+        #[arg(long)]
+        time: Option<String>,
+        /// GPUs per task, [type:]count (sbatch --gpus-per-task).
+        #[arg(long)]
+        gpus_per_task: Option<String>,
+        /// Cores per task, each a worker thread.
+        #[arg(long, default_value_t = 1)]
+        cpus_per_task: usize,
+        /// Instances simulated and written per chunk (default: as `run`).
+        #[arg(long)]
+        batch_size: Option<usize>,
+    },
+    /// Count the complete and missing instances of a results directory, per shard.
+    Status {
+        /// The results directory (holding sweep.toml).
+        dir: PathBuf,
+        /// Shard count to report by (default: read from the chunk file names).
+        #[arg(long)]
+        shards: Option<usize>,
     },
     /// Print the grid, the instance count and a bound on the work, without running.
     Plan { spec: PathBuf },
+    /// Write one instance as an ngspice netlist: every memristor in its
+    /// state, and one read, punish and normalize of pattern 0.
+    ExportSpice {
+        /// The sweep file (TOML).
+        spec: PathBuf,
+        /// Grid point index.
+        #[arg(long)]
+        point: usize,
+        /// Replica within the grid point.
+        #[arg(long)]
+        replica: usize,
+        /// Export the state after this many eras of training (default: the
+        /// initial state).
+        #[arg(long)]
+        era: Option<usize>,
+        /// The netlist file to write.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Summarise a results directory: tables, fits and figures in DIR/report/.
+    Report {
+        /// The results directory (holding instances/ and eras/).
+        dir: PathBuf,
+    },
+    /// Structure of every grid point without training: nodes, edges,
+    /// cycle-space dimension, initial controllability.
+    Analyze {
+        spec: PathBuf,
+        /// Replicas averaged per grid point (default: the sweep's).
+        #[arg(long)]
+        replicas: Option<usize>,
+    },
+    /// List the GPU adapters wgpu sees, and which one --backend auto picks.
+    Devices,
     /// Time fixed configurations (2-4-2, 8-16-8, 16-64-16, 8-[32,32,32]-8).
     Bench {
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
+        /// Instances of every configuration on the GPU (default: as on the
+        /// CPU); rates are per second, and a GPU needs many in flight.
+        #[arg(long)]
+        gpu_instances: Option<usize>,
+        /// Only these configurations (by name, e.g. 8-16-8; repeatable).
+        #[arg(long = "config", value_name = "NAME")]
+        configs: Vec<String>,
         /// Worker threads (default: all cores).
         #[arg(long)]
         threads: Option<usize>,
@@ -111,19 +202,51 @@ fn execute(command: Command) -> Result<(), Failure> {
             backend,
             batch_size,
             quiet,
+            shard,
+            no_slurm,
         } => {
             let spec = Spec::from_file(&spec).map_err(Failure::input)?;
-            if batch_size == 0 {
+            if batch_size == Some(0) {
                 return Err(Failure::input("--batch-size: must be at least 1"));
             }
-            let pool = thread_pool(threads)?;
-            let executor = executor(backend);
+            if backend == BackendChoice::All {
+                return Err(Failure::input(
+                    "--backend all: only `memsweep bench` runs both backends",
+                ));
+            }
+            let shard = match shard {
+                Some(text) => text
+                    .parse::<Shard>()
+                    .map_err(|e| Failure::input(format!("--shard: {e}")))?,
+                None if no_slurm => Shard::ALL,
+                None => shard::shard_from_env(shard::env_var)
+                    .map_err(Failure::input)?
+                    .unwrap_or(Shard::ALL),
+            };
+            let threads = match threads {
+                None if !no_slurm => {
+                    shard::threads_from_env(shard::env_var).map_err(Failure::input)?
+                }
+                given => given,
+            };
             let out_dir = out.unwrap_or_else(|| PathBuf::from("results").join(&spec.name));
-            run::check_out_dir(&out_dir).map_err(Failure::input)?;
+            run::check_out_dir(&spec, &out_dir).map_err(Failure::input)?;
+            let pool = thread_pool(threads)?;
+            let points: Vec<_> = spec.points().into_iter().map(|p| p.params).collect();
+            let executor = executors(backend, &points)?.remove(0);
+            let batch_size = batch_size.unwrap_or(match executor.name() {
+                "gpu" => 16384,
+                _ => 1024,
+            });
+            run::prepare_out_dir(&spec, &out_dir).map_err(Failure::input)?;
             if !quiet {
+                let part = match shard.count() {
+                    1 => String::new(),
+                    _ => format!(" (shard {shard} of {})", spec.n_instances()),
+                };
                 eprintln!(
-                    "memsweep: {} instances of sweep '{}' on {} ({} threads) -> {}",
-                    spec.n_instances(),
+                    "memsweep: {} instances{part} of sweep '{}' on {} ({} threads) -> {}",
+                    shard.len(spec.n_instances()),
                     spec.name,
                     executor.name(),
                     pool.current_num_threads(),
@@ -134,11 +257,88 @@ fn execute(command: Command) -> Result<(), Failure> {
                 out_dir: out_dir.clone(),
                 batch_size,
                 progress: !quiet,
+                shard,
             };
             let summary = pool
                 .install(|| run::run(&spec, executor.as_ref(), &opts))
-                .map_err(|e| Failure::runtime(format!("{}: {e}", out_dir.display())))?;
+                .map_err(|e| match e.kind() {
+                    // The directory could not be made ready: nothing ran.
+                    std::io::ErrorKind::InvalidInput => Failure::input(e),
+                    _ => Failure::runtime(e),
+                })?;
             print!("{}", run::summary_table(&spec, &summary));
+            Ok(())
+        }
+        Command::Slurm {
+            spec,
+            shards,
+            out,
+            partition,
+            time,
+            gpus_per_task,
+            cpus_per_task,
+            batch_size,
+        } => {
+            let spec = Spec::from_file(&spec).map_err(Failure::input)?;
+            let opts = SlurmOptions {
+                shards,
+                partition,
+                time,
+                gpus_per_task,
+                cpus_per_task,
+                batch_size,
+            };
+            slurm::check(&spec, &opts).map_err(Failure::input)?;
+            let out_dir = out.unwrap_or_else(|| PathBuf::from("results").join(&spec.name));
+            run::prepare_out_dir(&spec, &out_dir).map_err(Failure::input)?;
+            let dir = out_dir
+                .canonicalize()
+                .map_err(|e| Failure::runtime(format!("{}: {e}", out_dir.display())))?;
+            let script = slurm::write_script(&spec, &dir, &opts).map_err(Failure::input)?;
+            println!(
+                "wrote {}: {} instances of sweep '{}' in {shards} array tasks",
+                script.display(),
+                spec.n_instances(),
+                spec.name
+            );
+            println!("submit:    sbatch {}", script.display());
+            println!(
+                "progress:  memsweep status {}   (and squeue --me)",
+                dir.display()
+            );
+            println!(
+                "resume:    resubmit unfinished tasks, e.g. sbatch --array={} {}",
+                slurm::example_array(shards),
+                script.display()
+            );
+            Ok(())
+        }
+        Command::Status { dir, shards } => {
+            if shards == Some(0) {
+                return Err(Failure::input("--shards: must be at least 1"));
+            }
+            let spec = Spec::from_file(&dir.join("sweep.toml")).map_err(Failure::input)?;
+            let inventory = Inventory::scan(&spec, &dir).map_err(Failure::runtime)?;
+            print!("{}", status::report(&spec, &dir, &inventory, shards));
+            Ok(())
+        }
+        Command::ExportSpice {
+            spec,
+            point,
+            replica,
+            era,
+            out,
+        } => {
+            let spec = Spec::from_file(&spec).map_err(Failure::input)?;
+            let export = memsweep::spice::Export::from_spec(&spec, point, replica, era)
+                .map_err(Failure::input)?;
+            std::fs::write(&out, export.netlist(export.default_max_step_s()))
+                .map_err(|e| Failure::runtime(format!("{}: {e}", out.display())))?;
+            eprintln!(
+                "memsweep: wrote {}; run it with: ngspice -b {}",
+                out.display(),
+                out.display()
+            );
             Ok(())
         }
         Command::Plan { spec } => {
@@ -146,8 +346,39 @@ fn execute(command: Command) -> Result<(), Failure> {
             print!("{}", sweep::describe(&spec));
             Ok(())
         }
+        Command::Report { dir } => {
+            if !dir.join("instances").is_dir() {
+                return Err(Failure::input(format!(
+                    "{}: not a results directory (no instances/)",
+                    dir.display()
+                )));
+            }
+            let report = memsweep::report::report(&dir).map_err(Failure::runtime)?;
+            print!("{}", report.text);
+            eprintln!(
+                "memsweep: wrote {} and {} figures (SVG and PNG)",
+                report.out_dir.join("report.md").display(),
+                report.figures.len()
+            );
+            Ok(())
+        }
+        Command::Analyze { spec, replicas } => {
+            let spec = Spec::from_file(&spec).map_err(Failure::input)?;
+            if replicas == Some(0) {
+                return Err(Failure::input("--replicas: must be at least 1"));
+            }
+            let rows = memsweep::analyze::analyze(&spec, replicas.unwrap_or(spec.replicas));
+            print!("{}", memsweep::analyze::table(&rows));
+            Ok(())
+        }
+        Command::Devices => {
+            print!("{}", devices_table());
+            Ok(())
+        }
         Command::Bench {
             backend,
+            gpu_instances,
+            configs,
             threads,
             scale,
             json,
@@ -157,33 +388,156 @@ fn execute(command: Command) -> Result<(), Failure> {
                     "--scale: must be a positive number (got {scale})"
                 )));
             }
+            if gpu_instances == Some(0) {
+                return Err(Failure::input("--gpu-instances: must be at least 1"));
+            }
             let pool = thread_pool(threads)?;
-            let executor = executor(backend);
+            let standard = bench::standard_configs(scale);
+            if let Some(unknown) = configs.iter().find(|c| !standard.iter().any(|s| &s.name == *c)) {
+                let names: Vec<&str> = standard.iter().map(|s| s.name.as_str()).collect();
+                return Err(Failure::input(format!(
+                    "--config {unknown}: not a bench configuration (one of {})",
+                    names.join(", ")
+                )));
+            }
+            // Configurations an executor refuses are skipped, not fatal.
+            let executors = executors(backend, &[])?;
             let mut results = Vec::new();
-            for config in bench::standard_configs(scale) {
-                let r = pool.install(|| bench::run_config(&config, executor.as_ref(), 1));
-                if json {
-                    println!("{}", r.to_json());
-                } else {
-                    eprintln!("{}: {:.1} instances/s", r.config, r.instances_per_s);
+            for config in standard
+                .into_iter()
+                .filter(|c| configs.is_empty() || configs.contains(&c.name))
+            {
+                for executor in &executors {
+                    if let Err(why) = executor.check(&config.params()) {
+                        eprintln!("{} on {}: skipped: {why}", config.name, executor.name());
+                        continue;
+                    }
+                    let mut config = config.clone();
+                    if executor.name() == "gpu" {
+                        config.instances = gpu_instances.unwrap_or(config.instances);
+                    }
+                    let r = pool.install(|| bench::run_config(&config, executor.as_ref(), 1));
+                    if json {
+                        println!("{}", r.to_json());
+                    } else {
+                        eprintln!(
+                            "{} on {}: {:.1} instances/s",
+                            r.config, r.backend, r.instances_per_s
+                        );
+                    }
+                    results.push(r);
                 }
-                results.push(r);
             }
             if !json {
                 println!("threads: {}", pool.current_num_threads());
                 print!("{}", bench::table(&results));
+            }
+            match memsweep::spice::bench_2_4_2() {
+                Ok(t) if json => println!("{}", t.to_json()),
+                Ok(t) => println!("{}", t.line()),
+                Err(note) => eprintln!("{note}"),
             }
             Ok(())
         }
     }
 }
 
-fn executor(choice: BackendChoice) -> Box<dyn Executor> {
-    match choice {
-        BackendChoice::Auto | BackendChoice::Cpu => Box::new(Cpu {
+/// The executors `choice` names (two for `all`, CPU first), checked against
+/// the grid points they must run (bench passes none and checks per
+/// configuration). A GPU choice says in one stderr line which adapter it
+/// took; `--backend gpu` (and `all`) without a usable adapter, or with a
+/// network too large for it, is an input error (exit 2); `auto` then falls
+/// back to the CPU and says why.
+fn executors(
+    choice: BackendChoice,
+    points: &[memsweep::params::Params],
+) -> Result<Vec<Box<dyn Executor>>, Failure> {
+    let cpu = || -> Box<dyn Executor> {
+        Box::new(Cpu {
             precision: Precision::F64,
-        }),
+        })
+    };
+    let fits = |g: &Gpu| points.iter().try_for_each(|p| g.check(p));
+    match choice {
+        BackendChoice::Cpu => Ok(vec![cpu()]),
+        BackendChoice::Gpu | BackendChoice::All => {
+            let flag = if choice == BackendChoice::Gpu { "gpu" } else { "all" };
+            let g = Gpu::new(Selection::Any)
+                .map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;
+            fits(&g).map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;
+            eprintln!(
+                "memsweep: backend gpu on adapter {}",
+                g.adapter().describe()
+            );
+            let g: Box<dyn Executor> = Box::new(g);
+            Ok(match choice {
+                BackendChoice::All => vec![cpu(), g],
+                _ => vec![g],
+            })
+        }
+        BackendChoice::Auto => match Gpu::new(Selection::Hardware) {
+            Ok(g) => match fits(&g) {
+                Ok(()) => {
+                    eprintln!(
+                        "memsweep: backend auto chose the GPU adapter {}",
+                        g.adapter().describe()
+                    );
+                    Ok(vec![Box::new(g)])
+                }
+                Err(e) => {
+                    eprintln!("memsweep: backend auto chose the CPU: {e}");
+                    Ok(vec![cpu()])
+                }
+            },
+            Err(e) => {
+                eprintln!(
+                    "memsweep: backend auto chose the CPU: {e}{}",
+                    if e.0.contains("software") {
+                        "; --backend gpu would use it"
+                    } else {
+                        ""
+                    }
+                );
+                Ok(vec![cpu()])
+            }
+        },
     }
+}
+
+/// `memsweep devices`: every adapter, and the one `auto` picks.
+fn devices_table() -> String {
+    let adapters = gpu::adapters();
+    let mut out = format!(
+        "{:>3}  {:<40} {:<8} {:<14} {}\n",
+        "#", "adapter", "backend", "type", "usable"
+    );
+    for (i, a) in adapters.iter().enumerate() {
+        let usable = match (a.suitable, a.hardware) {
+            (false, _) => "no (no compute shaders)",
+            (true, true) => "gpu, auto",
+            (true, false) => "gpu only (software)",
+        };
+        out.push_str(&format!(
+            "{i:>3}  {:<40} {:<8} {:<14} {usable}\n",
+            a.name, a.backend, a.device_type
+        ));
+    }
+    if adapters.is_empty() {
+        out.push_str("     (wgpu sees no adapter)\n");
+    }
+    let name = |i: Option<usize>| match i {
+        Some(i) => format!("#{i} {}", adapters[i].describe()),
+        None => "the CPU".to_string(),
+    };
+    out.push_str(&format!(
+        "--backend auto uses {}\n--backend gpu uses {}\n",
+        name(gpu::pick(&adapters, Selection::Hardware)),
+        match gpu::pick(&adapters, Selection::Any) {
+            Some(i) => name(Some(i)),
+            None => "nothing (it fails)".to_string(),
+        }
+    ));
+    out
 }
 
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Failure> {

@@ -1,9 +1,15 @@
-//! Orchestration of `memsweep run`: expand the grid into jobs, simulate
-//! them chunk by chunk on an executor, write each chunk's Parquet files as
-//! it completes, show progress, and summarise per grid point.
+//! Orchestration of `memsweep run`: expand the grid into jobs, keep this
+//! shard's instances that the results directory does not hold yet,
+//! simulate them chunk by chunk on an executor, write each chunk's Parquet
+//! files as it completes, show progress, and summarise per grid point.
+//!
+//! Resuming needs no record beyond the results themselves: a rerun of the
+//! same command reads which instances the finished files hold
+//! (`status::Inventory`), removes what a killed run of this shard left
+//! behind, and runs the rest. A directory holding another sweep is refused.
 //!
 //! Not here: parsing (`sweep::spec`), physics (`model`, `protocol`), file
-//! formats (`results`).
+//! formats (`results`), which instances a shard owns (`shard`).
 
 use std::fmt::Write as _;
 use std::fs;
@@ -15,7 +21,9 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{simulate, Executor, Job};
-use crate::results::{self, InstanceRecord};
+use crate::results;
+use crate::shard::Shard;
+use crate::status::{self, context, Inventory};
 use crate::sweep::{instance_seed, Spec};
 
 /// Options of one run.
@@ -25,6 +33,8 @@ pub struct RunOptions {
     pub batch_size: usize,
     /// Show progress on stderr.
     pub progress: bool,
+    /// The part of the sweep this process runs (`Shard::ALL` for all of it).
+    pub shard: Shard,
 }
 
 /// Per-grid-point tallies, for the closing table.
@@ -35,7 +45,8 @@ pub struct PointSummary {
     pub learned_all: usize,
 }
 
-/// Every job of a sweep, in (point, replica) order.
+/// Every job of a sweep, in (point, replica) order: job `k` is instance
+/// `k = point * replicas + replica`.
 pub fn jobs(spec: &Spec) -> Vec<Job> {
     let mut jobs = Vec::with_capacity(spec.n_instances());
     for point in spec.points() {
@@ -52,36 +63,131 @@ pub fn jobs(spec: &Spec) -> Vec<Job> {
     jobs
 }
 
-/// Refuse to write into a directory that already holds results.
-pub fn check_out_dir(dir: &Path) -> io::Result<()> {
-    for table in ["instances", "eras"] {
-        let sub = dir.join(table);
-        if sub.is_dir() && fs::read_dir(&sub)?.next().is_some() {
-            return Err(io::Error::other(format!(
-                "{} already holds results; choose another -o or remove it",
-                sub.display()
-            )));
+/// Refuses a directory that holds another sweep (its `sweep.toml` differs
+/// in content, not just in comments or layout) or results without a
+/// `sweep.toml`. Reads only; each error is one line, for exit status 2.
+/// Returns whether `dir` already records this sweep.
+pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
+    let recorded = dir.join("sweep.toml");
+    let read = || match fs::read_to_string(&recorded) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(context(e, "cannot read", &recorded).to_string()),
+    };
+    let mut text = read()?;
+    let held = || {
+        status::TABLES
+            .iter()
+            .any(|t| fs::read_dir(dir.join(t)).is_ok_and(|mut entries| entries.next().is_some()))
+    };
+    if text.is_none() && held() {
+        // A shard starting at the same moment may have written both since.
+        text = read()?;
+        if text.is_none() {
+            return Err(format!(
+                "{} holds results but no sweep.toml, so they cannot be matched to {}; \
+                 choose another -o or remove the directory",
+                dir.display(),
+                spec.file
+            ));
         }
+    }
+    let Some(text) = text else {
+        return Ok(false);
+    };
+    let same = text == spec.source
+        || Spec::parse(&text, &recorded.display().to_string())
+            .is_ok_and(|old| same_sweep(&old, spec));
+    if !same {
+        return Err(format!(
+            "{} holds results of a different sweep than {} (compare {}); \
+             choose another -o or remove the directory",
+            dir.display(),
+            spec.file,
+            recorded.display()
+        ));
+    }
+    Ok(true)
+}
+
+/// Makes `dir` ready for results of `spec`: `check_out_dir`, then creates
+/// `instances/`, `eras/` and `sweep.toml` (the sweep file as run). Writes
+/// nothing when it refuses. Each error is one line.
+pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
+    if !check_out_dir(spec, dir)? {
+        let recorded = dir.join("sweep.toml");
+        fs::create_dir_all(dir).map_err(|e| context(e, "cannot create", dir).to_string())?;
+        // Shards may start together: each writes its own temporary file and
+        // renames it over the others', all with the same text.
+        let tmp = dir.join(format!(".sweep.toml.{}.partial", std::process::id()));
+        fs::write(&tmp, &spec.source)
+            .and_then(|()| fs::rename(&tmp, &recorded))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                context(e, "cannot write", &recorded).to_string()
+            })?;
+    }
+    for table in status::TABLES {
+        let sub = dir.join(table);
+        fs::create_dir_all(&sub).map_err(|e| context(e, "cannot create", &sub).to_string())?;
     }
     Ok(())
 }
 
-/// Simulate every instance of `spec` and write `instances/`, `eras/` and
-/// `sweep.toml` under `opts.out_dir`. Returns the per-point summary.
+/// Whether two sweeps give the same rows: same seed, replicas and grid
+/// points, however the files spell them.
+fn same_sweep(a: &Spec, b: &Spec) -> bool {
+    a.seed == b.seed
+        && a.replicas == b.replicas
+        && a.n_points() == b.n_points()
+        && a.points()
+            .iter()
+            .zip(b.points())
+            .all(|(p, q)| p.params == q.params)
+}
+
+/// Simulate the instances of `opts.shard` that `opts.out_dir` does not
+/// hold yet and write them to `instances/` and `eras/` (after
+/// `prepare_out_dir`). Returns the per-point summary of every instance of
+/// the shard now in the directory, including those of earlier runs.
+///
+/// Each chunk is written as an eras file, then an instances file of the
+/// same name, each renamed into place when complete; a failure (disk full,
+/// directory gone) stops the run with one error naming the file, and every
+/// file written before stays intact for the rerun to resume from.
 pub fn run(
     spec: &Spec,
     executor: &dyn Executor,
     opts: &RunOptions,
 ) -> io::Result<Vec<PointSummary>> {
     let dir = &opts.out_dir;
-    check_out_dir(dir)?;
-    for table in ["instances", "eras"] {
-        fs::create_dir_all(dir.join(table))?;
+    let shard = opts.shard;
+    prepare_out_dir(spec, dir).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let inventory = Inventory::scan_for(spec, dir, shard)?;
+    inventory.remove_leftovers(spec, shard)?;
+
+    let all = jobs(spec);
+    let mut summary = vec![PointSummary::default(); spec.n_points()];
+    let mut todo = Vec::new();
+    for k in shard.instances(all.len()) {
+        match inventory.recalled[k] {
+            Some(recalled) => {
+                let job = &all[k];
+                let n_patterns = job.params.n_patterns();
+                tally(&mut summary, job.point, recalled, n_patterns);
+            }
+            None => todo.push(all[k].clone()),
+        }
     }
-    let spec_path = dir.join("sweep.toml");
-    let tmp = dir.join("sweep.toml.partial");
-    fs::write(&tmp, &spec.source)?;
-    fs::rename(&tmp, &spec_path)?;
+    let owned = shard.len(all.len());
+    if opts.progress && todo.len() < owned {
+        eprintln!(
+            "resuming: {} of {owned} instances already in {}, {} to run",
+            owned - todo.len(),
+            dir.display(),
+            todo.len()
+        );
+    }
 
     let metadata = vec![
         ("memsweep.sweep".to_string(), spec.source.clone()),
@@ -91,36 +197,46 @@ pub fn run(
         ),
         ("memsweep.backend".to_string(), executor.name().to_string()),
     ];
-    let all = jobs(spec);
-    let mut summary = vec![PointSummary::default(); spec.n_points()];
-    let mut progress = Progress::new(all.len() as u64, opts.progress);
-    for (chunk_index, chunk) in all.chunks(opts.batch_size.max(1)).enumerate() {
+    let mut progress = Progress::new(todo.len() as u64, opts.progress);
+    let mut written = 0;
+    for chunk in todo.chunks(opts.batch_size.max(1)) {
         let records = simulate(executor, chunk);
-        let name = format!("part-{chunk_index:05}.parquet");
-        results::write_parquet(
-            &dir.join("instances").join(&name),
-            &results::instances_batch(&records),
-            &metadata,
-        )?;
-        results::write_parquet(
-            &dir.join("eras").join(&name),
-            &results::eras_batch(&records),
-            &metadata,
-        )?;
-        tally(&mut summary, &records);
+        let name = status::chunk_name(chunk[0].point * spec.replicas + chunk[0].replica, shard);
+        // Eras first: an instances row on disk implies its eras are there.
+        let eras = dir.join("eras").join(&name);
+        let instances = dir.join("instances").join(&name);
+        let failed = |path: &Path, e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot write {}: {e}; every finished file is intact ({written} instances \
+                     written by this run), and rerunning the same command resumes",
+                    path.display()
+                ),
+            )
+        };
+        results::write_parquet(&eras, &results::eras_batch(&records), &metadata)
+            .map_err(|e| failed(&eras, e))?;
+        results::write_parquet(&instances, &results::instances_batch(&records), &metadata)
+            .map_err(|e| {
+                let _ = fs::remove_file(&eras);
+                failed(&instances, e)
+            })?;
+        written += records.len();
+        for r in &records {
+            tally(&mut summary, r.point, r.recalled, r.params.n_patterns());
+        }
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
     Ok(summary)
 }
 
-fn tally(summary: &mut [PointSummary], records: &[InstanceRecord]) {
-    for r in records {
-        let s = &mut summary[r.point];
-        s.instances += 1;
-        s.recalled_frac_sum += r.recalled as f64 / r.params.n_patterns() as f64;
-        s.learned_all += r.learned_all() as usize;
-    }
+fn tally(summary: &mut [PointSummary], point: usize, recalled: usize, n_patterns: usize) {
+    let s = &mut summary[point];
+    s.instances += 1;
+    s.recalled_frac_sum += recalled as f64 / n_patterns as f64;
+    s.learned_all += (recalled == n_patterns) as usize;
 }
 
 /// The closing table: per point, its varied values, instances, mean

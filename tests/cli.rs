@@ -116,8 +116,8 @@ fn run_writes_results_under_the_sweep_name_and_prints_a_summary() {
     );
     let results = dir.path().join("results/smoke");
     assert!(results.join("sweep.toml").is_file());
-    assert!(results.join("instances/part-00000.parquet").is_file());
-    assert!(results.join("eras/part-00000.parquet").is_file());
+    assert!(results.join("instances/part-000000000.parquet").is_file());
+    assert!(results.join("eras/part-000000000.parquet").is_file());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains("Pr[learned_all]") && stdout.contains("recalled/P"),
@@ -125,10 +125,19 @@ fn run_writes_results_under_the_sweep_name_and_prints_a_summary() {
     );
     // Not a terminal: plain progress lines on stderr.
     assert!(String::from_utf8_lossy(&out.stderr).contains("progress: 40/40 instances"));
-    // A second run on the same directory is refused, leaving the files.
+    // A second run on the same directory finds every instance there and
+    // writes nothing.
     let again = memsweep(&["run", "s.toml"], dir.path());
-    assert_eq!(again.status.code(), Some(2));
-    assert!(results.join("instances/part-00000.parquet").is_file());
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("40 of 40 instances already in"));
+    let files = std::fs::read_dir(results.join("instances")).unwrap();
+    assert_eq!(files.count(), 1);
+    // A different sweep into the same directory is refused, leaving the files.
+    std::fs::write(dir.path().join("t.toml"), text.replace("20", "21")).unwrap();
+    let other = memsweep(&["run", "t.toml", "-o", "results/smoke"], dir.path());
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("different sweep"));
+    assert!(results.join("instances/part-000000000.parquet").is_file());
 }
 
 #[test]

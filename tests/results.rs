@@ -11,6 +11,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use memsweep::backend::cpu::{Cpu, Precision};
 use memsweep::run::{self, RunOptions};
+use memsweep::shard::Shard;
 use memsweep::sweep::Spec;
 
 const SWEEP: &str = r#"
@@ -35,6 +36,7 @@ fn run_sweep(text: &str, dir: &Path, threads: usize, batch_size: usize) {
         out_dir: dir.to_path_buf(),
         batch_size,
         progress: false,
+        shard: Shard::ALL,
     };
     let cpu = Cpu {
         precision: Precision::F64,
@@ -197,9 +199,13 @@ fn rows_are_identical_for_any_thread_count_and_batch_size() {
 }
 
 #[test]
-fn a_directory_with_results_is_refused() {
+fn a_directory_with_results_of_another_sweep_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     run_sweep(SWEEP, dir.path(), 1, 100);
-    let err = run::check_out_dir(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("already holds results"));
+    let other = Spec::parse(&SWEEP.replace("seed = 3", "seed = 4"), "other.toml").unwrap();
+    let err = run::prepare_out_dir(&other, dir.path()).unwrap_err();
+    assert!(err.contains("different sweep than other.toml"), "{err}");
+    // The same sweep, spelled differently, resumes.
+    let respelled = Spec::parse(&format!("# same grid\n{SWEEP}"), "again.toml").unwrap();
+    assert_eq!(run::prepare_out_dir(&respelled, dir.path()), Ok(()));
 }

@@ -1,4 +1,5 @@
-//! The CPU executor: each instance trained by `protocol::training::train`,
+//! The CPU executor: each instance trained by `protocol::training::train`
+//! (or, for `model = "abstract"`, `protocol::abstract_model::train`),
 //! instances spread over rayon's threads.
 
 use std::sync::Arc;
@@ -7,7 +8,8 @@ use rayon::prelude::*;
 
 use crate::backend::Executor;
 use crate::instance::Instance;
-use crate::params::Params;
+use crate::params::{ModelKind, Params};
+use crate::protocol::abstract_model;
 use crate::protocol::training::{train, Outcome};
 
 /// Arithmetic precision of the CPU executor.
@@ -31,9 +33,10 @@ impl Executor for Cpu {
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome> {
         batch
             .par_iter()
-            .map(|(inst, params)| match self.precision {
-                Precision::F64 => train::<f64>(inst, params),
-                Precision::F32 => train::<f32>(inst, params),
+            .map(|(inst, params)| match (params.training.model, self.precision) {
+                (ModelKind::Abstract, _) => abstract_model::train(inst, params),
+                (ModelKind::Circuit, Precision::F64) => train::<f64>(inst, params),
+                (ModelKind::Circuit, Precision::F32) => train::<f32>(inst, params),
             })
             .collect()
     }

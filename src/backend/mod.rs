@@ -1,12 +1,13 @@
 //! Executors of the model. One description of a batch of instances (a
 //! slice of `Job`s), one protocol (`protocol::training`), and several ways
-//! to run it: `cpu` (rayon over instances) and, later, `gpu`.
+//! to run it: `cpu` (rayon over instances) and `gpu` (wgpu compute shaders).
 //!
 //! `simulate` is the whole per-instance pipeline around an executor: set-up
 //! from the seed, structural measures of the initial state, training (the
 //! executor's part), measures of the final state, the result record.
 
 pub mod cpu;
+pub mod gpu;
 
 use std::sync::Arc;
 
@@ -33,6 +34,11 @@ pub trait Executor: Sync {
     fn name(&self) -> &'static str;
     /// Train every instance; outcomes in the order of `batch`.
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome>;
+    /// Whether this executor can train instances of `params`; the reason,
+    /// with the limit, if not. Called up front, before any work.
+    fn check(&self, _params: &Params) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Set up, train and measure a batch of jobs.

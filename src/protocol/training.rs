@@ -307,20 +307,48 @@ impl<'a, F: Real> Trainer<'a, F> {
     }
 }
 
-/// Train one instance with learning from mistakes and read it out.
-pub fn train<F: Real>(inst: &Instance, params: &Params) -> Outcome {
-    let p = inst.task.n_patterns();
-    let mut t = Trainer::<F>::new(inst, params);
-    let mut trace = Vec::with_capacity(p * params.training.max_eras);
-    let mut converged_era = None;
-    let mut eras_run = 0;
-    let mut pruned_edges = 0;
-    for era in 0..params.training.max_eras as u32 {
+/// A step of the era loop, as `run_eras` reports it to its observer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Read,
+    Pulse(Pulse),
+    Prune,
+}
+
+/// What the era loop did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Eras {
+    pub trace: Vec<EraRead>,
+    pub converged_era: Option<u32>,
+    pub eras_run: u32,
+    pub pruned_edges: usize,
+}
+
+/// The era loop of learning from mistakes: at most `max_eras` eras, stopping
+/// after the first era without a mistake. `observe` sees the trainer after
+/// every read, pulse and pruning, so a caller can stop training part-way
+/// (SPICE export of the state after E eras) or replay it step by step.
+pub fn run_eras<F: Real>(
+    t: &mut Trainer<'_, F>,
+    max_eras: usize,
+    mut observe: impl FnMut(Step, &Trainer<'_, F>),
+) -> Eras {
+    let inst = t.inst;
+    let task = &inst.task;
+    let p = task.n_patterns();
+    let mut eras = Eras {
+        trace: Vec::with_capacity(p * max_eras),
+        converged_era: None,
+        eras_run: 0,
+        pruned_edges: 0,
+    };
+    for era in 0..max_eras as u32 {
         let mut mistakes = 0;
         for k in 0..p {
             let (winner, read_power) = t.read(k);
-            let correct = winner == inst.task.target[k];
-            trace.push(EraRead {
+            observe(Step::Read, t);
+            let correct = winner == task.target[k];
+            eras.trace.push(EraRead {
                 era,
                 pattern: k as u32,
                 correct,
@@ -329,16 +357,27 @@ pub fn train<F: Real>(inst: &Instance, params: &Params) -> Outcome {
             if !correct {
                 mistakes += 1;
                 t.punish(era, k, winner);
+                observe(Step::Pulse(Pulse::Punish), t);
                 t.normalize(era, k);
+                observe(Step::Pulse(Pulse::Normalize), t);
             }
         }
-        pruned_edges += t.prune(era);
-        eras_run = era + 1;
+        eras.pruned_edges += t.prune(era);
+        observe(Step::Prune, t);
+        eras.eras_run = era + 1;
         if mistakes == 0 {
-            converged_era = Some(era);
+            eras.converged_era = Some(era);
             break;
         }
     }
+    eras
+}
+
+/// Train one instance with learning from mistakes and read it out.
+pub fn train<F: Real>(inst: &Instance, params: &Params) -> Outcome {
+    let p = inst.task.n_patterns();
+    let mut t = Trainer::<F>::new(inst, params);
+    let eras = run_eras(&mut t, params.training.max_eras, |_, _| ());
     let mut recalled = 0;
     let mut final_currents = Vec::with_capacity(p);
     for k in 0..p {
@@ -348,14 +387,14 @@ pub fn train<F: Real>(inst: &Instance, params: &Params) -> Outcome {
     }
     Outcome {
         recalled,
-        converged_era,
-        eras_run,
+        converged_era: eras.converged_era,
+        eras_run: eras.eras_run,
         energy_write: t.energy_write.to_f64(),
-        pruned_edges,
+        pruned_edges: eras.pruned_edges,
         final_currents,
         r_final: t.r.iter().map(|r| r.to_f64()).collect(),
         alive_final: t.alive.clone(),
         updates: t.updates,
-        trace,
+        trace: eras.trace,
     }
 }

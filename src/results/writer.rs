@@ -2,7 +2,7 @@
 //! its final name only once it is complete.
 
 use std::fs::{self, File};
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 
 use arrow::array::RecordBatch;
@@ -17,12 +17,15 @@ pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Write `batch` to `path` (zstd, key-value `metadata` in the footer) via a
 /// temporary file in the same directory, renamed into place when complete.
+/// The temporary name is hidden (`.NAME.partial`), so readers of the
+/// directory (pyarrow, DuckDB globs) never see an unfinished file.
 pub fn write_parquet(
     path: &Path,
     batch: &RecordBatch,
     metadata: &[(String, String)],
 ) -> io::Result<()> {
-    let tmp = path.with_extension("parquet.partial");
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.partial"));
     let result = write_file(&tmp, batch, metadata).and_then(|()| fs::rename(&tmp, path));
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -43,10 +46,13 @@ fn write_file(path: &Path, batch: &RecordBatch, metadata: &[(String, String)]) -
                 .collect(),
         ))
         .build();
-    let file = File::create(path)?;
+    // Encoded in memory, then written: a full disk or a removed directory
+    // surfaces as the operating system's error, not a Parquet one.
     let mut writer =
-        ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(io::Error::other)?;
+        ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(io::Error::other)?;
     writer.write(batch).map_err(io::Error::other)?;
-    let file = writer.into_inner().map_err(io::Error::other)?;
+    let bytes = writer.into_inner().map_err(io::Error::other)?;
+    let mut file = File::create(path)?;
+    file.write_all(&bytes)?;
     file.sync_all()
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The GPU check: on a machine with a GPU, run the GPU-vs-CPU agreement
+# tests and `memsweep bench --backend all`, and print one compact table.
+# Takes a few minutes at most.
+#
+# Usage:
+#   scripts/gpu-check.sh                       build with cargo, then run
+#   MEMSWEEP=path/to/memsweep GPU_TESTS=path/to/gpu-test-binary \
+#     scripts/gpu-check.sh                     run prebuilt binaries only
+#
+# The test binary is what `cargo test --release --test gpu --no-run` builds
+# (target/release/deps/gpu-<hash>). Neither binary needs the source tree.
+#
+# Environment:
+#   GPU_INSTANCES  instances of every bench configuration on the GPU (10000)
+#   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
+#   CPU_SCALE      multiplies the CPU's bench instance counts (1)
+#   MID_SIZE       instances per mid-size agreement configuration (200)
+#   BENCH_TIMEOUT  seconds for the whole bench (210)
+#   OUT            if set, logs and bench JSON are also written there
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+GPU_INSTANCES=${GPU_INSTANCES:-10000}
+CPU_THREADS=${CPU_THREADS:-2}
+CPU_SCALE=${CPU_SCALE:-1}
+MID_SIZE=${MID_SIZE:-200}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-210}
+LOG=${OUT:-$(mktemp -d)}
+mkdir -p "$LOG"
+
+if [[ -z "${MEMSWEEP:-}" || -z "${GPU_TESTS:-}" ]]; then
+    if ! command -v cargo >/dev/null; then
+        echo "gpu-check: no cargo here; set MEMSWEEP and GPU_TESTS to prebuilt binaries" >&2
+        exit 2
+    fi
+    cargo build --release --quiet || exit 1
+    MEMSWEEP=target/release/memsweep
+    GPU_TESTS=$(cargo test --release --test gpu --no-run --message-format=json 2>/dev/null |
+        sed -n 's/.*"executable":"\([^"]*\/gpu-[0-9a-f]*\)".*/\1/p' | tail -1)
+    [[ -x "$GPU_TESTS" ]] || { echo "gpu-check: could not build the GPU tests" >&2; exit 1; }
+fi
+
+# Without a Vulkan driver manifest in the usual places, look for NVIDIA's.
+if [[ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]] &&
+    ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1; then
+    icd=$(find /usr/local/nvidia /usr/share /etc -name 'nvidia_icd*.json' 2>/dev/null | head -1)
+    [[ -n "$icd" ]] && export VK_DRIVER_FILES=$icd
+fi
+
+echo "== adapters"
+"$MEMSWEEP" devices 2>/dev/null | tee "$LOG/devices.txt"
+
+echo "== agreement with the CPU (tests/gpu.rs, mid-size included)"
+start=$SECONDS
+MEMSWEEP_MID_SIZE_INSTANCES=$MID_SIZE timeout 150 "$GPU_TESTS" --include-ignored --nocapture \
+    >"$LOG/tests.txt" 2>&1
+tests_status=$?
+grep -E "running on|identical|worst deviation|^test |test result|panicked" "$LOG/tests.txt"
+echo "(tests: exit $tests_status, $((SECONDS - start)) s)"
+
+echo "== bench: CPU on $CPU_THREADS threads, GPU on $GPU_INSTANCES instances per configuration"
+start=$SECONDS
+timeout "$BENCH_TIMEOUT" "$MEMSWEEP" bench --backend all --json --threads "$CPU_THREADS" \
+    --scale "$CPU_SCALE" --gpu-instances "$GPU_INSTANCES" \
+    >"$LOG/bench.jsonl" 2>"$LOG/bench.err"
+bench_status=$?
+grep -v "XDG_RUNTIME_DIR" "$LOG/bench.err" | grep -E "backend|skipped|error" | head -5
+echo "(bench: exit $bench_status, $((SECONDS - start)) s)"
+
+echo "== table"
+python3 - "$LOG/bench.jsonl" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+rows = [r for r in rows if "backend" in r]
+cpu = {r["config"]: r for r in rows if r["backend"] == "cpu"}
+print(f"{'config':<16} {'backend':>7} {'instances':>9} {'s':>8} {'inst/s':>10} "
+      f"{'updates/s':>10} {'recalled/P':>10} {'Pr[all]':>7} {'x cpu':>7}")
+for r in rows:
+    c = cpu.get(r["config"])
+    x = f"{r['instances_per_s'] / c['instances_per_s']:.1f}" if c and r["backend"] != "cpu" else ""
+    print(f"{r['config']:<16} {r['backend']:>7} {r['instances']:>9} {r['seconds']:>8.2f} "
+          f"{r['instances_per_s']:>10.1f} {r['updates_per_s']:>10.3e} "
+          f"{r['mean_recalled_frac']:>10.3f} {r['p_learned_all']:>7.3f} {x:>7}")
+EOF
+
+[[ $tests_status -eq 0 && $bench_status -eq 0 ]]

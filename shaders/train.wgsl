@@ -1,0 +1,833 @@
+// Learning from mistakes (MODEL.md sections 2-7) for a chunk of independent
+// instances, one invocation per instance, in f32.
+//
+// This file mirrors the CPU kernel step by step; read it beside
+// - src/protocol/training.rs  (era loop, read, pulse, move_devices, prune),
+// - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
+// - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
+// - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
+// - src/rng.rs                (CounterRng: the counter hash).
+// Loops run in the same order as there, so both accumulate in the same order.
+//
+// Memory (src/backend/gpu.rs builds it):
+// - `desc[lane]`: the instance's description and parameters (InstanceDesc);
+// - `net`: topology and adjacency (shared by instances with the same
+//   network) and each instance's task, at offsets given in its description;
+// - `fs`, `us`: per-instance state and scratch, interleaved by lane: value
+//   `slot` of lane `lane` sits at `slot * chunk.n_lanes + lane`, so that the
+//   invocations of a subgroup, stepping through equal-sized networks in
+//   lockstep, touch consecutive words;
+// - `state[lane]`: what survives between dispatches (InstanceState);
+// - `trace`, `currents`: results, at offsets given in the description.
+
+struct InstanceDesc {
+    seed_lo: u32,
+    seed_hi: u32,
+    n_in: u32,
+    n_hidden: u32,
+    n_out: u32,
+    n_edges: u32,
+    n_patterns: u32,
+    // 32-bit words per pattern's active-input mask.
+    mask_words: u32,
+    // Into `net`: tail[M], head[M], negative[M], adj_start[N + 1],
+    // adj_edge[2M], adj_other[2M].
+    net_off: u32,
+    // Into `net`: per pattern, its target then its active-input mask.
+    task_off: u32,
+    // Into `trace`: max_eras * n_patterns entries, era-major.
+    trace_off: u32,
+    // Into `currents`: n_patterns * n_out final read currents.
+    currents_off: u32,
+    n_sub: u32,
+    max_eras: u32,
+    // An edge eligible for pruning goes when its 24-bit uniform draw is
+    // below this: ceil(p_prune * 2^24), exact for any f64 p_prune.
+    prune_below: u32,
+    pad0: u32,
+    v_read: f32,
+    v_punish: f32,
+    v_norm: f32,
+    // tau / n_sub, seconds.
+    dt: f32,
+    gmin: f32,
+    alpha: f32,
+    beta: f32,
+    sigma_c2c: f32,
+    f_prune: f32,
+    pad1: u32,
+    pad2: u32,
+    pad3: u32,
+}
+
+struct InstanceState {
+    status: u32,
+    eras_run: u32,
+    converged_era: u32,
+    pruned: u32,
+    updates_lo: u32,
+    updates_hi: u32,
+    // Patterns recalled by the final read.
+    recalled: u32,
+    // Joule.
+    energy_write: f32,
+    // The winner of the last read.
+    winner: u32,
+    // Mistakes in the current era.
+    mistakes: u32,
+    // The node split of the current pulse (the roles are in `us`).
+    n_dense: u32,
+    n_eliminated: u32,
+    // 1 while the current pulse still moves devices.
+    moving: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+// One dispatch's uniform (a dynamic offset into the chunk's schedule): the
+// chunk's layout, and the step of the era loop this dispatch runs.
+struct Chunk {
+    n_lanes: u32,
+    // Slot counts of the interleaved state: edges, nodes, dense-system
+    // size and outputs, each the maximum over the chunk's instances.
+    m_max: u32,
+    n_max: u32,
+    d_max: u32,
+    o_max: u32,
+    // The pattern k of this step.
+    pattern: u32,
+    // PULSE_PUNISH or PULSE_NORMALIZE, in pulse steps.
+    pulse: u32,
+    // The Euler substep, in pulse_substep.
+    substep: u32,
+    // Always 2: the trip count of the loop-limit canary.
+    two: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+struct TraceEntry {
+    correct: u32,
+    // Watt.
+    read_power: f32,
+}
+
+@group(0) @binding(0) var<uniform> chunk: Chunk;
+@group(0) @binding(1) var<storage, read> desc: array<InstanceDesc>;
+@group(0) @binding(2) var<storage, read> net: array<u32>;
+@group(0) @binding(3) var<storage, read_write> fs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> us: array<u32>;
+@group(0) @binding(5) var<storage, read_write> state: array<InstanceState>;
+@group(0) @binding(6) var<storage, read_write> trace: array<TraceEntry>;
+@group(0) @binding(7) var<storage, read_write> currents: array<f32>;
+// running[era]: instances still training after that era.
+@group(0) @binding(8) var<storage, read_write> running: array<atomic<u32>>;
+
+const RUNNING: u32 = 0u;
+const DONE: u32 = 1u;
+// The dense system outgrew its scratch: a bug, reported by the host.
+const FAILED: u32 = 2u;
+// The driver cut a loop short (lavapipe ends every loop of an invocation
+// after 65535 iterations in all): reported by the host.
+const LOOP_LIMIT: u32 = 3u;
+const NO_ERA: u32 = 0xffffffffu;
+
+// Node roles (circuit.rs NodeRole).
+const FIXED: u32 = 0u;
+const ISOLATED: u32 = 1u;
+const ELIMINATED: u32 = 2u;
+const DENSE: u32 = 3u;
+
+// Protocol phases (phase.rs).
+const READ: u32 = 0u;
+const PUNISH: u32 = 1u;
+const NORMALIZE: u32 = 2u;
+
+// Pulse ids in the c2c noise counter (training.rs Pulse).
+const PULSE_PUNISH: u32 = 0u;
+const PULSE_NORMALIZE: u32 = 1u;
+
+// rng.rs purposes.
+const PURPOSE_C2C_A: u32 = 0x63326361u;
+const PURPOSE_C2C_B: u32 = 0x63326362u;
+const PURPOSE_PRUNE: u32 = 0x7072756eu;
+
+// real.rs: f32 TIE_REL.
+const TIE_REL: f32 = 4e-6;
+
+var<private> lane: u32;
+var<private> d: InstanceDesc;
+var<private> n_nodes: u32;
+var<private> n_edges: u32;
+var<private> tail_at: u32;
+var<private> head_at: u32;
+var<private> negative_at: u32;
+var<private> start_at: u32;
+var<private> edge_at: u32;
+var<private> other_at: u32;
+// The counter hash after seed and purpose, which every draw shares.
+var<private> h_c2c_a: u32;
+var<private> h_c2c_b: u32;
+var<private> h_prune: u32;
+
+// The boundary of the current phase.
+var<private> phase: u32;
+var<private> phase_pattern: u32;
+var<private> phase_winner: u32;
+
+// The split of the last prepare().
+var<private> n_dense: u32;
+var<private> n_eliminated: u32;
+var<private> failed: bool;
+
+// Accumulators of the current dispatch.
+var<private> energy_write: f32;
+var<private> updates_lo: u32;
+var<private> updates_hi: u32;
+
+// Interleaved addresses. f32 slots: ron, roff, vt, r, g (per edge);
+// v, diag, inject, rhs (per node); currents (per output); schur (d_max^2).
+fn at(slot: u32) -> u32 {
+    return slot * chunk.n_lanes + lane;
+}
+fn at_ron(e: u32) -> u32 { return at(e); }
+fn at_roff(e: u32) -> u32 { return at(chunk.m_max + e); }
+fn at_vt(e: u32) -> u32 { return at(2u * chunk.m_max + e); }
+fn at_r(e: u32) -> u32 { return at(3u * chunk.m_max + e); }
+fn at_g(e: u32) -> u32 { return at(4u * chunk.m_max + e); }
+fn at_v(i: u32) -> u32 { return at(5u * chunk.m_max + i); }
+fn at_diag(i: u32) -> u32 { return at(5u * chunk.m_max + chunk.n_max + i); }
+fn at_inject(i: u32) -> u32 { return at(5u * chunk.m_max + 2u * chunk.n_max + i); }
+fn at_rhs(a: u32) -> u32 { return at(5u * chunk.m_max + 3u * chunk.n_max + a); }
+fn at_cur(o: u32) -> u32 { return at(5u * chunk.m_max + 4u * chunk.n_max + o); }
+fn at_schur(a: u32, b: u32) -> u32 {
+    return at(5u * chunk.m_max + 4u * chunk.n_max + chunk.o_max + a * n_dense + b);
+}
+// u32 slots: alive (per edge); role, pos, dense, eliminated, order,
+// free_degree, stack (per node).
+fn at_alive(e: u32) -> u32 { return at(e); }
+fn at_role(i: u32) -> u32 { return at(chunk.m_max + i); }
+fn at_pos(i: u32) -> u32 { return at(chunk.m_max + chunk.n_max + i); }
+fn at_dense(a: u32) -> u32 { return at(chunk.m_max + 2u * chunk.n_max + a); }
+fn at_eliminated(c: u32) -> u32 { return at(chunk.m_max + 3u * chunk.n_max + c); }
+fn at_order(c: u32) -> u32 { return at(chunk.m_max + 4u * chunk.n_max + c); }
+fn at_free_degree(i: u32) -> u32 { return at(chunk.m_max + 5u * chunk.n_max + i); }
+fn at_stack(c: u32) -> u32 { return at(chunk.m_max + 6u * chunk.n_max + c); }
+
+fn tail(e: u32) -> u32 { return net[tail_at + e]; }
+fn head(e: u32) -> u32 { return net[head_at + e]; }
+fn adj_start(i: u32) -> u32 { return net[start_at + i]; }
+fn adj_end(i: u32) -> u32 { return net[start_at + i + 1u]; }
+fn adj_edge(k: u32) -> u32 { return net[edge_at + k]; }
+fn adj_other(k: u32) -> u32 { return net[other_at + k]; }
+fn is_alive(e: u32) -> bool { return us[at_alive(e)] != 0u; }
+fn role(i: u32) -> u32 { return us[at_role(i)]; }
+fn output_node(o: u32) -> u32 { return d.n_in + d.n_hidden + o; }
+
+fn target_output(k: u32) -> u32 {
+    return net[d.task_off + k * (1u + d.mask_words)];
+}
+fn input_active(k: u32, i: u32) -> bool {
+    let word = net[d.task_off + k * (1u + d.mask_words) + 1u + i / 32u];
+    return ((word >> (i % 32u)) & 1u) != 0u;
+}
+
+// Load the description of this invocation's instance; false past the chunk.
+fn begin(index: u32) -> bool {
+    let inside = index < chunk.n_lanes;
+    if inside {
+        load(index);
+    }
+    return inside;
+}
+
+fn load(index: u32) {
+    lane = index;
+    d = desc[index];
+    n_nodes = d.n_in + d.n_hidden + d.n_out;
+    n_edges = d.n_edges;
+    tail_at = d.net_off;
+    head_at = tail_at + n_edges;
+    negative_at = head_at + n_edges;
+    start_at = negative_at + n_edges;
+    edge_at = start_at + n_nodes + 1u;
+    other_at = edge_at + 2u * n_edges;
+    h_c2c_a = hash_prefix(PURPOSE_C2C_A);
+    h_c2c_b = hash_prefix(PURPOSE_C2C_B);
+    h_prune = hash_prefix(PURPOSE_PRUNE);
+    failed = false;
+    let st = state[index];
+    energy_write = st.energy_write;
+    updates_lo = st.updates_lo;
+    updates_hi = st.updates_hi;
+}
+
+// rng.rs: mix32 and CounterRng::bits, with the seed and purpose words
+// hashed once per dispatch.
+fn mix32(x0: u32) -> u32 {
+    var x = x0;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    return x ^ (x >> 16u);
+}
+
+fn hash_prefix(purpose: u32) -> u32 {
+    var h = mix32(d.seed_lo ^ 0x9e3779b9u);
+    h = mix32((h + d.seed_hi) ^ 0x85ebca6bu);
+    return mix32((h + purpose) ^ 0xc2b2ae35u);
+}
+
+fn bits(prefix: u32, w: vec4<u32>) -> u32 {
+    var h = prefix;
+    for (var i = 0u; i < 4u; i++) {
+        h = mix32((h + w[i]) ^ 0x27d4eb2fu);
+    }
+    return h;
+}
+
+// CounterRng::normal in f32: Box-Muller from two 24-bit uniforms.
+fn normal(w: vec4<u32>) -> f32 {
+    let u1 = f32((bits(h_c2c_a, w) >> 8u) + 1u) * (1.0 / 16777216.0);
+    let u2 = f32(bits(h_c2c_b, w) >> 8u) * (1.0 / 16777216.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
+}
+
+// phase.rs: whether the current phase fixes node i, and at what voltage.
+fn is_fixed(i: u32) -> bool {
+    var fixed = true;
+    if i < d.n_in {
+        if phase == PUNISH {
+            fixed = input_active(phase_pattern, i);
+        }
+    } else if i < d.n_in + d.n_hidden {
+        fixed = false;
+    } else if phase == PUNISH {
+        fixed = i == output_node(phase_winner);
+    }
+    return fixed;
+}
+
+fn fixed_volts(i: u32) -> f32 {
+    var volts = 0.0;
+    if i < d.n_in {
+        if phase == READ {
+            if input_active(phase_pattern, i) {
+                volts = d.v_read;
+            }
+        } else if phase == PUNISH {
+            volts = -d.v_punish;
+        } else {
+            volts = d.v_norm;
+        }
+    }
+    return volts;
+}
+
+// circuit.rs Solver::prepare: classify the nodes for the current boundary.
+fn prepare() {
+    let n = n_nodes;
+    var top = 0u;
+    for (var i = 0u; i < n; i++) {
+        if is_fixed(i) {
+            us[at_role(i)] = FIXED;
+            us[at_stack(top)] = i;
+            top++;
+        } else {
+            us[at_role(i)] = ISOLATED;
+        }
+    }
+    while top > 0u {
+        top--;
+        let i = us[at_stack(top)];
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let j = adj_other(k);
+            if is_alive(adj_edge(k)) && role(j) == ISOLATED {
+                us[at_role(j)] = DENSE;
+                us[at_stack(top)] = j;
+                top++;
+            }
+        }
+    }
+    // Greedy independent set, fewest free neighbours first.
+    var n_order = 0u;
+    for (var i = 0u; i < n; i++) {
+        if role(i) == DENSE {
+            us[at_order(n_order)] = i;
+            n_order++;
+        }
+    }
+    for (var c = 0u; c < n_order; c++) {
+        let i = us[at_order(c)];
+        var degree = 0u;
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            if is_alive(adj_edge(k)) && role(adj_other(k)) != FIXED {
+                degree++;
+            }
+        }
+        us[at_free_degree(i)] = degree;
+    }
+    // Sort by (free degree, node): a stable insertion sort by degree of a
+    // list already in node order.
+    for (var c = 1u; c < n_order; c++) {
+        let i = us[at_order(c)];
+        let key = us[at_free_degree(i)];
+        var j = c;
+        while j > 0u && us[at_free_degree(us[at_order(j - 1u)])] > key {
+            us[at_order(j)] = us[at_order(j - 1u)];
+            j--;
+        }
+        us[at_order(j)] = i;
+    }
+    n_dense = 0u;
+    n_eliminated = 0u;
+    for (var c = 0u; c < n_order; c++) {
+        let i = us[at_order(c)];
+        var next_to_eliminated = false;
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            if is_alive(adj_edge(k)) && role(adj_other(k)) == ELIMINATED {
+                next_to_eliminated = true;
+            }
+        }
+        if next_to_eliminated {
+            us[at_pos(i)] = n_dense;
+            us[at_dense(n_dense)] = i;
+            n_dense++;
+        } else {
+            us[at_role(i)] = ELIMINATED;
+            us[at_eliminated(n_eliminated)] = i;
+            n_eliminated++;
+        }
+    }
+    if n_dense > chunk.d_max {
+        failed = true;
+        n_dense = 0u;
+        n_eliminated = 0u;
+    }
+}
+
+// circuit.rs Solver::solve: node voltages for the conductances in `g`
+// under the boundary of the last prepare().
+fn solve() {
+    let n = n_nodes;
+    for (var i = 0u; i < n; i++) {
+        let r = role(i);
+        if r == FIXED {
+            fs[at_v(i)] = fixed_volts(i);
+        } else if r == ISOLATED {
+            fs[at_v(i)] = 0.0;
+        } else {
+            var diag = d.gmin;
+            var inject = 0.0;
+            for (var k = adj_start(i); k < adj_end(i); k++) {
+                let ge = fs[at_g(adj_edge(k))];
+                diag += ge;
+                let j = adj_other(k);
+                if role(j) == FIXED {
+                    inject += ge * fixed_volts(j);
+                }
+            }
+            fs[at_diag(i)] = diag;
+            fs[at_inject(i)] = inject;
+        }
+    }
+    let nd = n_dense;
+    for (var a = 0u; a < nd; a++) {
+        for (var b = 0u; b < nd; b++) {
+            fs[at_schur(a, b)] = 0.0;
+        }
+    }
+    for (var a = 0u; a < nd; a++) {
+        let i = us[at_dense(a)];
+        fs[at_schur(a, a)] = fs[at_diag(i)];
+        fs[at_rhs(a)] = fs[at_inject(i)];
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let j = adj_other(k);
+            if role(j) == DENSE {
+                let s = at_schur(a, us[at_pos(j)]);
+                fs[s] -= fs[at_g(adj_edge(k))];
+            }
+        }
+    }
+    // Eliminating node i couples every pair of its (dense) neighbours.
+    for (var c = 0u; c < n_eliminated; c++) {
+        let i = us[at_eliminated(c)];
+        let inv_d = 1.0 / fs[at_diag(i)];
+        let share = fs[at_inject(i)] * inv_d;
+        for (var k1 = adj_start(i); k1 < adj_end(i); k1++) {
+            let j1 = adj_other(k1);
+            if role(j1) == DENSE {
+                let g1 = fs[at_g(adj_edge(k1))];
+                let a = us[at_pos(j1)];
+                fs[at_rhs(a)] += g1 * share;
+                let g1_over_d = g1 * inv_d;
+                for (var k2 = adj_start(i); k2 < adj_end(i); k2++) {
+                    let j2 = adj_other(k2);
+                    if role(j2) == DENSE {
+                        let s = at_schur(a, us[at_pos(j2)]);
+                        fs[s] -= g1_over_d * fs[at_g(adj_edge(k2))];
+                    }
+                }
+            }
+        }
+    }
+    cholesky_solve(nd);
+    for (var a = 0u; a < nd; a++) {
+        fs[at_v(us[at_dense(a)])] = fs[at_rhs(a)];
+    }
+    for (var c = 0u; c < n_eliminated; c++) {
+        let i = us[at_eliminated(c)];
+        var total = fs[at_inject(i)];
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let j = adj_other(k);
+            if role(j) == DENSE {
+                total += fs[at_g(adj_edge(k))] * fs[at_v(j)];
+            }
+        }
+        fs[at_v(i)] = total / fs[at_diag(i)];
+    }
+}
+
+// circuit.rs cholesky_solve: the Schur complement is symmetric positive
+// definite; factorise its lower triangle in place and solve into rhs.
+fn cholesky_solve(n: u32) {
+    for (var j = 0u; j < n; j++) {
+        var dj = fs[at_schur(j, j)];
+        for (var k = 0u; k < j; k++) {
+            let l = fs[at_schur(j, k)];
+            dj -= l * l;
+        }
+        dj = sqrt(dj);
+        fs[at_schur(j, j)] = dj;
+        let inv = 1.0 / dj;
+        for (var i = j + 1u; i < n; i++) {
+            var s = fs[at_schur(i, j)];
+            for (var k = 0u; k < j; k++) {
+                s -= fs[at_schur(i, k)] * fs[at_schur(j, k)];
+            }
+            fs[at_schur(i, j)] = s * inv;
+        }
+    }
+    for (var i = 0u; i < n; i++) {
+        var s = fs[at_rhs(i)];
+        for (var k = 0u; k < i; k++) {
+            s -= fs[at_schur(i, k)] * fs[at_rhs(k)];
+        }
+        fs[at_rhs(i)] = s / fs[at_schur(i, i)];
+    }
+    for (var ii = n; ii > 0u; ii--) {
+        let i = ii - 1u;
+        var s = fs[at_rhs(i)];
+        for (var k = i + 1u; k < n; k++) {
+            s -= fs[at_schur(k, i)] * fs[at_rhs(k)];
+        }
+        fs[at_rhs(i)] = s / fs[at_schur(i, i)];
+    }
+}
+
+// circuit.rs power: sum_e g_e (V_u - V_v)^2, watt.
+fn power() -> f32 {
+    var p = 0.0;
+    for (var e = 0u; e < n_edges; e++) {
+        let dv = fs[at_v(tail(e))] - fs[at_v(head(e))];
+        p += fs[at_g(e)] * dv * dv;
+    }
+    return p;
+}
+
+// circuit.rs node_current: ampere from the network into node's ammeter.
+fn node_current(node: u32) -> f32 {
+    var i_out = 0.0;
+    for (var k = adj_start(node); k < adj_end(node); k++) {
+        i_out += fs[at_g(adj_edge(k))] * (fs[at_v(adj_other(k))] - fs[at_v(node)]);
+    }
+    return i_out;
+}
+
+// phase.rs winner: the largest current, ties within TIE_REL to the lowest
+// index.
+fn winner() -> u32 {
+    var largest = fs[at_cur(0u)];
+    for (var o = 1u; o < d.n_out; o++) {
+        let c = fs[at_cur(o)];
+        if c > largest {
+            largest = c;
+        }
+    }
+    let band = largest - TIE_REL * abs(largest);
+    var w = d.n_out;
+    for (var o = 0u; o < d.n_out; o++) {
+        if w == d.n_out && fs[at_cur(o)] >= band {
+            w = o;
+        }
+    }
+    return select(w, 0u, w == d.n_out);
+}
+
+struct ReadResult {
+    winner: u32,
+    power: f32,
+}
+
+// training.rs Trainer::read: solve, output currents, winner, read power.
+fn read_pattern(k: u32) -> ReadResult {
+    phase = READ;
+    phase_pattern = k;
+    prepare();
+    solve();
+    for (var o = 0u; o < d.n_out; o++) {
+        fs[at_cur(o)] = node_current(output_node(o));
+    }
+    return ReadResult(winner(), power());
+}
+
+fn add_updates(x: u32) {
+    let lo = updates_lo + x;
+    if lo < x {
+        updates_hi += 1u;
+    }
+    updates_lo = lo;
+}
+
+// device.rs resistance_rate, ohm/s.
+fn resistance_rate(v: f32, vt: f32) -> f32 {
+    var rate: f32;
+    if v > vt {
+        rate = -d.beta * (v - vt);
+    } else if v < -vt {
+        rate = -d.beta * (v + vt);
+    } else {
+        rate = -d.alpha * v;
+    }
+    return rate;
+}
+
+// training.rs Trainer::move_devices: Euler-update every alive device; true
+// if any resistance changed.
+fn move_devices(dt: f32, counter: vec3<u32>) -> bool {
+    let sigma = d.sigma_c2c;
+    var changed = false;
+    for (var e = 0u; e < n_edges; e++) {
+        if is_alive(e) {
+            var v = fs[at_v(tail(e))] - fs[at_v(head(e))];
+            if net[negative_at + e] != 0u {
+                v = -v;
+            }
+            let rate = resistance_rate(v, fs[at_vt(e)]);
+            if rate != 0.0 {
+                var noise = 1.0;
+                if sigma > 0.0 {
+                    let z = normal(vec4<u32>(counter, e));
+                    noise = exp(sigma * z - 0.5 * sigma * sigma);
+                }
+                // device.rs euler_step.
+                let r_old = fs[at_r(e)];
+                var r = r_old + dt * rate * noise;
+                let ron = fs[at_ron(e)];
+                let roff = fs[at_roff(e)];
+                if r < ron {
+                    r = ron;
+                } else if r > roff {
+                    r = roff;
+                }
+                if r != r_old {
+                    fs[at_r(e)] = r;
+                    fs[at_g(e)] = 1.0 / r;
+                    changed = true;
+                }
+            }
+        }
+    }
+    return changed;
+}
+
+// training.rs Trainer::prune: stochastic pruning at the end of `era`.
+fn prune(era: u32) -> u32 {
+    var removed = 0u;
+    for (var e = 0u; e < n_edges && d.prune_below != 0u; e++) {
+        if is_alive(e) {
+            let ron = fs[at_ron(e)];
+            let threshold = ron + d.f_prune * (fs[at_roff(e)] - ron);
+            if fs[at_r(e)] >= threshold
+                && (bits(h_prune, vec4<u32>(era, 0u, 0u, e)) >> 8u) < d.prune_below {
+                us[at_alive(e)] = 0u;
+                fs[at_g(e)] = 0.0;
+                removed++;
+            }
+        }
+    }
+    return removed;
+}
+
+// The era loop of training.rs train(), one step per dispatch. For each
+// pattern k: read_step; pulse_begin and n_sub pulse_substeps for punish;
+// the same for normalize. After the last pattern, end_era. All instances of
+// a chunk take the same step together (those with fewer patterns or
+// substeps than the chunk's largest sit the rest out). Short dispatches keep
+// every one brief on a GPU, and every invocation under llvmpipe's budget of
+// loop iterations (see LOOP_LIMIT).
+//
+// Entry points and functions here have a single exit and no break or
+// continue inside loops: plain structured control flow, which every driver
+// compiles alike.
+
+// Era loop body, first part: read pattern k and record the trace.
+@compute @workgroup_size(64)
+fn read_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if begin(gid.x) {
+        var st = state[lane];
+        let k = chunk.pattern;
+        if st.status == RUNNING && k < d.n_patterns {
+            let rd = read_pattern(k);
+            let correct = rd.winner == target_output(k);
+            let at = d.trace_off + st.eras_run * d.n_patterns + k;
+            trace[at] = TraceEntry(select(0u, 1u, correct), rd.power);
+            st.winner = rd.winner;
+            if !correct {
+                st.mistakes++;
+            }
+            finish_step(&st);
+            state[lane] = st;
+        }
+    }
+}
+
+// Second part, after a mistake: training.rs Trainer::pulse up to the
+// substeps, for punish (which grounds the wrong winner) or normalize.
+@compute @workgroup_size(64)
+fn pulse_begin(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if begin(gid.x) {
+        var st = state[lane];
+        let k = chunk.pattern;
+        if st.status == RUNNING {
+            st.moving = 0u;
+            if k < d.n_patterns && st.winner != target_output(k) {
+                set_pulse_phase(k, st.winner);
+                prepare();
+                var n_alive = 0u;
+                for (var e = 0u; e < n_edges; e++) {
+                    if is_alive(e) {
+                        n_alive++;
+                    }
+                }
+                add_updates(n_alive * d.n_sub);
+                st.n_dense = n_dense;
+                st.n_eliminated = n_eliminated;
+                st.moving = 1u;
+            }
+            finish_step(&st);
+            state[lane] = st;
+        }
+    }
+}
+
+// One Euler substep of the pulse: solve, accumulate P dt, move every alive
+// device. Once a substep moves no device, the rest of the pulse is
+// accounted at once (training.rs: exact, not an approximation) and the
+// remaining substeps do nothing.
+@compute @workgroup_size(64)
+fn pulse_substep(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if begin(gid.x) {
+        var st = state[lane];
+        let k = chunk.pattern;
+        let sub = chunk.substep;
+        if st.status == RUNNING && st.moving == 1u && sub < d.n_sub {
+            set_pulse_phase(k, st.winner);
+            n_dense = st.n_dense;
+            n_eliminated = st.n_eliminated;
+            let dt = d.dt;
+            solve();
+            let p = power();
+            let counter = vec3<u32>(st.eras_run, 2u * k + chunk.pulse, sub);
+            if move_devices(dt, counter) {
+                energy_write += p * dt;
+            } else {
+                energy_write += p * dt * f32(d.n_sub - sub);
+                st.moving = 0u;
+            }
+            finish_step(&st);
+            state[lane] = st;
+        }
+    }
+}
+
+// phase.rs punish (active inputs at -v_punish, the wrong winner grounded)
+// or normalize (inputs at +v_norm, outputs grounded), as this step says.
+fn set_pulse_phase(k: u32, w: u32) {
+    phase = select(NORMALIZE, PUNISH, chunk.pulse == PULSE_PUNISH);
+    phase_pattern = k;
+    phase_winner = w;
+}
+
+// After the era's patterns: prune, then stop on convergence or at max_eras.
+@compute @workgroup_size(64)
+fn end_era(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if begin(gid.x) {
+        var st = state[lane];
+        if st.status == RUNNING {
+            let era = st.eras_run;
+            st.pruned += prune(era);
+            st.eras_run = era + 1u;
+            if st.mistakes == 0u {
+                st.converged_era = era;
+                st.status = DONE;
+            } else if era + 1u >= d.max_eras {
+                st.status = DONE;
+            } else {
+                atomicAdd(&running[era], 1u);
+            }
+            st.mistakes = 0u;
+            finish_step(&st);
+            state[lane] = st;
+        }
+    }
+}
+
+// training.rs train(), after the eras: read pattern k once more (every
+// instance, whatever its status).
+@compute @workgroup_size(64)
+fn final_read_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if begin(gid.x) {
+        var st = state[lane];
+        let k = chunk.pattern;
+        if k < d.n_patterns {
+            let rd = read_pattern(k);
+            if rd.winner == target_output(k) {
+                st.recalled++;
+            }
+            for (var o = 0u; o < d.n_out; o++) {
+                currents[d.currents_off + k * d.n_out + o] = fs[at_cur(o)];
+            }
+            st.winner = rd.winner;
+            finish_step(&st);
+            state[lane] = st;
+        }
+    }
+}
+
+// Keep what this dispatch accumulated, and flag a step that went wrong.
+fn finish_step(st: ptr<function, InstanceState>) {
+    (*st).energy_write = energy_write;
+    (*st).updates_lo = updates_lo;
+    (*st).updates_hi = updates_hi;
+    if failed {
+        (*st).status = FAILED;
+    }
+    if !loops_intact() {
+        (*st).status = LOOP_LIMIT;
+    }
+}
+
+// A loop of two iterations (the count comes from the uniform, so no
+// compiler folds it): once llvmpipe's loop budget is spent, every loop runs
+// its body once, and this one counts 1.
+fn loops_intact() -> bool {
+    var n = 0u;
+    for (var i = 0u; i < chunk.two; i++) {
+        n++;
+    }
+    return n == 2u;
+}

@@ -1,0 +1,333 @@
+//! The GPU backend against the CPU backend (see the module comment of
+//! `backend::gpu` for what is compared with what, and why the tolerances).
+//!
+//! Needs a wgpu adapter; lavapipe (Mesa's CPU Vulkan driver) will do. With
+//! none, each test says so loudly and passes, except under `CI=true`, where
+//! it fails.
+
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+use memsweep::backend::cpu::{Cpu, Precision};
+use memsweep::backend::gpu::{Gpu, ProbeCase, ProbeStep, Selection};
+use memsweep::backend::Executor;
+use memsweep::instance::Instance;
+use memsweep::params::{Params, Topology};
+use memsweep::protocol::training::{Outcome, Trainer};
+use memsweep::sweep::instance_seed;
+
+fn gpu() -> Option<Gpu> {
+    match Gpu::new(Selection::Any) {
+        Ok(g) => {
+            eprintln!("tests/gpu.rs: running on {}", g.adapter().describe());
+            Some(g)
+        }
+        Err(e) => {
+            let msg = format!(
+                "\n\n*** GPU TESTS NOT RUN: {e}.\n*** Install a Vulkan driver \
+                 (apt-get install mesa-vulkan-drivers gives lavapipe) to run them. ***\n"
+            );
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{msg}*** CI=true: failing. ***\n");
+            }
+            eprintln!("{msg}");
+            None
+        }
+    }
+}
+
+/// The four configurations: 2-4-2, 4-8-4, a depth-2 network and a
+/// random_bulk one; every one with pruning (MODEL.md's default p_prune 0.3)
+/// and cycle-to-cycle noise, two with more symmetry breaking.
+fn configs() -> Vec<(&'static str, Params)> {
+    let layered = |n_in, hidden: &[usize], n_out| {
+        let mut p = Params::default();
+        p.network.n_in = n_in;
+        p.network.hidden = hidden.to_vec();
+        p.network.n_out = n_out;
+        p.device.sigma_c2c = 0.2;
+        p
+    };
+    let mut depth2 = layered(3, &[6, 5], 3);
+    depth2.device.sigma_d2d = 0.1;
+    depth2.network.random_polarity = true;
+    let mut bulk = layered(3, &[], 3);
+    bulk.network.topology = Topology::RandomBulk;
+    bulk.network.n_bulk = 12;
+    bulk.network.p_bulk = 0.35;
+    bulk.network.k_attach = 2;
+    bulk.network.random_polarity = true;
+    vec![
+        ("2-4-2", layered(2, &[4], 2)),
+        ("4-8-4", layered(4, &[8], 4)),
+        ("3-[6,5]-3", depth2),
+        ("random_bulk", bulk),
+    ]
+}
+
+fn batch(params: &Params, point: usize, n: usize) -> Vec<(Instance, Arc<Params>)> {
+    let params = Arc::new(params.clone());
+    (0..n)
+        .map(|replica| {
+            let seed = instance_seed(2024, point, replica);
+            (
+                Instance::build(&params, point, replica, seed),
+                params.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Node voltages agree within 1e-4 V plus 1e-4 relative; currents within
+/// 1e-4 of the largest output current; resistances and energy within 1e-4
+/// relative. f32 carries 6e-8 relative per rounding; the GPU's division,
+/// sqrt, log and cos are a few ulp off correctly rounded, and the nodal
+/// solve amplifies rounding by the spread of conductances (10x from Ron to
+/// Roff, times the network's conditioning), which leaves about 1e-5 at
+/// most; 1e-4 keeps a margin without hiding a wrong sign, index or term
+/// (which would show at 1e-2 or more).
+const TOL: f32 = 1e-4;
+
+/// Write energies also agree within 1e-13 J: a pulse whose active input is
+/// cut off from the grounded output dissipates only through `gmin`
+/// (1e-12 S), some 1e-20 J, all of it rounding noise; a pulse that moves
+/// devices dissipates about 1e-9 J.
+const ENERGY_FLOOR_J: f32 = 1e-13;
+
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], abs: f32, rel: f32) -> f32 {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    let mut worst = 0f32;
+    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
+        let err = (g - c).abs();
+        assert!(
+            err <= abs + rel * c.abs(),
+            "{what}[{i}]: gpu {g}, cpu {c} (|diff| {err})"
+        );
+        worst = worst.max(err / (abs + rel * c.abs()));
+    }
+    worst
+}
+
+#[test]
+fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Pcg64::seed_from_u64(7);
+    let mut worst = 0f32;
+    for (point, (name, params)) in configs().into_iter().enumerate() {
+        let insts = batch(&params, point, 64);
+        // Random states: log-uniform resistances in [Ron, Roff], 15% of the
+        // edges pruned.
+        let states: Vec<(Vec<f32>, Vec<bool>)> = insts
+            .iter()
+            .map(|(inst, _)| {
+                let d = &inst.devices;
+                (0..inst.network.n_edges())
+                    .map(|e| {
+                        let (lo, hi) = (d.ron[e].ln(), d.roff[e].ln());
+                        let r = (lo + (hi - lo) * rng.random::<f64>()).exp() as f32;
+                        (r, rng.random::<f64>() >= 0.15)
+                    })
+                    .unzip()
+            })
+            .collect();
+        let cases: Vec<ProbeCase> = insts
+            .iter()
+            .zip(&states)
+            .map(|((inst, p), (r, alive))| ProbeCase {
+                instance: inst,
+                params: p,
+                r: r.clone(),
+                alive: alive.clone(),
+            })
+            .collect();
+        // Punish and normalize act on a mistake whose wrong winner is the
+        // output after the target.
+        let steps = [
+            ProbeStep::Read { pattern: 0 },
+            ProbeStep::Punish {
+                pattern: 0,
+                winner: None,
+                era: 3,
+            },
+            ProbeStep::Normalize {
+                pattern: 0,
+                winner: None,
+                era: 3,
+            },
+            ProbeStep::Read { pattern: 1 },
+        ];
+        let snaps = gpu.probe(&cases, &steps);
+        for (c, case) in cases.iter().enumerate() {
+            let mut t = Trainer::<f32>::new(case.instance, case.params);
+            t.r = case.r.clone();
+            t.alive = case.alive.clone();
+            t.g = (0..t.r.len())
+                .map(|e| if t.alive[e] { 1.0 / t.r[e] } else { 0.0 })
+                .collect();
+            for (s, step) in steps.iter().enumerate() {
+                let snap = &snaps[c][s];
+                let what = |x: &str| format!("{name} case {c} step {s} ({step:?}): {x}");
+                match *step {
+                    ProbeStep::Read { pattern } => {
+                        let (winner, _) = t.read(pattern as usize);
+                        let scale = t.currents().iter().fold(0f32, |m, c| m.max(c.abs()));
+                        worst = worst.max(assert_close(
+                            &what("currents"),
+                            &snap.currents,
+                            t.currents(),
+                            TOL * scale,
+                            0.0,
+                        ));
+                        // A winner may differ only where two currents tie
+                        // within the tolerance.
+                        if snap.winner as usize != winner {
+                            let gap =
+                                (t.currents()[winner] - t.currents()[snap.winner as usize]).abs();
+                            assert!(gap <= TOL * scale, "{}", what("winner"));
+                        }
+                    }
+                    ProbeStep::Punish { pattern, era, .. } => {
+                        let k = pattern as usize;
+                        let net = &case.instance.network;
+                        let wrong = (case.instance.task.target[k] + 1) % net.n_out;
+                        t.punish(era, k, wrong)
+                    }
+                    ProbeStep::Normalize { pattern, era, .. } => {
+                        t.normalize(era, pattern as usize)
+                    }
+                }
+                worst = worst.max(assert_close(
+                    &what("node voltages"),
+                    &snap.v,
+                    &t.v,
+                    TOL,
+                    TOL,
+                ));
+                worst = worst.max(assert_close(&what("resistances"), &snap.r, &t.r, 0.0, TOL));
+                worst = worst.max(assert_close(
+                    &what("write energy"),
+                    &[snap.energy_write],
+                    &[t.energy_write],
+                    ENERGY_FLOOR_J,
+                    TOL,
+                ));
+            }
+        }
+    }
+    eprintln!("single steps: worst deviation {worst:.3} of the tolerance");
+}
+
+fn summary(outs: &[Outcome], p: usize) -> (f64, f64) {
+    let n = outs.len() as f64;
+    let mean = outs
+        .iter()
+        .map(|o| o.recalled as f64 / p as f64)
+        .sum::<f64>()
+        / n;
+    let all = outs.iter().filter(|o| o.recalled == p).count() as f64 / n;
+    (mean, all)
+}
+
+#[test]
+fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point() {
+    let Some(gpu) = gpu() else { return };
+    let n = 300;
+    for (point, (name, params)) in configs().into_iter().enumerate() {
+        let b = batch(&params, point, n);
+        let on_gpu = gpu.train(&b);
+        let f32_cpu = Cpu {
+            precision: Precision::F32,
+        }
+        .train(&b);
+        let f64_cpu = Cpu {
+            precision: Precision::F64,
+        }
+        .train(&b);
+        let same = on_gpu
+            .iter()
+            .zip(&f32_cpu)
+            .filter(|(g, c)| g.recalled == c.recalled && g.converged_era == c.converged_era)
+            .count();
+        let p = params.n_patterns();
+        let (gm, ga) = summary(&on_gpu, p);
+        let (cm, ca) = summary(&f64_cpu, p);
+        // Standard errors of the f64 means: of recalled/P from its sample
+        // variance, of Pr[learned_all] from the binomial, floored at 1/n.
+        let var = f64_cpu
+            .iter()
+            .map(|o| (o.recalled as f64 / p as f64 - cm).powi(2))
+            .sum::<f64>()
+            / (n - 1) as f64;
+        let se_mean = (var / n as f64).sqrt().max(1.0 / n as f64);
+        let se_all = (ca * (1.0 - ca) / n as f64).sqrt().max(1.0 / n as f64);
+        eprintln!(
+            "{name}: {same}/{n} identical (recalled, converged_era) vs cpu f32; \
+             recalled/P gpu {gm:.4} cpu-f64 {cm:.4} (se {se_mean:.4}); \
+             Pr[learned_all] gpu {ga:.4} cpu-f64 {ca:.4} (se {se_all:.4})"
+        );
+        assert!(
+            same as f64 >= 0.95 * n as f64,
+            "{name}: only {same}/{n} instances agree"
+        );
+        assert!((gm - cm).abs() <= 3.0 * se_mean, "{name}: mean recalled/P");
+        assert!((ga - ca).abs() <= 3.0 * se_all, "{name}: Pr[learned_all]");
+        // Where the outcomes agree, so does the rest of the record, up to
+        // rounding.
+        for (g, c) in on_gpu.iter().zip(&f32_cpu) {
+            if g.recalled == c.recalled && g.converged_era == c.converged_era {
+                assert_eq!(g.eras_run, c.eras_run);
+                assert_eq!(g.trace.len(), c.trace.len());
+                assert_eq!(g.r_final.len(), c.r_final.len());
+                assert_eq!(g.final_currents.len(), c.final_currents.len());
+            }
+        }
+    }
+}
+
+/// Mid-size networks as `memsweep bench` runs them (MODEL.md defaults, no
+/// c2c noise): slow on lavapipe, so run on request (`--include-ignored`;
+/// scripts/gpu-check.sh does).
+#[test]
+#[ignore]
+fn mid_size_training_agrees_with_the_cpu_f32_kernel() {
+    let Some(gpu) = gpu() else { return };
+    let n: usize = std::env::var("MEMSWEEP_MID_SIZE_INSTANCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    for (point, (n_in, hidden, n_out)) in [(8, vec![16], 8), (8, vec![16, 16], 8)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut params = Params::default();
+        params.network.n_in = n_in;
+        params.network.hidden = hidden.clone();
+        params.network.n_out = n_out;
+        let b = batch(&params, 10 + point, n);
+        let on_gpu = gpu.train(&b);
+        let f32_cpu = Cpu {
+            precision: Precision::F32,
+        }
+        .train(&b);
+        let same = on_gpu
+            .iter()
+            .zip(&f32_cpu)
+            .filter(|(g, c)| g.recalled == c.recalled && g.converged_era == c.converged_era)
+            .count();
+        let same_trace = on_gpu
+            .iter()
+            .zip(&f32_cpu)
+            .filter(|(g, c)| {
+                g.trace.len() == c.trace.len()
+                    && g.trace.iter().zip(&c.trace).all(|(a, b)| a.correct == b.correct)
+            })
+            .count();
+        eprintln!(
+            "{n_in}-{hidden:?}-{n_out}: {same}/{n} identical (recalled, converged_era), \
+             {same_trace}/{n} identical traces vs cpu f32"
+        );
+        assert!(same as f64 >= 0.95 * n as f64);
+    }
+}
