@@ -274,3 +274,55 @@ fn the_netlist_says_what_it_holds_and_how_to_run_it() {
         net.n_edges()
     );
 }
+
+#[test]
+fn export_spice_writes_the_trained_instance_and_refuses_a_missing_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("net.cir");
+    let memsweep = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_memsweep"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap()
+    };
+    let out_arg = out.to_str().unwrap();
+    let ok = memsweep(&[
+        "export-spice",
+        "sweeps/quick.toml",
+        "--point",
+        "1",
+        "--replica",
+        "4",
+        "--era",
+        "3",
+        "-o",
+        out_arg,
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let netlist = std::fs::read_to_string(&out).unwrap();
+    assert!(netlist.contains("sweep 'quick' (sweeps/quick.toml), grid point 1, replica 4"));
+    assert!(netlist.contains("state: after 3 eras of training"));
+
+    let bad = memsweep(&[
+        "export-spice",
+        "sweeps/quick.toml",
+        "--point",
+        "999",
+        "--replica",
+        "0",
+        "-o",
+        out_arg,
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--point"));
+
+    if ngspice_present() {
+        let run = spice::run_ngspice(&netlist).expect("ngspice runs the exported netlist");
+        assert!(run.contains("p0_v0 = "));
+    }
+}
