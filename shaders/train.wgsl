@@ -2,14 +2,20 @@
 // instances, one invocation per instance, in f32.
 //
 // This file mirrors the CPU kernel step by step; read it beside
-// - src/protocol/training.rs  (era loop, read, pulse, move_devices, prune),
+// - src/protocol/training.rs  (era loop, read, pulse, step_devices, prune),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
 // - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
 // - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
 // - src/rng.rs                (CounterRng: the counter hash).
-// Loops run in the same order as there, so both accumulate in the same order.
+// Loops run in the same order as there, so both accumulate in the same order:
+// node sums edge by edge and updated as devices move, the lower triangle of
+// the Schur complement from sorted links, a right-looking Cholesky
+// factorisation. The era loop is cut into steps, one dispatch each (see
+// read_step at the end).
 //
 // Memory (src/backend/gpu.rs builds it):
+// - `chunk`: the chunk's layout and this dispatch's step (pattern, pulse,
+//   substep), one entry of a schedule bound at a dynamic offset;
 // - `desc[lane]`: the instance's description and parameters (InstanceDesc);
 // - `net`: topology and adjacency (shared by instances with the same
 //   network) and each instance's task, at offsets given in its description;
@@ -18,7 +24,8 @@
 //   invocations of a subgroup, stepping through equal-sized networks in
 //   lockstep, touch consecutive words;
 // - `state[lane]`: what survives between dispatches (InstanceState);
-// - `trace`, `currents`: results, at offsets given in the description.
+// - `trace`, `currents`: results, at offsets given in the description;
+// - `running[era]`: how many instances still train after that era.
 
 struct InstanceDesc {
     seed_lo: u32,
@@ -188,7 +195,8 @@ var<private> updates_lo: u32;
 var<private> updates_hi: u32;
 
 // Interleaved addresses. f32 slots: ron, roff, vt, r, g (per edge);
-// v, diag, inject, rhs (per node); currents (per output); schur (d_max^2).
+// v, conductance and inject sums, rhs (per node); currents (per output);
+// schur (d_max^2).
 fn at(slot: u32) -> u32 {
     return slot * chunk.n_lanes + lane;
 }
@@ -198,7 +206,7 @@ fn at_vt(e: u32) -> u32 { return at(2u * chunk.m_max + e); }
 fn at_r(e: u32) -> u32 { return at(3u * chunk.m_max + e); }
 fn at_g(e: u32) -> u32 { return at(4u * chunk.m_max + e); }
 fn at_v(i: u32) -> u32 { return at(5u * chunk.m_max + i); }
-fn at_diag(i: u32) -> u32 { return at(5u * chunk.m_max + chunk.n_max + i); }
+fn at_conductance(i: u32) -> u32 { return at(5u * chunk.m_max + chunk.n_max + i); }
 fn at_inject(i: u32) -> u32 { return at(5u * chunk.m_max + 2u * chunk.n_max + i); }
 fn at_rhs(a: u32) -> u32 { return at(5u * chunk.m_max + 3u * chunk.n_max + a); }
 fn at_cur(o: u32) -> u32 { return at(5u * chunk.m_max + 4u * chunk.n_max + o); }
@@ -206,7 +214,8 @@ fn at_schur(a: u32, b: u32) -> u32 {
     return at(5u * chunk.m_max + 4u * chunk.n_max + chunk.o_max + a * n_dense + b);
 }
 // u32 slots: alive (per edge); role, pos, dense, eliminated, order,
-// free_degree, stack (per node).
+// free_degree, stack, link_start (per node, and one); link_pos, link_edge
+// (two per edge).
 fn at_alive(e: u32) -> u32 { return at(e); }
 fn at_role(i: u32) -> u32 { return at(chunk.m_max + i); }
 fn at_pos(i: u32) -> u32 { return at(chunk.m_max + chunk.n_max + i); }
@@ -215,6 +224,13 @@ fn at_eliminated(c: u32) -> u32 { return at(chunk.m_max + 3u * chunk.n_max + c);
 fn at_order(c: u32) -> u32 { return at(chunk.m_max + 4u * chunk.n_max + c); }
 fn at_free_degree(i: u32) -> u32 { return at(chunk.m_max + 5u * chunk.n_max + i); }
 fn at_stack(c: u32) -> u32 { return at(chunk.m_max + 6u * chunk.n_max + c); }
+// The links of the c-th eliminated node to the dense system are entries
+// link_start(c)..link_start(c + 1) of link_pos and link_edge.
+fn at_link_start(c: u32) -> u32 { return at(chunk.m_max + 7u * chunk.n_max + c); }
+fn at_link_pos(l: u32) -> u32 { return at(chunk.m_max + 8u * chunk.n_max + 1u + l); }
+fn at_link_edge(l: u32) -> u32 {
+    return at(3u * chunk.m_max + 8u * chunk.n_max + 1u + l);
+}
 
 fn tail(e: u32) -> u32 { return net[tail_at + e]; }
 fn head(e: u32) -> u32 { return net[head_at + e]; }
@@ -407,10 +423,65 @@ fn prepare() {
         n_dense = 0u;
         n_eliminated = 0u;
     }
+    // Each eliminated node's links to the dense system (dense index, edge),
+    // alive edges only, sorted by dense index.
+    var n_links = 0u;
+    for (var c = 0u; c < n_eliminated; c++) {
+        let i = us[at_eliminated(c)];
+        us[at_link_start(c)] = n_links;
+        let first = n_links;
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let j = adj_other(k);
+            if is_alive(adj_edge(k)) && role(j) == DENSE {
+                us[at_link_pos(n_links)] = us[at_pos(j)];
+                us[at_link_edge(n_links)] = adj_edge(k);
+                n_links++;
+            }
+        }
+        // circuit.rs sort_links: insertion sort by dense index.
+        for (var x = first + 1u; x < n_links; x++) {
+            let p = us[at_link_pos(x)];
+            let e = us[at_link_edge(x)];
+            var y = x;
+            while y > first && us[at_link_pos(y - 1u)] > p {
+                us[at_link_pos(y)] = us[at_link_pos(y - 1u)];
+                us[at_link_edge(y)] = us[at_link_edge(y - 1u)];
+                y--;
+            }
+            us[at_link_pos(y)] = p;
+            us[at_link_edge(y)] = e;
+        }
+    }
+    us[at_link_start(n_eliminated)] = n_links;
 }
 
-// circuit.rs Solver::solve: node voltages for the conductances in `g`
-// under the boundary of the last prepare().
+// circuit.rs NodeSums::add_edge: edge (u, w) of conductance g into the
+// node sums of the current boundary.
+fn add_edge(u: u32, w: u32, g: f32) {
+    fs[at_conductance(u)] += g;
+    fs[at_conductance(w)] += g;
+    if is_fixed(w) {
+        fs[at_inject(u)] += g * fixed_volts(w);
+    }
+    if is_fixed(u) {
+        fs[at_inject(w)] += g * fixed_volts(u);
+    }
+}
+
+// circuit.rs NodeSums::fill: the sums from every edge, in edge order.
+fn fill_sums() {
+    for (var i = 0u; i < n_nodes; i++) {
+        fs[at_conductance(i)] = 0.0;
+        fs[at_inject(i)] = 0.0;
+    }
+    for (var e = 0u; e < n_edges; e++) {
+        add_edge(tail(e), head(e), fs[at_g(e)]);
+    }
+}
+
+// circuit.rs Solver::solve_from_sums: node voltages for the conductances
+// in `g` under the boundary of the last prepare(), from the node sums.
+// Only the lower triangle of the Schur complement is kept, as there.
 fn solve() {
     let n = n_nodes;
     for (var i = 0u; i < n; i++) {
@@ -419,58 +490,42 @@ fn solve() {
             fs[at_v(i)] = fixed_volts(i);
         } else if r == ISOLATED {
             fs[at_v(i)] = 0.0;
-        } else {
-            var diag = d.gmin;
-            var inject = 0.0;
-            for (var k = adj_start(i); k < adj_end(i); k++) {
-                let ge = fs[at_g(adj_edge(k))];
-                diag += ge;
-                let j = adj_other(k);
-                if role(j) == FIXED {
-                    inject += ge * fixed_volts(j);
-                }
-            }
-            fs[at_diag(i)] = diag;
-            fs[at_inject(i)] = inject;
         }
     }
     let nd = n_dense;
     for (var a = 0u; a < nd; a++) {
-        for (var b = 0u; b < nd; b++) {
+        for (var b = 0u; b <= a; b++) {
             fs[at_schur(a, b)] = 0.0;
         }
     }
     for (var a = 0u; a < nd; a++) {
         let i = us[at_dense(a)];
-        fs[at_schur(a, a)] = fs[at_diag(i)];
+        fs[at_schur(a, a)] = d.gmin + fs[at_conductance(i)];
         fs[at_rhs(a)] = fs[at_inject(i)];
         for (var k = adj_start(i); k < adj_end(i); k++) {
             let j = adj_other(k);
-            if role(j) == DENSE {
+            if role(j) == DENSE && us[at_pos(j)] < a {
                 let s = at_schur(a, us[at_pos(j)]);
                 fs[s] -= fs[at_g(adj_edge(k))];
             }
         }
     }
-    // Eliminating node i couples every pair of its (dense) neighbours.
+    // Eliminating node i couples every pair of its dense neighbours: a
+    // rank-one update of the lower triangle.
     for (var c = 0u; c < n_eliminated; c++) {
         let i = us[at_eliminated(c)];
-        let inv_d = 1.0 / fs[at_diag(i)];
+        let first = us[at_link_start(c)];
+        let last = us[at_link_start(c + 1u)];
+        let inv_d = 1.0 / (d.gmin + fs[at_conductance(i)]);
         let share = fs[at_inject(i)] * inv_d;
-        for (var k1 = adj_start(i); k1 < adj_end(i); k1++) {
-            let j1 = adj_other(k1);
-            if role(j1) == DENSE {
-                let g1 = fs[at_g(adj_edge(k1))];
-                let a = us[at_pos(j1)];
-                fs[at_rhs(a)] += g1 * share;
-                let g1_over_d = g1 * inv_d;
-                for (var k2 = adj_start(i); k2 < adj_end(i); k2++) {
-                    let j2 = adj_other(k2);
-                    if role(j2) == DENSE {
-                        let s = at_schur(a, us[at_pos(j2)]);
-                        fs[s] -= g1_over_d * fs[at_g(adj_edge(k2))];
-                    }
-                }
+        for (var la = first; la < last; la++) {
+            let pa = us[at_link_pos(la)];
+            let ga = fs[at_g(us[at_link_edge(la)])];
+            fs[at_rhs(pa)] += ga * share;
+            let ga_over_d = ga * inv_d;
+            for (var lb = first; lb <= la; lb++) {
+                let s = at_schur(pa, us[at_link_pos(lb)]);
+                fs[s] -= ga_over_d * fs[at_g(us[at_link_edge(lb)])];
             }
         }
     }
@@ -481,34 +536,31 @@ fn solve() {
     for (var c = 0u; c < n_eliminated; c++) {
         let i = us[at_eliminated(c)];
         var total = fs[at_inject(i)];
-        for (var k = adj_start(i); k < adj_end(i); k++) {
-            let j = adj_other(k);
-            if role(j) == DENSE {
-                total += fs[at_g(adj_edge(k))] * fs[at_v(j)];
-            }
+        for (var l = us[at_link_start(c)]; l < us[at_link_start(c + 1u)]; l++) {
+            let dense_node = us[at_dense(us[at_link_pos(l)])];
+            total += fs[at_g(us[at_link_edge(l)])] * fs[at_v(dense_node)];
         }
-        fs[at_v(i)] = total / fs[at_diag(i)];
+        fs[at_v(i)] = total / (d.gmin + fs[at_conductance(i)]);
     }
 }
 
 // circuit.rs cholesky_solve: the Schur complement is symmetric positive
 // definite; factorise its lower triangle in place and solve into rhs.
 fn cholesky_solve(n: u32) {
+    // circuit.rs cholesky_factor, right-looking: after each pivot, update
+    // the trailing rows with the pivot's column.
     for (var j = 0u; j < n; j++) {
-        var dj = fs[at_schur(j, j)];
-        for (var k = 0u; k < j; k++) {
-            let l = fs[at_schur(j, k)];
-            dj -= l * l;
-        }
-        dj = sqrt(dj);
+        let dj = sqrt(fs[at_schur(j, j)]);
         fs[at_schur(j, j)] = dj;
         let inv = 1.0 / dj;
         for (var i = j + 1u; i < n; i++) {
-            var s = fs[at_schur(i, j)];
-            for (var k = 0u; k < j; k++) {
-                s -= fs[at_schur(i, k)] * fs[at_schur(j, k)];
+            fs[at_schur(i, j)] *= inv;
+        }
+        for (var i = j + 1u; i < n; i++) {
+            let l_ij = fs[at_schur(i, j)];
+            for (var k = j + 1u; k <= i; k++) {
+                fs[at_schur(i, k)] -= l_ij * fs[at_schur(k, j)];
             }
-            fs[at_schur(i, j)] = s * inv;
         }
     }
     for (var i = 0u; i < n; i++) {
@@ -577,6 +629,7 @@ fn read_pattern(k: u32) -> ReadResult {
     phase = READ;
     phase_pattern = k;
     prepare();
+    fill_sums();
     solve();
     for (var o = 0u; o < d.n_out; o++) {
         fs[at_cur(o)] = node_current(output_node(o));
@@ -605,7 +658,8 @@ fn resistance_rate(v: f32, vt: f32) -> f32 {
     return rate;
 }
 
-// training.rs Trainer::move_devices: Euler-update every alive device; true
+// training.rs Trainer::step_devices (the power is power() here): Euler-update
+// every alive device, keeping the node sums up to date; true
 // if any resistance changed.
 fn move_devices(dt: f32, counter: vec3<u32>) -> bool {
     let sigma = d.sigma_c2c;
@@ -634,8 +688,10 @@ fn move_devices(dt: f32, counter: vec3<u32>) -> bool {
                     r = roff;
                 }
                 if r != r_old {
+                    let g = 1.0 / r;
+                    add_edge(tail(e), head(e), g - fs[at_g(e)]);
                     fs[at_r(e)] = r;
-                    fs[at_g(e)] = 1.0 / r;
+                    fs[at_g(e)] = g;
                     changed = true;
                 }
             }
@@ -707,6 +763,7 @@ fn pulse_begin(@builtin(global_invocation_id) gid: vec3<u32>) {
             if k < d.n_patterns && st.winner != target_output(k) {
                 set_pulse_phase(k, st.winner);
                 prepare();
+                fill_sums();
                 var n_alive = 0u;
                 for (var e = 0u; e < n_edges; e++) {
                     if is_alive(e) {

@@ -149,7 +149,9 @@ pub fn table(results: &[BenchResult]) -> String {
             .iter()
             .find(|c| c.backend == "cpu" && c.config == r.config);
         let speedup = match cpu {
-            Some(c) if r.backend != "cpu" => format!("{:.1}", r.instances_per_s / c.instances_per_s),
+            Some(c) if r.backend != "cpu" => {
+                format!("{:.1}", r.instances_per_s / c.instances_per_s)
+            }
             _ => String::new(),
         };
         out.push_str(&format!(

@@ -54,7 +54,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
         /// Instances simulated and written per chunk (default: 1024 on the
-        /// CPU, 16384 on a GPU, which needs many instances in flight).
+        /// CPU, 65536 on a GPU, which needs many instances in flight).
         #[arg(long)]
         batch_size: Option<usize>,
         /// No progress output.
@@ -235,7 +235,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             let points: Vec<_> = spec.points().into_iter().map(|p| p.params).collect();
             let executor = executors(backend, &points)?.remove(0);
             let batch_size = batch_size.unwrap_or(match executor.name() {
-                "gpu" => 16384,
+                "gpu" => 65536,
                 _ => 1024,
             });
             run::prepare_out_dir(&spec, &out_dir).map_err(Failure::input)?;
@@ -393,7 +393,10 @@ fn execute(command: Command) -> Result<(), Failure> {
             }
             let pool = thread_pool(threads)?;
             let standard = bench::standard_configs(scale);
-            if let Some(unknown) = configs.iter().find(|c| !standard.iter().any(|s| &s.name == *c)) {
+            if let Some(unknown) = configs
+                .iter()
+                .find(|c| !standard.iter().any(|s| &s.name == *c))
+            {
                 let names: Vec<&str> = standard.iter().map(|s| s.name.as_str()).collect();
                 return Err(Failure::input(format!(
                     "--config {unknown}: not a bench configuration (one of {})",
@@ -461,7 +464,11 @@ fn executors(
     match choice {
         BackendChoice::Cpu => Ok(vec![cpu()]),
         BackendChoice::Gpu | BackendChoice::All => {
-            let flag = if choice == BackendChoice::Gpu { "gpu" } else { "all" };
+            let flag = if choice == BackendChoice::Gpu {
+                "gpu"
+            } else {
+                "all"
+            };
             let g = Gpu::new(Selection::Any)
                 .map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;
             fits(&g).map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;

@@ -194,9 +194,7 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
                         let wrong = (case.instance.task.target[k] + 1) % net.n_out;
                         t.punish(era, k, wrong)
                     }
-                    ProbeStep::Normalize { pattern, era, .. } => {
-                        t.normalize(era, pattern as usize)
-                    }
+                    ProbeStep::Normalize { pattern, era, .. } => t.normalize(era, pattern as usize),
                 }
                 worst = worst.max(assert_close(
                     &what("node voltages"),
@@ -321,7 +319,10 @@ fn mid_size_training_agrees_with_the_cpu_f32_kernel() {
             .zip(&f32_cpu)
             .filter(|(g, c)| {
                 g.trace.len() == c.trace.len()
-                    && g.trace.iter().zip(&c.trace).all(|(a, b)| a.correct == b.correct)
+                    && g.trace
+                        .iter()
+                        .zip(&c.trace)
+                        .all(|(a, b)| a.correct == b.correct)
             })
             .count();
         eprintln!(
@@ -330,4 +331,72 @@ fn mid_size_training_agrees_with_the_cpu_f32_kernel() {
         );
         assert!(same as f64 >= 0.95 * n as f64);
     }
+}
+
+/// `--backend gpu` where wgpu sees no adapter: one line, exit status 2, no
+/// results. (WGPU_BACKEND=metal selects a backend Linux builds lack.)
+/// MEMSWEEP_BIN names the binary when this test runs away from its build
+/// (scripts/gpu-check.sh with prebuilt binaries).
+#[cfg(target_os = "linux")]
+#[test]
+fn backend_gpu_without_an_adapter_fails_with_one_line_and_exit_2() {
+    let bin = std::env::var("MEMSWEEP_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_memsweep").to_string());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.toml"), "name = \"g\"\nreplicas = 2\n").unwrap();
+    let out = std::process::Command::new(&bin)
+        .args(["run", "s.toml", "--backend", "gpu"])
+        .env("WGPU_BACKEND", "metal")
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{bin}: {e} (set MEMSWEEP_BIN)"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // The Vulkan loader may add its own complaints about the environment.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("--backend gpu") && lines[0].contains("adapter"));
+    assert!(!dir.path().join("results").exists());
+}
+
+/// An instance's outcome does not depend on what else shares its chunk
+/// (MODEL.md section 9): networks of several sizes interleaved in one batch
+/// train exactly as each configuration alone.
+#[test]
+fn a_batch_mixing_network_sizes_trains_each_instance_as_alone() {
+    let Some(gpu) = gpu() else { return };
+    let parts: Vec<Vec<(Instance, Arc<Params>)>> = configs()
+        .into_iter()
+        .enumerate()
+        .map(|(point, (_, params))| batch(&params, point, 40))
+        .collect();
+    let alone: Vec<Vec<Outcome>> = parts.iter().map(|b| gpu.train(b)).collect();
+    let mut mixed = Vec::new();
+    for i in 0..40 {
+        for part in &parts {
+            mixed.push(part[i].clone());
+        }
+    }
+    let together = gpu.train(&mixed);
+    for (j, out) in together.iter().enumerate() {
+        let expected = &alone[j % parts.len()][j / parts.len()];
+        assert_eq!(out, expected, "instance {j} of the mixed batch");
+    }
+}
+
+/// A batch cut into many chunks (buffers reused from chunk to chunk) trains
+/// exactly as in one.
+#[test]
+fn a_batch_cut_into_chunks_trains_as_one() {
+    let Some(gpu) = gpu() else { return };
+    let (_, params) = &configs()[1];
+    let b = batch(params, 1, 70);
+    let whole = gpu.train(&b);
+    let Some(small) = Gpu::new(Selection::Any).ok().map(|g| g.with_max_lanes(16)) else {
+        return;
+    };
+    assert_eq!(small.train(&b), whole);
 }

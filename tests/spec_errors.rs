@@ -701,7 +701,11 @@ fn the_abstract_model_is_accepted_with_its_fields() {
     let spec = parse(
         "[training]\nmodel = \"abstract\"\ndelta = 0.5\ntagging = true\ntag_factor = 0.1\n[[axes]]\n\"training.model\" = [\"circuit\", \"abstract\"]\n",
     );
-    let models: Vec<ModelKind> = spec.points().iter().map(|p| p.params.training.model).collect();
+    let models: Vec<ModelKind> = spec
+        .points()
+        .iter()
+        .map(|p| p.params.training.model)
+        .collect();
     assert_eq!(models, [ModelKind::Circuit, ModelKind::Abstract]);
     let t = &spec.base.training;
     assert_eq!((t.delta, t.tagging, t.tag_factor), (0.5, true, 0.1));

@@ -33,11 +33,13 @@ impl Executor for Cpu {
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome> {
         batch
             .par_iter()
-            .map(|(inst, params)| match (params.training.model, self.precision) {
-                (ModelKind::Abstract, _) => abstract_model::train(inst, params),
-                (ModelKind::Circuit, Precision::F64) => train::<f64>(inst, params),
-                (ModelKind::Circuit, Precision::F32) => train::<f32>(inst, params),
-            })
+            .map(
+                |(inst, params)| match (params.training.model, self.precision) {
+                    (ModelKind::Abstract, _) => abstract_model::train(inst, params),
+                    (ModelKind::Circuit, Precision::F64) => train::<f64>(inst, params),
+                    (ModelKind::Circuit, Precision::F32) => train::<f32>(inst, params),
+                },
+            )
             .collect()
     }
 }

@@ -3,7 +3,7 @@
 //! step and in f32.
 //!
 //! Not here: the protocol itself (MODEL.md, `protocol::training`), which the
-//! shader mirrors line by line, or the set-up of instances
+//! shader mirrors function by function, or the set-up of instances
 //! (`Instance::build`, on the CPU as for every backend).
 //!
 //! Layout. One invocation trains one instance (thread per instance). An
@@ -11,18 +11,38 @@
 //! the node split, the dense Schur complement) live in two storage buffers,
 //! `fs` (f32) and `us` (u32), interleaved by lane: word `slot` of lane `l` is
 //! at `slot * n_lanes + l`, with slot counts set by the largest network of
-//! the chunk. Invocations of a subgroup stepping through equal-sized networks
-//! then touch consecutive words. The topology and adjacency are stored once
-//! per distinct network of a chunk (every instance of an all-to-all layered
-//! point shares one copy), the task once per instance. State stays on the
-//! device across eras; each era is one dispatch (`train_era`), so that no
-//! dispatch runs long, and every few eras the host reads one counter (how
-//! many instances still train) to stop early. After the eras, `final_read`
-//! reads every pattern, and only what the results need comes back: the
+//! the chunk, so the invocations of a subgroup, stepping through
+//! equal-sized networks together, touch consecutive words. The topology and
+//! adjacency are stored once per distinct network of a chunk (every
+//! instance of an all-to-all layered point shares one copy), the task once
+//! per instance. State stays on the device from the first era to the final
+//! read. The era loop runs one step per dispatch, every instance of the
+//! chunk taking the same step: per pattern a read, then for punish and for
+//! normalize a pulse start (the node split) and `n_sub` Euler substeps; then
+//! the era's end (pruning, convergence). Each dispatch binds its own entry
+//! of a uniform schedule (pattern, pulse, substep) by dynamic offset. Every
+//! few eras the host reads one counter (how many instances still train) to
+//! stop early; at the end only what the results need comes back: the
 //! per-instance outcome, the trace, the final currents, the final `R` and
 //! alive mask. Pruning runs in the shader, with the same counter-hash draw
-//! as the CPU (`rng::PURPOSE_PRUNE`, words `[era, 0, 0, edge]`), so the two
-//! backends prune the same edges given the same resistances.
+//! as the CPU (`rng::PURPOSE_PRUNE`, words `[era, 0, 0, edge]`, compared as
+//! a 24-bit integer so that the test is exact), so both backends prune the
+//! same edges given the same resistances.
+//!
+//! Why steps this short: a dispatch stays brief on any GPU (no watchdog
+//! trouble), and each invocation stays within lavapipe's budget of 65535
+//! loop iterations (Mesa's llvmpipe ends every loop of an invocation past
+//! it, silently; the shader detects that with a canary loop and the host
+//! stops with a message). `Gpu::check` refuses up front, on lavapipe, the
+//! networks whose single step could exceed it (on an H200 every size runs).
+//!
+//! Thread per instance needs many instances in flight: on an H200, 8-16-8
+//! trains about 1,900 instances/s with 10,000 in flight and 5,900/s with
+//! 100,000 (25 times the 2-thread CPU backend); 16-64-16 about 180/s with
+//! 20,000 (13 times). A step is bound by memory traffic (each instance's
+//! Schur complement and conductances, kilobytes, do not stay in cache); a
+//! layout with a workgroup per instance and its Schur complement in
+//! workgroup memory is the next step for large networks.
 //!
 //! Chunking. Every storage binding must fit the adapter's
 //! `max_storage_buffer_binding_size` (128 MiB on lavapipe) and
@@ -33,21 +53,22 @@
 //! not fit is refused up front (`Gpu::check`) with the limit in the message.
 //!
 //! Comparison with the CPU (tests/gpu.rs). The shader computes in f32 and
-//! mirrors the CPU kernel's loop order, so it is compared with
-//! `Cpu { precision: F32 }` instance by instance and with the f64 reference
-//! in distribution:
+//! mirrors the CPU kernel's order of operations, so it is compared with
+//! `Cpu { precision: F32 }` instance by instance, and with the f64
+//! reference in distribution:
 //! - single steps (a read, a punish pulse, a normalize pulse) from random
 //!   states: node voltages within 1e-4 V plus 1e-4 relative, output currents
 //!   within 1e-4 of the largest current, resistances within 1e-4 relative.
 //!   The two sides differ only by f32 rounding (GPU division, sqrt, log, cos
 //!   are not correctly rounded; compilers may fuse multiply-adds), about 1e-6
 //!   relative per operation, amplified by the conditioning of the nodal
-//!   system (conductances within a factor 10 to 100);
+//!   system; measured: under 3% of the tolerance;
 //! - whole training: `recalled` and `converged_era` identical for at least
 //!   95% of instances (a rounding difference can flip a near-tied winner or
-//!   a device at its threshold, after which the two runs part ways), and the
-//!   grid-point means (mean recalled / P, Pr[learned_all]) within three
-//!   standard errors of the f64 CPU backend's.
+//!   a device at its threshold, after which the two runs part ways;
+//!   measured: all of them, on lavapipe and on an H200), and the grid-point
+//!   means (mean recalled / P, Pr[learned_all]) within three standard errors
+//!   of the f64 CPU backend's.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -70,11 +91,13 @@ pub const SHADER: &str = include_str!("../../shaders/train.wgsl");
 const WORKGROUP: u32 = 64;
 /// Eras dispatched between two looks at how many instances still train.
 const ERAS_PER_CHECK: usize = 4;
-/// Lanes per chunk at most, whatever the limits allow: enough to fill a
-/// large GPU, few enough to keep host-side buffers moderate.
-const MAX_LANES: usize = 1 << 16;
-/// No single buffer larger than this, whatever the adapter allows.
-const MAX_BUFFER_BYTES: u64 = 1 << 31;
+/// Lanes per chunk at most, whatever the limits allow: one thread per
+/// instance fills a large GPU (about 2048 threads on each of 132
+/// multiprocessors on an H200) only with a few hundred thousand.
+const MAX_LANES: usize = 1 << 19;
+/// No single buffer larger than this, whatever the adapter allows (u32
+/// word indices reach 16 GiB).
+const MAX_BUFFER_BYTES: u64 = (1 << 32) - 256;
 
 const STATUS_RUNNING: u32 = 0;
 const STATUS_DONE: u32 = 1;
@@ -204,9 +227,10 @@ impl Slots {
     }
 
     /// u32 words per lane: alive; role, pos, dense, eliminated, order,
-    /// free degree, stack.
+    /// free degree, stack, link starts (one more); link dense positions and
+    /// link edges (two per edge each).
     fn u32_words(self) -> usize {
-        self.edges + 7 * self.nodes
+        self.edges + 8 * self.nodes + 1 + 4 * self.edges
     }
 
     /// f32 slots written at upload: ron, roff, vt, r, g.
@@ -523,7 +547,8 @@ impl Flat {
                         ..self.uniform
                     };
                     let at = self.entry(k, pulse, sub) * stride as usize;
-                    bytes[at..at + size_of::<ChunkUniform>()].copy_from_slice(bytemuck::bytes_of(&u));
+                    bytes[at..at + size_of::<ChunkUniform>()]
+                        .copy_from_slice(bytemuck::bytes_of(&u));
                 }
             }
         }
@@ -699,6 +724,14 @@ impl Gpu {
         &self.adapter
     }
 
+    /// Tests only: at most `lanes` instances per chunk, to exercise chunking
+    /// on small batches.
+    #[doc(hidden)]
+    pub fn with_max_lanes(mut self, lanes: usize) -> Self {
+        self.limits.lanes = lanes.max(1);
+        self
+    }
+
     /// Refuse, before any work, a grid point whose single instance cannot
     /// fit the adapter's buffers (or, on lavapipe, its loop budget); the
     /// message states the limit.
@@ -832,7 +865,7 @@ impl Gpu {
         let mut states_out = Vec::with_capacity(lanes);
         let (mut trace_entries, mut current_words) = (0usize, 0usize);
         let (mut max_eras, mut max_patterns, mut max_substeps) = (0usize, 0usize, 1usize);
-        for (lane, (inst, params)) in chunk.iter().map(|b| (&b.0, &b.1)).enumerate() {
+        for (inst, params) in chunk.iter().map(|b| (&b.0, &b.1)) {
             let nw = &inst.network;
             let net_off = *topology_at.entry(SameNetwork(nw)).or_insert_with(|| {
                 let off = net.len() as u32;
@@ -887,21 +920,6 @@ impl Gpu {
             max_patterns = max_patterns.max(p);
             max_substeps = max_substeps.max(t.n_sub);
 
-            let dev = &inst.devices;
-            let at = |slot: usize| slot * lanes + lane;
-            let m = slots.edges;
-            for e in 0..nw.n_edges() {
-                let (r, alive) = match states {
-                    Some(s) => (s[lane].0[e], s[lane].1[e]),
-                    None => (dev.r0[e] as f32, true),
-                };
-                fs_init[at(e)] = dev.ron[e] as f32;
-                fs_init[at(m + e)] = dev.roff[e] as f32;
-                fs_init[at(2 * m + e)] = dev.vt[e] as f32;
-                fs_init[at(3 * m + e)] = r;
-                fs_init[at(4 * m + e)] = if alive { 1.0 / r } else { 0.0 };
-                us_init[at(e)] = alive as u32;
-            }
             states_out.push(InstanceState {
                 status: if t.max_eras == 0 {
                     STATUS_DONE
@@ -912,6 +930,31 @@ impl Gpu {
                 ..Default::default()
             });
         }
+        // The initial device state, interleaved. Lanes go in blocks of 64, so
+        // that consecutive writes share cache lines.
+        let m = slots.edges;
+        for first in (0..lanes).step_by(64) {
+            for e in 0..m {
+                for lane in first..(first + 64).min(lanes) {
+                    let inst = &chunk[lane].0;
+                    if e >= inst.network.n_edges() {
+                        continue;
+                    }
+                    let dev = &inst.devices;
+                    let (r, alive) = match states {
+                        Some(s) => (s[lane].0[e], s[lane].1[e]),
+                        None => (dev.r0[e] as f32, true),
+                    };
+                    let at = |slot: usize| slot * lanes + lane;
+                    fs_init[at(e)] = dev.ron[e] as f32;
+                    fs_init[at(m + e)] = dev.roff[e] as f32;
+                    fs_init[at(2 * m + e)] = dev.vt[e] as f32;
+                    fs_init[at(3 * m + e)] = r;
+                    fs_init[at(4 * m + e)] = if alive { 1.0 / r } else { 0.0 };
+                    us_init[at(e)] = alive as u32;
+                }
+            }
+        }
         let needs = ChunkNeeds {
             lanes,
             slots,
@@ -921,8 +964,7 @@ impl Gpu {
             max_eras,
         };
         let mut sizes = needs.sizes();
-        sizes.schedule =
-            (max_patterns.max(1) * 2 * max_substeps) as u64 * self.uniform_stride;
+        sizes.schedule = (max_patterns.max(1) * 2 * max_substeps) as u64 * self.uniform_stride;
         Flat {
             uniform: ChunkUniform {
                 n_lanes: lanes as u32,
@@ -1125,11 +1167,24 @@ impl Gpu {
 
     /// Train one chunk: eras until none trains, the final read, readback.
     fn train_chunk(&self, chunk: &[&(Instance, Arc<Params>)]) -> Vec<Outcome> {
+        let timing = std::env::var_os("MEMSWEEP_GPU_TIMING").is_some();
+        let clock = std::time::Instant::now();
+        let lap = |what: &str| {
+            if timing {
+                eprintln!(
+                    "gpu: {} lanes: {what} at {:.3} s",
+                    chunk.len(),
+                    clock.elapsed().as_secs_f64()
+                );
+            }
+        };
         let flat = self.flatten(chunk, None);
+        lap("flattened");
         let lanes = chunk.len();
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         let b = self.buffers(&mut guard, flat.sizes);
         self.upload(b, &flat);
+        lap("uploaded");
         let mut encoder = self.encoder();
         encoder.clear_buffer(&b.running, 0, None);
         let era_steps = self.era_steps(&flat);
@@ -1144,7 +1199,9 @@ impl Gpu {
                 encoder.copy_buffer_to_buffer(&b.running, 4 * (era as u64 - 1), &b.staging, 0, 4);
                 let bytes = self.read_back(b, encoder, 4);
                 encoder = self.encoder();
-                if u32::from_le_bytes(bytes[..4].try_into().unwrap()) == 0 {
+                let running = u32::from_le_bytes(bytes[..4].try_into().unwrap());
+                lap(&format!("{era} eras, {running} instances training"));
+                if running == 0 {
                     break;
                 }
             }
@@ -1177,6 +1234,7 @@ impl Gpu {
         }
         let bytes = self.read_back(b, encoder, at);
         drop(guard);
+        lap("final read, read back");
         let part = |i: usize| &bytes[spans[i].clone()];
         let states: &[InstanceState] = bytemuck::cast_slice(part(0));
         let trace: &[TraceEntry] = bytemuck::cast_slice(part(1));
@@ -1273,8 +1331,7 @@ impl Gpu {
                 st.status = STATUS_RUNNING;
                 st.eras_run = era;
                 if let Some(w) = winner {
-                    st.winner =
-                        w.unwrap_or(((target + 1) % case.instance.network.n_out) as u32);
+                    st.winner = w.unwrap_or(((target + 1) % case.instance.network.n_out) as u32);
                 }
             }
             self.queue
@@ -1305,7 +1362,9 @@ impl Gpu {
                 let v0 = 2 * m;
                 let cur0 = 2 * m + 4 * n;
                 out[lane].push(ProbeSnapshot {
-                    v: (0..net.n_nodes() as u64).map(|i| at(v0 + i, lane)).collect(),
+                    v: (0..net.n_nodes() as u64)
+                        .map(|i| at(v0 + i, lane))
+                        .collect(),
                     currents: (0..net.n_out as u64).map(|o| at(cur0 + o, lane)).collect(),
                     winner: states[lane].winner,
                     r: (0..net.n_edges() as u64).map(|e| at(e, lane)).collect(),
@@ -1329,7 +1388,11 @@ fn loop_iterations_bound(params: &Params) -> u64 {
             let mut widths = vec![net.n_in];
             widths.extend(&net.hidden);
             widths.push(net.n_out);
-            let skip = if net.skip > 0.0 { net.n_in.max(net.n_out) } else { 0 };
+            let skip = if net.skip > 0.0 {
+                net.n_in.max(net.n_out)
+            } else {
+                0
+            };
             (0..widths.len())
                 .map(|l| {
                     let below = if l > 0 { widths[l - 1] } else { 0 };
@@ -1342,20 +1405,21 @@ fn loop_iterations_bound(params: &Params) -> u64 {
         Topology::RandomBulk => (net.n_bulk + net.n_in + net.n_out) as u64,
     };
     let sum_degree_squared = max_degree * 2 * m;
-    let prepare = 6 * n + 6 * m + n * n / 2;
-    let solve = 3 * n + 8 * m + sum_degree_squared + d * d * d / 6 + 3 * d * d + 4 * d;
-    let read = prepare + solve + m + net.n_out as u64 * (max_degree + 2);
+    let prepare = 6 * n + 8 * m + n * n / 2 + sum_degree_squared / 2;
+    let fill_sums = n + m;
+    let solve = 3 * n + 5 * m + sum_degree_squared / 2 + d * d * d / 6 + 3 * d * d + 4 * d;
+    let read = prepare + fill_sums + solve + m + net.n_out as u64 * (max_degree + 2);
     let substep = solve + m + 5 * m;
     let end_era = 5 * m;
-    read.max(prepare + m).max(substep).max(end_era) + 16
+    read.max(prepare + fill_sums + m).max(substep).max(end_era) + 16
 }
 
 /// Stop, with the reason, on an instance the shader flagged.
 fn check_status(adapter: &AdapterSummary, status: u32, seed: u64) {
     match status {
-        STATUS_FAILED => panic!(
-            "GPU backend: instance {seed}: the dense system outgrew its scratch (a bug)"
-        ),
+        STATUS_FAILED => {
+            panic!("GPU backend: instance {seed}: the dense system outgrew its scratch (a bug)")
+        }
         STATUS_LOOP_LIMIT => panic!(
             "GPU backend: instance {seed}: {} cut a shader loop short (lavapipe ends every \
              loop after {LAVAPIPE_LOOP_BUDGET} iterations per invocation); this network is too \

@@ -364,7 +364,9 @@ impl<F: Real> Solver<F> {
             self.link_g
                 .extend(self.layout.link_edge[links.clone()].iter().map(|&e| g[e]));
             let pos = &self.layout.link_pos[links];
-            let contiguous = pos.last().is_some_and(|&last| last + 1 - pos[0] == pos.len());
+            let contiguous = pos
+                .last()
+                .is_some_and(|&last| last + 1 - pos[0] == pos.len());
             for (a, &pa) in pos.iter().enumerate() {
                 let ga = self.link_g[a];
                 self.rhs[pa] += ga * share;
