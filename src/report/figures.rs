@@ -147,13 +147,7 @@ fn curve(xs: &[f64], f: impl Fn(f64) -> f64) -> Vec<(f64, f64)> {
 /// Recall and Pr[learned_all] against the number of patterns, one line per
 /// other setting, with the one-half line that defines the capacity C.
 fn capacity_vs_patterns(grid: &Grid) -> Figure {
-    let others: Vec<String> = grid
-        .varied
-        .labels
-        .iter()
-        .filter(|l| l.as_str() != "n_patterns")
-        .cloned()
-        .collect();
+    let others = grid.labels_except("n_patterns");
     let lines = grid.lines(&others);
     let n = lines.len();
     let ps = distinct_sorted(grid.points.iter().map(|p| p.n_patterns as f64).collect());

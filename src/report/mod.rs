@@ -128,13 +128,7 @@ fn capacities(grid: &Grid, results: &Results) -> Vec<LineCapacity> {
     if !grid.varies_patterns() {
         return Vec::new();
     }
-    let others: Vec<String> = grid
-        .varied
-        .labels
-        .iter()
-        .filter(|l| l.as_str() != "n_patterns")
-        .cloned()
-        .collect();
+    let others = grid.labels_except("n_patterns");
     grid.lines(&others)
         .into_iter()
         .enumerate()

@@ -175,6 +175,17 @@ impl Grid {
             .unwrap_or_default()
     }
 
+    /// The varied settings other than `label`: what tells the lines of a
+    /// figure against `label` apart.
+    pub fn labels_except(&self, label: &str) -> Vec<String> {
+        self.varied
+            .labels
+            .iter()
+            .filter(|l| l.as_str() != label)
+            .cloned()
+            .collect()
+    }
+
     /// Points split into lines by the values of `settings`, in order of
     /// first appearance; each line with its label.
     pub fn lines(&self, settings: &[String]) -> Vec<(String, Vec<&Point>)> {
