@@ -183,6 +183,13 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    // Mesa's device-select Vulkan layer opens a Wayland connection to rank
+    // GPUs and, on a headless machine (a cluster node, CI), prints
+    // "error: XDG_RUNTIME_DIR is invalid" on every start. memsweep ranks
+    // adapters itself, so the layer is turned off, before any thread starts.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
     let cli = Cli::parse();
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
