@@ -201,8 +201,8 @@ fn dense_and_eliminated_solves_satisfy_kirchhoff_on_a_random_bulk_network() {
     }
 }
 
-fn single_device(v_in: f64, r0: f64) -> memsweep::instance::Instance {
-    // input (driven) -> output (grounded): the device sees v_in
+fn single_device(r0: f64) -> memsweep::instance::Instance {
+    // input (driven) -> output (grounded): one device, whatever the pulse
     instance(network(1, 0, 1, &[(0, 1)]), &[r0], one_hot_task(1, &[0]))
 }
 
@@ -224,7 +224,7 @@ fn a_device_under_a_constant_pulse_follows_the_closed_form_ramp() {
     let dt = tau / n_sub as f64;
     let v = 1.5;
     let r0 = 9000.0;
-    let inst = single_device(v, r0);
+    let inst = single_device(r0);
     let (r, energy) = apply_pulse(&inst, &params, v);
     // dR/dt = -beta (v - vt) is constant, so Euler is exact.
     let expected = r0 - beta * (v - vt) * tau;
@@ -235,12 +235,12 @@ fn a_device_under_a_constant_pulse_follows_the_closed_form_ramp() {
     assert!(close(energy, expected_energy, 1e-12));
     // A stronger pulse reaches Ron and stays there.
     // (beta * 9 V * 1 us = 16.2 kohm, more than the whole range)
-    let (r, _) = apply_pulse(&single_device(10.0, r0), &params, 10.0);
+    let (r, _) = apply_pulse(&single_device(r0), &params, 10.0);
     assert_eq!(r, params.device.ron);
     // A negative pulse raises R up to Roff.
-    let (r, _) = apply_pulse(&single_device(-1.5, 3000.0), &params, -1.5);
+    let (r, _) = apply_pulse(&single_device(3000.0), &params, -1.5);
     assert!(close(r, 3000.0 + beta * 0.5 * tau, 1e-12));
-    let (r, _) = apply_pulse(&single_device(-10.0, 3000.0), &params, -10.0);
+    let (r, _) = apply_pulse(&single_device(3000.0), &params, -10.0);
     assert_eq!(r, params.device.roff);
 }
 
@@ -248,7 +248,7 @@ fn a_device_under_a_constant_pulse_follows_the_closed_form_ramp() {
 fn a_sub_threshold_pulse_changes_nothing() {
     let params = Params::default();
     for v in [-0.99, -0.2, 0.0, 0.5, 1.0] {
-        let (r, energy) = apply_pulse(&single_device(v, 4321.0), &params, v);
+        let (r, energy) = apply_pulse(&single_device(4321.0), &params, v);
         assert_eq!(r, 4321.0);
         assert!(close(energy, v * v / 4321.0 * params.training.tau, 1e-12));
     }
@@ -257,7 +257,7 @@ fn a_sub_threshold_pulse_changes_nothing() {
 #[test]
 fn reversed_polarity_reverses_the_device() {
     let params = Params::default();
-    let mut inst = single_device(1.5, 5000.0);
+    let mut inst = single_device(5000.0);
     inst.network.polarity[0] = -1;
     let (r, _) = apply_pulse(&inst, &params, 1.5);
     assert!(
