@@ -400,3 +400,35 @@ fn a_batch_cut_into_chunks_trains_as_one() {
     };
     assert_eq!(small.train(&b), whole);
 }
+
+/// Abstract-model instances have no circuit: the GPU executor hands them to
+/// the CPU, and their rows say so, while circuit rows of the same batch say
+/// `gpu`.
+#[test]
+fn abstract_instances_run_on_the_cpu_and_their_rows_say_so() {
+    let Some(gpu) = gpu() else { return };
+    let circuit = Arc::new(Params::default());
+    let mut abstract_params = Params::default();
+    abstract_params.training.model = memsweep::params::ModelKind::Abstract;
+    let abstract_params = Arc::new(abstract_params);
+    let jobs: Vec<memsweep::backend::Job> = (0..6)
+        .map(|replica| {
+            let params = if replica % 2 == 0 {
+                &circuit
+            } else {
+                &abstract_params
+            };
+            memsweep::backend::Job {
+                params: params.clone(),
+                point: replica % 2,
+                replica,
+                seed: instance_seed(3, replica % 2, replica),
+            }
+        })
+        .collect();
+    let records = memsweep::backend::simulate(&gpu, &jobs);
+    for r in &records {
+        let expected = if r.point == 0 { "gpu" } else { "cpu" };
+        assert_eq!(r.backend, expected, "replica {}", r.replica);
+    }
+}

@@ -1455,6 +1455,13 @@ impl Executor for Gpu {
         "gpu"
     }
 
+    fn backend_of(&self, params: &Params) -> &'static str {
+        match params.training.model {
+            ModelKind::Circuit => self.name(),
+            ModelKind::Abstract => "cpu",
+        }
+    }
+
     fn check(&self, params: &Params) -> Result<(), String> {
         Gpu::check(self, params)
     }

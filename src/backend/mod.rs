@@ -30,8 +30,13 @@ pub struct Job {
 
 /// Something that trains a batch of set-up instances.
 pub trait Executor: Sync {
-    /// The `backend` column of the results.
+    /// The name of this executor (`--backend`).
     fn name(&self) -> &'static str;
+    /// The `backend` column of an instance of `params`: the executor that
+    /// actually trains it, when this one hands some instances to another.
+    fn backend_of(&self, _params: &Params) -> &'static str {
+        self.name()
+    }
     /// Train every instance; outcomes in the order of `batch`.
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome>;
     /// Whether this executor can train instances of `params`; the reason,
@@ -56,7 +61,7 @@ pub fn simulate(executor: &dyn Executor, jobs: &[Job]) -> Vec<InstanceRecord> {
     batch
         .into_par_iter()
         .zip(outcomes)
-        .map(|((inst, params), out)| record(executor.name(), &inst, params, out))
+        .map(|((inst, params), out)| record(executor.backend_of(&params), &inst, params, out))
         .collect()
 }
 
