@@ -156,22 +156,13 @@ fn capacity_vs_patterns(grid: &Grid) -> Figure {
     for (i, (_, points)) in lines.iter().enumerate() {
         let mut pts = points.clone();
         pts.sort_by_key(|p| p.n_patterns);
-        recalled.push(Layer::Bars {
+        let bars = |y: fn(&&Point) -> Interval| Layer::Bars {
             style: Style::nth(i),
-            points: pts
-                .iter()
-                .map(|p| pt(p.n_patterns as f64, p.recalled))
-                .collect(),
+            points: pts.iter().map(|p| pt(p.n_patterns as f64, y(p))).collect(),
             dodge: dodge(i, n),
-        });
-        learned.push(Layer::Bars {
-            style: Style::nth(i),
-            points: pts
-                .iter()
-                .map(|p| pt(p.n_patterns as f64, p.learned_all))
-                .collect(),
-            dodge: dodge(i, n),
-        });
+        };
+        recalled.push(bars(|p| p.recalled));
+        learned.push(bars(|p| p.learned_all));
     }
     learned.push(Layer::Rule {
         y: 0.5,
