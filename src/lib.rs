@@ -9,6 +9,7 @@ pub mod analyze;
 pub mod backend;
 pub mod bench;
 pub mod instance;
+pub mod lanes;
 pub mod model;
 pub mod params;
 pub mod protocol;

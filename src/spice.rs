@@ -456,7 +456,7 @@ impl Export {
         for (k, ph) in self.phases.iter().enumerate() {
             let b = &ph.boundary;
             solver.prepare(adj, &t.alive, b);
-            solver.solve(net, adj, &t.g, params.circuit.gmin, b, &mut m.volts[k]);
+            solver.solve(net, &t.g, params.circuit.gmin, b, &mut m.volts[k]);
             for i in (0..n).filter(|&i| b.fixed[i]) {
                 m.currents[k][i] = node_current(adj, &t.g, &m.volts[k], i);
             }

@@ -189,3 +189,39 @@ fn pruning_off_removes_nothing() {
     assert_eq!(t.prune(0), 0);
     assert!(t.alive.iter().all(|&a| a));
 }
+
+#[test]
+fn every_instruction_set_trains_to_the_same_bits() {
+    use memsweep::instance::Instance;
+    use memsweep::lanes::Isa;
+    use memsweep::protocol::training::run_eras;
+    let mut params = Params::default();
+    params.network.n_in = 5;
+    params.network.hidden = vec![11, 6];
+    params.network.n_out = 4;
+    params.network.density = 0.8;
+    params.network.skip = 0.3;
+    params.network.random_polarity = true;
+    params.device.alpha = 1e3;
+    for replica in 0..4 {
+        // With and without cycle-to-cycle noise (two code paths).
+        params.device.sigma_c2c = if replica % 2 == 0 { 0.0 } else { 0.2 };
+        let params = params.clone();
+        let inst = Instance::build(&params, 0, replica, 77 + replica as u64);
+        let train_with = |isa: Isa| {
+            let mut t = Trainer::<f64>::new(&inst, &params);
+            if !t.set_isa(isa) {
+                return None;
+            }
+            let eras = run_eras(&mut t, params.training.max_eras, |_, _| ());
+            Some((eras, t.r.clone(), t.energy_write))
+        };
+        let portable = train_with(Isa::Portable).expect("portable always runs");
+        for isa in [Isa::Avx2, Isa::Avx512] {
+            match train_with(isa) {
+                Some(wide) => assert_eq!(wide, portable, "{isa:?}, replica {replica}"),
+                None => eprintln!("this CPU has no {isa:?}: not compared"),
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use crate::backend::Executor;
 use crate::instance::Instance;
 use crate::params::{ModelKind, Params};
 use crate::protocol::abstract_model;
-use crate::protocol::training::{train, Outcome};
+use crate::protocol::training::{train_reusing, Layouts, Outcome};
 
 /// Arithmetic precision of the CPU executor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,15 +31,17 @@ impl Executor for Cpu {
     }
 
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome> {
+        // Each worker keeps the solver layouts of its last instance.
+        let layouts = || (Layouts::<f64>::default(), Layouts::<f32>::default());
         batch
             .par_iter()
-            .map(
-                |(inst, params)| match (params.training.model, self.precision) {
+            .map_init(layouts, |(l64, l32), (inst, params)| {
+                match (params.training.model, self.precision) {
                     (ModelKind::Abstract, _) => abstract_model::train(inst, params),
-                    (ModelKind::Circuit, Precision::F64) => train::<f64>(inst, params),
-                    (ModelKind::Circuit, Precision::F32) => train::<f32>(inst, params),
-                },
-            )
+                    (ModelKind::Circuit, Precision::F64) => train_reusing(inst, params, l64),
+                    (ModelKind::Circuit, Precision::F32) => train_reusing(inst, params, l32),
+                }
+            })
             .collect()
     }
 }

@@ -18,6 +18,7 @@
 //! `solve` (once per substep) assembles and factorises the small dense
 //! system. Both backends run these same steps (`shaders/train.wgsl`).
 
+use crate::lanes::{self, LANES};
 use crate::model::network::{Adjacency, Network};
 use crate::real::Real;
 
@@ -102,9 +103,19 @@ pub enum NodeRole {
 }
 
 /// How the free nodes of one boundary are split (see the module comment).
+/// The split is made on the wiring as generated, so pruning leaves it
+/// valid; only `cut_off` depends on which edges are alive.
 #[derive(Clone, Debug, Default)]
 struct Layout {
     role: Vec<NodeRole>,
+    /// Free nodes that pruning has cut off from every fixed node: they sit
+    /// at exactly 0 V, and their links are left out of the dense system,
+    /// whose conditioning they would otherwise ruin (only `gmin` holds
+    /// them).
+    cut_off: Vec<bool>,
+    any_cut_off: bool,
+    /// `Solver::generation` when `cut_off` was computed.
+    generation: u64,
     /// Index of each dense node in the dense system.
     pos: Vec<usize>,
     dense: Vec<usize>,
@@ -115,12 +126,16 @@ struct Layout {
     link_start: Vec<usize>,
     link_pos: Vec<usize>,
     link_edge: Vec<usize>,
+    /// Alive edges between two dense nodes: (dense index a, dense index
+    /// b < a, edge).
+    dense_links: Vec<(usize, usize, usize)>,
 }
 
 impl Layout {
     fn new(n_nodes: usize) -> Self {
         Layout {
             role: vec![NodeRole::Fixed; n_nodes],
+            cut_off: vec![false; n_nodes],
             pos: vec![usize::MAX; n_nodes],
             ..Layout::default()
         }
@@ -136,6 +151,8 @@ pub struct Solver<F> {
     cache: Vec<Layout>,
     cached: Vec<bool>,
     active_slot: Option<usize>,
+    /// Bumped whenever the caller prunes edges (`alive_changed`).
+    generation: u64,
     /// The sums the next solve starts from.
     pub sums: NodeSums<F>,
     /// Per free node: total conductance to everything, `gmin` included.
@@ -143,7 +160,11 @@ pub struct Solver<F> {
     /// Dense Schur complement, row-major, lower triangle; factorised in place.
     schur: Vec<F>,
     rhs: Vec<F>,
-    link_g: Vec<F>,
+    /// Scratch of `cholesky_factor`, zero beyond the dense size.
+    column: Vec<F>,
+    /// Eliminated-to-dense conductances, one padded row per eliminated node.
+    coupling: Vec<F>,
+    inv_diag: Vec<F>,
     order: Vec<usize>,
     free_degree: Vec<usize>,
     stack: Vec<usize>,
@@ -156,27 +177,35 @@ impl<F: Real> Solver<F> {
             cache: Vec::new(),
             cached: Vec::new(),
             active_slot: None,
+            generation: 0,
             sums: NodeSums::new(n_nodes),
             diag: vec![F::ZERO; n_nodes],
             schur: Vec::with_capacity(n_nodes * n_nodes),
             rhs: Vec::with_capacity(n_nodes),
-            link_g: Vec::with_capacity(n_nodes),
+            column: vec![F::ZERO; padded_stride(n_nodes)],
+            coupling: Vec::new(),
+            inv_diag: Vec::with_capacity(n_nodes),
             order: Vec::with_capacity(n_nodes),
             free_degree: vec![0; n_nodes],
             stack: Vec::with_capacity(n_nodes),
         }
     }
 
-    /// Role of `node` in the current layout.
+    /// Role of `node` in the current layout (`Isolated` for a node pruning
+    /// has cut off).
     pub fn role(&self, node: usize) -> NodeRole {
-        self.layout.role[node]
+        if self.layout.cut_off[node] {
+            NodeRole::Isolated
+        } else {
+            self.layout.role[node]
+        }
     }
 
     /// As `prepare`, for a boundary the caller numbers `slot`: a layout is
-    /// computed once per slot and reused until `invalidate_cache` (which the
-    /// caller must call when the alive edges change). The protocol has few
-    /// distinct boundaries (a read per pattern, normalize, a punish per
-    /// pattern and winner), each applied many times.
+    /// computed once per slot and reused, with its cut-off nodes redone
+    /// after `alive_changed`. The protocol has few distinct boundaries (a
+    /// read per pattern, normalize, a punish per pattern and winner), each
+    /// applied many times.
     pub fn prepare_cached(
         &mut self,
         slot: usize,
@@ -184,32 +213,30 @@ impl<F: Real> Solver<F> {
         alive: &[bool],
         boundary: &Boundary<F>,
     ) {
-        if self.active_slot == Some(slot) {
-            return;
-        }
-        if self.cache.len() <= slot {
-            self.cache.resize_with(slot + 1, Layout::default);
-            self.cached.resize(slot + 1, false);
-        }
-        if let Some(active) = self.active_slot.take() {
-            std::mem::swap(&mut self.layout, &mut self.cache[active]);
-        }
-        if self.cached[slot] {
-            std::mem::swap(&mut self.layout, &mut self.cache[slot]);
-        } else {
-            if self.layout.role.len() != boundary.fixed.len() {
-                self.layout = Layout::new(boundary.fixed.len());
+        if self.active_slot != Some(slot) {
+            if self.cache.len() <= slot {
+                self.cache.resize_with(slot + 1, Layout::default);
+                self.cached.resize(slot + 1, false);
             }
-            self.prepare(adj, alive, boundary);
-            self.cached[slot] = true;
+            if let Some(active) = self.active_slot.take() {
+                std::mem::swap(&mut self.layout, &mut self.cache[active]);
+            }
+            if self.cached[slot] {
+                std::mem::swap(&mut self.layout, &mut self.cache[slot]);
+            } else {
+                self.prepare(adj, alive, boundary);
+                self.cached[slot] = true;
+            }
+            self.active_slot = Some(slot);
         }
-        self.active_slot = Some(slot);
+        if self.layout.generation != self.generation {
+            self.mark_cut_off(adj, alive);
+        }
     }
 
-    /// Forget every cached layout.
-    pub fn invalidate_cache(&mut self) {
-        self.cached.fill(false);
-        self.active_slot = None;
+    /// Tell the solver that edges were pruned since the last solve.
+    pub fn alive_changed(&mut self) {
+        self.generation += 1;
     }
 
     /// Number of nodes in the dense system of the last `prepare`.
@@ -225,7 +252,10 @@ impl<F: Real> Solver<F> {
             self.layout = Layout::new(boundary.fixed.len());
         }
         let n = boundary.fixed.len();
-        // Free nodes reachable from a fixed node through alive edges.
+        if self.layout.role.len() != n {
+            self.layout = Layout::new(n);
+        }
+        // Free nodes reachable from a fixed node through any edge.
         self.stack.clear();
         for i in 0..n {
             if boundary.fixed[i] {
@@ -238,7 +268,7 @@ impl<F: Real> Solver<F> {
         while let Some(i) = self.stack.pop() {
             for k in adj.range(i) {
                 let j = adj.other[k] as usize;
-                if alive[adj.edge[k] as usize] && self.layout.role[j] == NodeRole::Isolated {
+                if self.layout.role[j] == NodeRole::Isolated {
                     self.layout.role[j] = NodeRole::Dense;
                     self.stack.push(j);
                 }
@@ -255,10 +285,7 @@ impl<F: Real> Solver<F> {
         for &i in &self.order {
             self.free_degree[i] = adj
                 .range(i)
-                .filter(|&k| {
-                    alive[adj.edge[k] as usize]
-                        && self.layout.role[adj.other[k] as usize] != NodeRole::Fixed
-                })
+                .filter(|&k| self.layout.role[adj.other[k] as usize] != NodeRole::Fixed)
                 .count();
         }
         let degree = &self.free_degree;
@@ -267,10 +294,9 @@ impl<F: Real> Solver<F> {
         self.layout.dense.clear();
         for idx in 0..self.order.len() {
             let i = self.order[idx];
-            let next_to_eliminated = adj.range(i).any(|k| {
-                alive[adj.edge[k] as usize]
-                    && self.layout.role[adj.other[k] as usize] == NodeRole::Eliminated
-            });
+            let next_to_eliminated = adj
+                .range(i)
+                .any(|k| self.layout.role[adj.other[k] as usize] == NodeRole::Eliminated);
             if next_to_eliminated {
                 self.layout.pos[i] = self.layout.dense.len();
                 self.layout.dense.push(i);
@@ -290,7 +316,7 @@ impl<F: Real> Solver<F> {
             let first = self.layout.link_pos.len();
             for k in adj.range(i) {
                 let j = adj.other[k] as usize;
-                if alive[adj.edge[k] as usize] && self.layout.role[j] == NodeRole::Dense {
+                if self.layout.role[j] == NodeRole::Dense {
                     self.layout.link_pos.push(self.layout.pos[j]);
                     self.layout.link_edge.push(adj.edge[k] as usize);
                 }
@@ -301,6 +327,46 @@ impl<F: Real> Solver<F> {
             );
         }
         self.layout.link_start.push(self.layout.link_pos.len());
+        self.layout.dense_links.clear();
+        for (a, &i) in self.layout.dense.iter().enumerate() {
+            for k in adj.range(i) {
+                let j = adj.other[k] as usize;
+                if self.layout.role[j] == NodeRole::Dense && self.layout.pos[j] < a {
+                    self.layout
+                        .dense_links
+                        .push((a, self.layout.pos[j], adj.edge[k] as usize));
+                }
+            }
+        }
+        self.mark_cut_off(adj, alive);
+    }
+
+    /// Mark the free nodes of the current layout that no alive path joins
+    /// to a fixed node.
+    fn mark_cut_off(&mut self, adj: &Adjacency, alive: &[bool]) {
+        let layout = &mut self.layout;
+        self.stack.clear();
+        for (i, role) in layout.role.iter().enumerate() {
+            layout.cut_off[i] = *role != NodeRole::Fixed;
+            if *role == NodeRole::Fixed {
+                self.stack.push(i);
+            }
+        }
+        while let Some(i) = self.stack.pop() {
+            for k in adj.range(i) {
+                let j = adj.other[k] as usize;
+                if alive[adj.edge[k] as usize] && layout.cut_off[j] {
+                    layout.cut_off[j] = false;
+                    self.stack.push(j);
+                }
+            }
+        }
+        layout.any_cut_off = layout
+            .role
+            .iter()
+            .zip(&layout.cut_off)
+            .any(|(&role, &cut)| cut && role != NodeRole::Isolated);
+        layout.generation = self.generation;
     }
 
     /// Node voltages `v` (volt) for conductances `g` (siemens, 0 for a pruned
@@ -308,31 +374,25 @@ impl<F: Real> Solver<F> {
     ///
     /// Assumes `prepare` saw the same `alive` mask and boundary; `v` has one
     /// entry per node.
-    pub fn solve(
-        &mut self,
-        net: &Network,
-        adj: &Adjacency,
-        g: &[F],
-        gmin: F,
-        boundary: &Boundary<F>,
-        v: &mut [F],
-    ) {
+    pub fn solve(&mut self, net: &Network, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
         self.sums.fill(net, g, boundary);
-        self.solve_from_sums(adj, g, gmin, boundary, v);
+        self.solve_from_sums(g, gmin, boundary, v);
     }
 
     /// As `solve`, with `self.sums` already filled for `g` and `boundary`.
-    pub fn solve_from_sums(
-        &mut self,
-        adj: &Adjacency,
-        g: &[F],
-        gmin: F,
-        boundary: &Boundary<F>,
-        v: &mut [F],
-    ) {
-        let n = boundary.fixed.len();
-        for i in 0..n {
-            match self.layout.role[i] {
+    ///
+    /// The dense system `S x = b` is stored as the lower triangle of the
+    /// matrix `[S; b^T]`: `b` is one more row, so that eliminating a node
+    /// updates it like any other row, and factorising `S` carries out the
+    /// forward substitution on it. Rows are padded to whole blocks of
+    /// `LANES` (see `crate::lanes`) so that every row update is vector
+    /// code; the padding, right of the diagonal, holds values that are
+    /// never read.
+    #[inline(always)]
+    pub fn solve_from_sums(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
+        let layout = &self.layout;
+        for (i, role) in layout.role.iter().enumerate() {
+            match role {
                 NodeRole::Fixed => v[i] = boundary.volts[i],
                 NodeRole::Isolated => v[i] = F::ZERO,
                 NodeRole::Eliminated | NodeRole::Dense => {
@@ -340,66 +400,111 @@ impl<F: Real> Solver<F> {
                 }
             }
         }
-        let nd = self.layout.dense.len();
+        let nd = layout.dense.len();
+        let stride = padded_stride(nd + 1);
+        let rows = (nd + 1).next_multiple_of(ROWS);
         self.schur.clear();
-        self.schur.resize(nd * nd, F::ZERO);
-        self.rhs.clear();
-        for (a, &i) in self.layout.dense.iter().enumerate() {
-            self.schur[a * nd + a] = self.diag[i];
-            self.rhs.push(self.sums.inject[i]);
-            for k in adj.range(i) {
-                let j = adj.other[k] as usize;
-                if self.layout.role[j] == NodeRole::Dense && self.layout.pos[j] < a {
-                    self.schur[a * nd + self.layout.pos[j]] -= g[adj.edge[k] as usize];
-                }
+        self.schur.resize(rows * stride, F::ZERO);
+        for (a, &i) in layout.dense.iter().enumerate() {
+            self.schur[a * stride + a] = self.diag[i];
+            self.schur[nd * stride + a] = self.sums.inject[i];
+        }
+        for &(a, b, e) in &layout.dense_links {
+            // An alive link between two cut-off nodes is left out.
+            if !(layout.any_cut_off && layout.cut_off[layout.dense[a]]) {
+                self.schur[a * stride + b] -= g[e];
             }
         }
-        // Eliminating node i couples every pair of its dense neighbours: a
-        // rank-one update of the lower triangle.
-        for (idx, &i) in self.layout.eliminated.iter().enumerate() {
-            let links = self.layout.link_start[idx]..self.layout.link_start[idx + 1];
-            let inv_d = F::ONE / self.diag[i];
-            let share = self.sums.inject[i] * inv_d;
-            self.link_g.clear();
-            self.link_g
-                .extend(self.layout.link_edge[links.clone()].iter().map(|&e| g[e]));
-            let pos = &self.layout.link_pos[links];
-            let contiguous = pos
-                .last()
-                .is_some_and(|&last| last + 1 - pos[0] == pos.len());
-            for (a, &pa) in pos.iter().enumerate() {
-                let ga = self.link_g[a];
-                self.rhs[pa] += ga * share;
-                let ga_over_d = ga * inv_d;
-                if contiguous {
-                    // The common case (a node linked to a whole block of the
-                    // dense system): one contiguous, vectorisable update.
-                    let row = &mut self.schur[pa * nd + pos[0]..=pa * nd + pa];
-                    for (x, &gb) in row.iter_mut().zip(&self.link_g[..=a]) {
-                        *x -= ga_over_d * gb;
-                    }
-                } else {
-                    let row = &mut self.schur[pa * nd..=pa * nd + pa];
-                    for (&pb, &gb) in pos[..=a].iter().zip(&self.link_g[..=a]) {
-                        row[pb] -= ga_over_d * gb;
-                    }
-                }
+        // Eliminating node i couples every pair of its dense neighbours.
+        // Row `c` of `coupling` holds the conductances from the `c`-th
+        // eliminated node to the dense nodes (zero where there is no edge)
+        // and, in column `nd`, minus the current it injects, which
+        // eliminates it from the right-hand side.
+        let ne = layout.eliminated.len();
+        self.coupling.clear();
+        self.coupling.resize(ne * stride, F::ZERO);
+        self.inv_diag.clear();
+        for (idx, &i) in layout.eliminated.iter().enumerate() {
+            self.inv_diag.push(F::ONE / self.diag[i]);
+            let row = &mut self.coupling[idx * stride..(idx + 1) * stride];
+            for k in layout.link_start[idx]..layout.link_start[idx + 1] {
+                row[layout.link_pos[k]] = g[layout.link_edge[k]];
+            }
+            if layout.any_cut_off && layout.cut_off[i] {
+                // Its alive links all lead to cut-off nodes: leave them out.
+                row.fill(F::ZERO);
+            }
+            row[nd] = -self.sums.inject[i];
+        }
+        if nd > 0 {
+            schur_update(&mut self.schur, nd, stride, &self.coupling, &self.inv_diag);
+        }
+        cholesky_factor(&mut self.schur, nd, nd + 1, stride, &mut self.column);
+        // Back substitution along rows of L, from the forward-substituted
+        // right-hand side in row nd.
+        let x = &mut self.rhs;
+        x.clear();
+        x.extend_from_slice(&self.schur[nd * stride..nd * stride + nd]);
+        x.resize(stride, F::ZERO);
+        for i in (0..nd).rev() {
+            x[i] = x[i] / self.schur[i * stride + i];
+            let x_i = x[i];
+            for (k, &l_ik) in self.schur[i * stride..i * stride + i].iter().enumerate() {
+                x[k] -= l_ik * x_i;
             }
         }
-        cholesky_solve(&mut self.schur, &mut self.rhs, nd);
-        for (a, &i) in self.layout.dense.iter().enumerate() {
-            v[i] = self.rhs[a];
+        for (a, &i) in layout.dense.iter().enumerate() {
+            v[i] = if layout.cut_off[i] { F::ZERO } else { x[a] };
         }
-        for (idx, &i) in self.layout.eliminated.iter().enumerate() {
-            let links = self.layout.link_start[idx]..self.layout.link_start[idx + 1];
-            let mut total = self.sums.inject[i];
-            for k in links {
-                total +=
-                    g[self.layout.link_edge[k]] * v[self.layout.dense[self.layout.link_pos[k]]];
-            }
-            v[i] = total / self.diag[i];
+        let width = lanes::round_up(nd);
+        for (idx, &i) in layout.eliminated.iter().enumerate() {
+            let linked = &self.coupling[idx * stride..idx * stride + width];
+            let total = self.sums.inject[i] + lanes::dot(linked, &x[..width]);
+            v[i] = if layout.cut_off[i] {
+                F::ZERO
+            } else {
+                total / self.diag[i]
+            };
         }
     }
+}
+
+/// Rows of the dense system updated together by `schur_update`: their
+/// independent chains of subtractions keep the floating-point units busy.
+const ROWS: usize = 4;
+
+/// Subtract from the lower triangle of the `(nd + 1)`-row system `s` every
+/// eliminated node's rank-one term `c c^T / d`, where `c` is its row of
+/// `coupling` and `1 / d` its entry of `inv_diag`. Row `nd` (the
+/// right-hand side) takes columns `0..nd`. `s` has whole groups of `ROWS`
+/// rows.
+#[inline(always)]
+fn schur_update<F: Real>(s: &mut [F], nd: usize, stride: usize, coupling: &[F], inv_diag: &[F]) {
+    for a0 in (0..=nd).step_by(ROWS) {
+        // Columns up to the diagonal of the group's last row.
+        let last_column = (a0 + ROWS - 1).min(nd - 1);
+        for b0 in (0..=last_column).step_by(LANES) {
+            let mut blocks: [[F; LANES]; ROWS] =
+                std::array::from_fn(|r| lanes::block(&s[(a0 + r) * stride + b0..]));
+            for (c, &inv_d) in coupling.chunks_exact(stride).zip(inv_diag) {
+                let linked = lanes::block(&c[b0..]);
+                for (r, block) in blocks.iter_mut().enumerate() {
+                    let coeff = c[a0 + r] * inv_d;
+                    *block = std::array::from_fn(|l| block[l] - coeff * linked[l]);
+                }
+            }
+            for (r, block) in blocks.iter().enumerate() {
+                let at = (a0 + r) * stride + b0;
+                s[at..at + LANES].copy_from_slice(block);
+            }
+        }
+    }
+}
+
+/// Row stride of a padded dense system of `n` rows: room for a block of
+/// `LANES` starting at any column of the lower triangle.
+fn padded_stride(n: usize) -> usize {
+    lanes::round_up(n) + LANES
 }
 
 /// Sort one eliminated node's links by dense index (insertion sort: the
@@ -415,56 +520,40 @@ fn sort_links(pos: &mut [usize], edge: &mut [usize]) {
     }
 }
 
-/// Solve `A x = b` in place for a symmetric positive definite `A` (`n x n`,
-/// row-major). `A` becomes its Cholesky factor, `b` becomes `x`.
-pub fn cholesky_solve<F: Real>(a: &mut [F], b: &mut [F], n: usize) {
-    cholesky_factor(a, n);
-    for i in 0..n {
-        let mut s = b[i];
-        for k in 0..i {
-            s -= a[i * n + k] * b[k];
-        }
-        b[i] = s / a[i * n + i];
-    }
-    for i in (0..n).rev() {
-        let mut s = b[i];
-        for k in i + 1..n {
-            s -= a[k * n + i] * b[k];
-        }
-        b[i] = s / a[i * n + i];
-    }
-}
-
 /// Overwrite the lower triangle of the symmetric positive definite `a`
-/// (`n x n`, row-major) with `L`, where `A = L L^T`. The upper triangle is
-/// neither read nor written.
+/// (`n x n`, row-major with row stride `stride >= n`) with `L`, where
+/// `A = L L^T`, and carry rows `n..rows` (each a right-hand side `b^T`)
+/// through the same elimination, which turns them into `(L^{-1} b)^T`.
+/// Only the lower triangle is read; entries right of the diagonal are
+/// overwritten with values of no meaning. `column` is scratch of at least
+/// `stride` finite values.
 ///
-/// Right-looking: after each pivot, the trailing rows are updated by
-/// contiguous multiply-subtract runs (which vectorise), using a copy of the
-/// pivot's column.
-pub fn cholesky_factor<F: Real>(a: &mut [F], n: usize) {
-    let mut column = [F::ZERO; 64];
-    let mut heap = Vec::new();
-    let column: &mut [F] = if n <= 64 {
-        &mut column[..n]
-    } else {
-        heap.resize(n, F::ZERO);
-        &mut heap
-    };
+/// Right-looking: after each pivot, the trailing rows are updated by runs
+/// of whole blocks (which vectorise), using a copy of the pivot's column.
+#[inline(always)]
+pub fn cholesky_factor<F: Real>(
+    a: &mut [F],
+    n: usize,
+    rows: usize,
+    stride: usize,
+    column: &mut [F],
+) {
     for j in 0..n {
-        let d = a[j * n + j].sqrt();
-        a[j * n + j] = d;
+        let d = a[j * stride + j].sqrt();
+        a[j * stride + j] = d;
         let inv = F::ONE / d;
-        for i in j + 1..n {
-            a[i * n + j] *= inv;
-            column[i] = a[i * n + j];
+        for i in j + 1..rows {
+            a[i * stride + j] *= inv;
+            column[i] = a[i * stride + j];
         }
-        for i in j + 1..n {
-            let l_ij = column[i];
-            let row = &mut a[i * n + j + 1..=i * n + i];
-            for (x, &l_kj) in row.iter_mut().zip(&column[j + 1..=i]) {
-                *x -= l_ij * l_kj;
-            }
+        for i in j + 1..rows {
+            let width = lanes::round_up(i.min(n - 1) + 1 - (j + 1)).min(stride - j - 1);
+            let row = i * stride + j + 1;
+            lanes::sub_scaled(
+                &mut a[row..row + width],
+                column[i],
+                &column[j + 1..j + 1 + width],
+            );
         }
     }
 }

@@ -57,16 +57,24 @@ impl Devices {
 }
 
 /// `dR/dt` (ohm/s) of a device at voltage `v` (its own orientation) with
-/// threshold `vt`: above threshold the resistance falls, below minus the
+/// threshold `vt > 0`: above threshold the resistance falls, below minus the
 /// threshold it rises, in between it drifts at `alpha`.
+///
+/// Written as selects between values computed unconditionally, so that a
+/// block of devices compiles to vector code without branches.
 #[inline(always)]
 pub fn resistance_rate<F: Real>(v: F, vt: F, alpha: F, beta: F) -> F {
-    if v > vt {
-        -beta * (v - vt)
-    } else if v < -vt {
-        -beta * (v + vt)
+    let above = v - vt;
+    let below = v + vt;
+    // The excess beyond the threshold: at most one of the two is nonzero.
+    let excess = (if above > F::ZERO { above } else { F::ZERO })
+        + (if below < F::ZERO { below } else { F::ZERO });
+    let switching = -beta * excess;
+    let drift = -alpha * v;
+    if excess != F::ZERO {
+        switching
     } else {
-        -alpha * v
+        drift
     }
 }
 
@@ -81,12 +89,11 @@ pub fn c2c_factor<F: Real>(sigma: F, z: F) -> F {
 #[inline(always)]
 pub fn euler_step<F: Real>(r: F, rate: F, dt: F, noise: F, ron: F, roff: F) -> F {
     let next = r + dt * rate * noise;
-    if next < ron {
-        ron
-    } else if next > roff {
+    let floored = if next < ron { ron } else { next };
+    if floored > roff {
         roff
     } else {
-        next
+        floored
     }
 }
 

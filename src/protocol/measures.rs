@@ -96,7 +96,7 @@ pub fn controllability(
             lap[b * nr + a] -= 1.0;
         }
     }
-    cholesky_factor(&mut lap, nr);
+    cholesky_factor(&mut lap, nr, nr, nr, &mut vec![0.0; nr]);
     // y[c][a] = sum_b C[b][a] * (x[c][kept[b]] - x[c][ref(kept[b])]), C lower.
     let mut cols = vec![0.0; k * nr];
     for (c, xc) in x.iter().enumerate() {
@@ -149,7 +149,7 @@ fn configuration_voltages(
     let mut solve = |boundary: &Boundary<f64>| {
         let mut v = vec![0.0; n];
         solver.prepare(adj, alive, boundary);
-        solver.solve(net, adj, &g, params.circuit.gmin, boundary, &mut v);
+        solver.solve(net, &g, params.circuit.gmin, boundary, &mut v);
         v
     };
     for i in 0..net.n_in {

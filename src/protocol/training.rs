@@ -6,8 +6,10 @@
 //! shader's arithmetic so the two backends can be compared closely.
 
 use crate::instance::Instance;
+use crate::lanes::{self, Isa, LANES};
 use crate::model::circuit::{self, Boundary, Solver};
 use crate::model::device;
+use crate::model::network::EdgeRun;
 use crate::params::Params;
 use crate::protocol::phase;
 use crate::real::Real;
@@ -64,6 +66,11 @@ pub struct Trainer<'a, F: Real> {
     roff: Vec<F>,
     vt: Vec<F>,
     boundary: Boundary<F>,
+    /// The boundary's voltages at fixed nodes, 0 at free ones.
+    fixed_volts: Vec<F>,
+    runs: Vec<EdgeRun>,
+    /// The instruction set the substep loop runs with.
+    isa: Isa,
     solver: Solver<F>,
     currents: Vec<F>,
     pub energy_write: F,
@@ -72,6 +79,15 @@ pub struct Trainer<'a, F: Real> {
 
 impl<'a, F: Real> Trainer<'a, F> {
     pub fn new(inst: &'a Instance, params: &'a Params) -> Self {
+        Self::with_solver(inst, params, Solver::new(inst.network.n_nodes()))
+    }
+
+    /// As `new`, reusing `solver`'s buffers and cached layouts, which must
+    /// come from an instance with the same wiring and task inputs (see
+    /// `Layouts`).
+    fn with_solver(inst: &'a Instance, params: &'a Params, mut solver: Solver<F>) -> Self {
+        // Its cut-off nodes belong to the other instance's pruning.
+        solver.alive_changed();
         let n = inst.network.n_nodes();
         let dev = &inst.devices;
         let to_f = |xs: &[f64]| xs.iter().map(|&x| F::from_f64(x)).collect::<Vec<F>>();
@@ -94,7 +110,10 @@ impl<'a, F: Real> Trainer<'a, F> {
             roff: to_f(&dev.roff),
             vt: to_f(&dev.vt),
             boundary: Boundary::floating(n),
-            solver: Solver::new(n),
+            fixed_volts: vec![F::ZERO; n],
+            runs: inst.network.runs(),
+            isa: Isa::detect(),
+            solver,
             currents: vec![F::ZERO; inst.network.n_out],
             energy_write: F::ZERO,
             updates: 0,
@@ -162,14 +181,8 @@ impl<'a, F: Real> Trainer<'a, F> {
         let inst = self.inst;
         self.solver
             .prepare_cached(k, &inst.adjacency, &self.alive, &self.boundary);
-        self.solver.solve(
-            &inst.network,
-            &inst.adjacency,
-            &self.g,
-            gmin,
-            &self.boundary,
-            &mut self.v,
-        );
+        self.solver
+            .solve(&inst.network, &self.g, gmin, &self.boundary, &mut self.v);
     }
 
     /// Layout slots: reads take `0..P`, normalize `P`, punish (k, winner)
@@ -209,18 +222,36 @@ impl<'a, F: Real> Trainer<'a, F> {
         self.solver
             .sums
             .fill(&inst.network, &self.g, &self.boundary);
+        for (i, volts) in self.fixed_volts.iter_mut().enumerate() {
+            *volts = if self.boundary.fixed[i] {
+                self.boundary.volts[i]
+            } else {
+                F::ZERO
+            };
+        }
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
+        let pulse_id = (2 * k + which as usize) as u32;
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` is only ever set to an instruction set the
+            // running CPU has (`Isa::detect`, `Trainer::set_isa`).
+            Isa::Avx512 => unsafe { self.substeps_avx512(era, pulse_id, n_sub, dt, gmin) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.substeps_avx2(era, pulse_id, n_sub, dt, gmin) },
+            _ => self.substeps(era, pulse_id, n_sub, dt, gmin),
+        }
+    }
+
+    /// The `n_sub` Euler substeps of a pulse: solve, accumulate `P dt`,
+    /// move every alive device (see `pulse`).
+    #[inline(always)]
+    fn substeps(&mut self, era: u32, pulse_id: u32, n_sub: usize, dt: F, gmin: F) {
         for sub in 0..n_sub {
-            self.solver.solve_from_sums(
-                &inst.adjacency,
-                &self.g,
-                gmin,
-                &self.boundary,
-                &mut self.v,
-            );
-            let (p, moved) =
-                self.step_devices(dt, [era, (2 * k + which as usize) as u32, sub as u32]);
+            self.solver
+                .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v);
+            let (p, moved) = self.step_devices(dt, [era, pulse_id, sub as u32]);
             if !moved {
                 self.energy_write += p * dt * F::from_f64((n_sub - sub) as f64);
                 return;
@@ -229,53 +260,99 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
+    /// `substeps` compiled for AVX-512. The kernels it inlines give the same
+    /// bits at every vector width (see `crate::lanes`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+    fn substeps_avx512(&mut self, era: u32, pulse_id: u32, n_sub: usize, dt: F, gmin: F) {
+        self.substeps(era, pulse_id, n_sub, dt, gmin)
+    }
+
+    /// `substeps` compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn substeps_avx2(&mut self, era: u32, pulse_id: u32, n_sub: usize, dt: F, gmin: F) {
+        self.substeps(era, pulse_id, n_sub, dt, gmin)
+    }
+
+    /// Run the hot loop with instruction set `isa` instead of the best the
+    /// CPU has (to check that every choice gives the same bits). Returns
+    /// false, changing nothing, if this CPU lacks `isa`.
+    pub fn set_isa(&mut self, isa: Isa) -> bool {
+        let ok = isa.available();
+        if ok {
+            self.isa = isa;
+        }
+        ok
+    }
+
     /// One pass over the edges with the voltages in `self.v`: the power they
     /// dissipate (watt, with the conductances the voltages were solved
     /// with) and an Euler step of every alive device, whose conductance
     /// change goes straight into the node sums of the next solve. Returns
-    /// the power and whether any resistance changed. `counter` = (era, pulse id, substep) keys the
-    /// cycle-to-cycle noise.
+    /// the power and whether any resistance changed. `counter` = (era,
+    /// pulse id, substep) keys the cycle-to-cycle noise.
+    #[inline(always)]
     fn step_devices(&mut self, dt: F, counter: [u32; 3]) -> (F, bool) {
-        let d = &self.params.device;
-        let (alpha, beta, sigma) = (
-            F::from_f64(d.alpha),
-            F::from_f64(d.beta),
-            F::from_f64(d.sigma_c2c),
-        );
-        let net = &self.inst.network;
-        let mut power = F::ZERO;
-        let mut moved = false;
-        for e in 0..net.n_edges() {
-            if !self.alive[e] {
-                continue;
-            }
-            let (u, w) = (net.tail[e] as usize, net.head[e] as usize);
-            let dv = self.v[u] - self.v[w];
-            power += self.g[e] * dv * dv;
-            let v_e = self.polarity[e] * dv;
-            let rate = device::resistance_rate(v_e, self.vt[e], alpha, beta);
-            if rate != F::ZERO {
-                let noise = if d.sigma_c2c > 0.0 {
-                    let z = self
-                        .rng
-                        .normal::<F>([counter[0], counter[1], counter[2], e as u32]);
-                    device::c2c_factor(sigma, z)
-                } else {
-                    F::ONE
-                };
-                let r = device::euler_step(self.r[e], rate, dt, noise, self.ron[e], self.roff[e]);
-                if r != self.r[e] {
-                    let g = F::ONE / r;
-                    self.solver
-                        .sums
-                        .add_edge(u, w, g - self.g[e], &self.boundary);
-                    self.r[e] = r;
-                    self.g[e] = g;
-                    moved = true;
-                }
-            }
+        if self.params.device.sigma_c2c > 0.0 {
+            self.step_runs::<true>(dt, counter)
+        } else {
+            self.step_runs::<false>(dt, counter)
         }
-        (power, moved)
+    }
+
+    /// `step_devices`, run by run (see `EdgeRun`), with or without
+    /// cycle-to-cycle noise.
+    #[inline(always)]
+    fn step_runs<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> (F, bool) {
+        let d = &self.params.device;
+        let step = DeviceStep {
+            dt,
+            alpha: F::from_f64(d.alpha),
+            beta: F::from_f64(d.beta),
+            sigma: F::from_f64(d.sigma_c2c),
+            rng: &self.rng,
+            counter,
+        };
+        let mut acc = StepSums::default();
+        for run in &self.runs {
+            let (u, h0, e0, len) = (
+                run.tail as usize,
+                run.head0 as usize,
+                run.e0 as usize,
+                run.len as usize,
+            );
+            let heads = h0..h0 + len;
+            let edges = e0..e0 + len;
+            let mut view = RunView {
+                e0,
+                v_tail: self.v[u],
+                volts_tail: self.fixed_volts[u],
+                v_head: &self.v[heads.clone()],
+                volts_head: &self.fixed_volts[heads.clone()],
+                polarity: &self.polarity[edges.clone()],
+                vt: &self.vt[edges.clone()],
+                ron: &self.ron[edges.clone()],
+                roff: &self.roff[edges.clone()],
+                r: &mut self.r[edges.clone()],
+                g: &mut self.g[edges],
+                conductance_head: &mut self.solver.sums.conductance[heads.clone()],
+                inject_head: &mut self.solver.sums.inject[heads],
+                dg_tail: [F::ZERO; LANES],
+                inject_tail: [F::ZERO; LANES],
+            };
+            let whole = len - len % LANES;
+            for j0 in (0..whole).step_by(LANES) {
+                view.step_block::<NOISE>(j0, LANES, &step, &mut acc);
+            }
+            if whole < len {
+                view.step_block::<NOISE>(whole, len - whole, &step, &mut acc);
+            }
+            let (dg_tail, inject_tail) = (view.dg_tail, view.inject_tail);
+            self.solver.sums.conductance[u] += lanes::sum(dg_tail);
+            self.solver.sums.inject[u] += lanes::sum(inject_tail);
+        }
+        (lanes::sum(acc.power), lanes::sum(acc.moved) != F::ZERO)
     }
 
     /// Stochastic pruning at the end of `era` (MODEL.md section 7); returns
@@ -301,9 +378,123 @@ impl<'a, F: Real> Trainer<'a, F> {
             }
         }
         if removed > 0 {
-            self.solver.invalidate_cache();
+            self.solver.alive_changed();
         }
         removed
+    }
+}
+
+/// What an Euler step of the devices needs besides their state.
+struct DeviceStep<'a, F> {
+    dt: F,
+    alpha: F,
+    beta: F,
+    sigma: F,
+    rng: &'a CounterRng,
+    /// (era, pulse id, substep), the counter of the c2c noise draws.
+    counter: [u32; 3],
+}
+
+/// Per-lane sums over a substep: power (watt) and 1 where a device moved
+/// (a float, to stay in vector registers).
+struct StepSums<F> {
+    power: [F; LANES],
+    moved: [F; LANES],
+}
+
+impl<F: Real> Default for StepSums<F> {
+    fn default() -> Self {
+        StepSums {
+            power: [F::ZERO; LANES],
+            moved: [F::ZERO; LANES],
+        }
+    }
+}
+
+/// One run of edges (see `EdgeRun`): its devices, its head nodes' voltages
+/// and node sums, and the changes its tail's sums accumulate per lane.
+struct RunView<'a, F> {
+    e0: usize,
+    v_tail: F,
+    volts_tail: F,
+    v_head: &'a [F],
+    volts_head: &'a [F],
+    polarity: &'a [F],
+    vt: &'a [F],
+    ron: &'a [F],
+    roff: &'a [F],
+    r: &'a mut [F],
+    g: &'a mut [F],
+    conductance_head: &'a mut [F],
+    inject_head: &'a mut [F],
+    dg_tail: [F; LANES],
+    inject_tail: [F; LANES],
+}
+
+impl<F: Real> RunView<'_, F> {
+    /// Step the `n <= LANES` edges from `j0`. Every lane is computed without
+    /// branches, so the block becomes vector code; a short block is padded
+    /// with pruned edges (`g = 0`), which move nothing and add nothing, and
+    /// a pruned edge keeps its state.
+    #[inline(always)]
+    fn step_block<const NOISE: bool>(
+        &mut self,
+        j0: usize,
+        n: usize,
+        c: &DeviceStep<'_, F>,
+        acc: &mut StepSums<F>,
+    ) {
+        let at = j0..j0 + n;
+        let load = |x: &[F]| {
+            if n == LANES {
+                lanes::block(&x[j0..])
+            } else {
+                lanes::load(&x[at.clone()])
+            }
+        };
+        let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
+        let (polarity, vt, ron, roff) = (
+            load(self.polarity),
+            load(self.vt),
+            load(self.ron),
+            load(self.roff),
+        );
+        let (r_old, g_old) = (load(self.r), load(self.g));
+        let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
+        let mut r_new = r_old;
+        let mut g_new = g_old;
+        let mut dg = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let dv = self.v_tail - v_head[l];
+            acc.power[l] += g_old[l] * dv * dv;
+            let rate = device::resistance_rate(polarity[l] * dv, vt[l], c.alpha, c.beta);
+            let noise = if NOISE && rate != F::ZERO {
+                let e = (self.e0 + j0 + l) as u32;
+                let z = c
+                    .rng
+                    .normal::<F>([c.counter[0], c.counter[1], c.counter[2], e]);
+                device::c2c_factor(c.sigma, z)
+            } else {
+                F::ONE
+            };
+            let alive = g_old[l] > F::ZERO;
+            let stepped = device::euler_step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
+            let g_stepped = F::ONE / stepped;
+            let moves = alive & (stepped != r_old[l]);
+            acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
+            r_new[l] = if alive { stepped } else { r_old[l] };
+            g_new[l] = if alive { g_stepped } else { F::ZERO };
+            dg[l] = g_new[l] - g_old[l];
+            self.dg_tail[l] += dg[l];
+            self.inject_tail[l] += dg[l] * volts_head[l];
+        }
+        let conductance_head: [F; LANES] = std::array::from_fn(|l| conductance_head[l] + dg[l]);
+        let inject_head: [F; LANES] =
+            std::array::from_fn(|l| inject_head[l] + dg[l] * self.volts_tail);
+        lanes::store(&mut self.r[at.clone()], &r_new);
+        lanes::store(&mut self.g[at.clone()], &g_new);
+        lanes::store(&mut self.conductance_head[at.clone()], &conductance_head);
+        lanes::store(&mut self.inject_head[at], &inject_head);
     }
 }
 
@@ -373,10 +564,62 @@ pub fn run_eras<F: Real>(
     eras
 }
 
+/// Solver layouts kept from one instance to the next. A layout depends only
+/// on the wiring and on each slot's boundary (set by the task's active
+/// inputs), so a thread that trains many instances of one network (every
+/// layered network with density 1 and no skip edges is the same network)
+/// builds them once.
+pub struct Layouts<F> {
+    /// Wiring and task inputs the solver's layouts were built for.
+    key: Vec<u32>,
+    solver: Option<Solver<F>>,
+}
+
+impl<F> Default for Layouts<F> {
+    fn default() -> Self {
+        Layouts {
+            key: Vec::new(),
+            solver: None,
+        }
+    }
+}
+
+impl<F: Real> Layouts<F> {
+    /// A solver for `inst`: the kept one if it was built for the same
+    /// wiring and task inputs, a new one otherwise.
+    fn take(&mut self, inst: &Instance) -> Solver<F> {
+        let net = &inst.network;
+        let key: Vec<u32> = [net.n_in, net.n_hidden, net.n_out]
+            .iter()
+            .map(|&x| x as u32)
+            .chain(net.tail.iter().copied())
+            .chain(net.head.iter().copied())
+            .chain(inst.task.active.iter().flatten().map(|&on| on as u32))
+            .collect();
+        match self.solver.take() {
+            Some(solver) if key == self.key => solver,
+            _ => {
+                self.key = key;
+                Solver::new(net.n_nodes())
+            }
+        }
+    }
+}
+
 /// Train one instance with learning from mistakes and read it out.
 pub fn train<F: Real>(inst: &Instance, params: &Params) -> Outcome {
+    train_reusing(inst, params, &mut Layouts::<F>::default())
+}
+
+/// `train`, keeping the solver's layouts in `layouts` for the next instance.
+/// The outcome is the same as `train`'s.
+pub fn train_reusing<F: Real>(
+    inst: &Instance,
+    params: &Params,
+    layouts: &mut Layouts<F>,
+) -> Outcome {
     let p = inst.task.n_patterns();
-    let mut t = Trainer::<F>::new(inst, params);
+    let mut t = Trainer::<F>::with_solver(inst, params, layouts.take(inst));
     let eras = run_eras(&mut t, params.training.max_eras, |_, _| ());
     let mut recalled = 0;
     let mut final_currents = Vec::with_capacity(p);
@@ -385,7 +628,7 @@ pub fn train<F: Real>(inst: &Instance, params: &Params) -> Outcome {
         recalled += (winner == inst.task.target[k]) as usize;
         final_currents.push(t.currents().iter().map(|c| c.to_f64()).collect());
     }
-    Outcome {
+    let outcome = Outcome {
         recalled,
         converged_era: eras.converged_era,
         eras_run: eras.eras_run,
@@ -396,5 +639,7 @@ pub fn train<F: Real>(inst: &Instance, params: &Params) -> Outcome {
         alive_final: t.alive.clone(),
         updates: t.updates,
         trace: eras.trace,
-    }
+    };
+    layouts.solver = Some(t.solver);
+    outcome
 }
