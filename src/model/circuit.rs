@@ -19,7 +19,7 @@
 //! system. Both backends run these same steps (`shaders/train.wgsl`).
 
 use crate::lanes::{self, LANES};
-use crate::model::network::{Adjacency, Network};
+use crate::model::network::{Adjacency, EdgeRun, Network};
 use crate::real::Real;
 
 /// Which nodes a phase fixes, and at what voltage (volt). A fixed node at 0 V
@@ -81,6 +81,42 @@ impl<F: Real> NodeSums<F> {
         }
         if boundary.fixed[u] {
             self.inject[v] += g * boundary.volts[u];
+        }
+    }
+
+    /// Recompute from every edge, run by run (see `EdgeRun`); `fixed_volts`
+    /// holds the boundary's voltage at fixed nodes and 0 at free ones.
+    pub fn fill_runs(&mut self, runs: &[EdgeRun], g: &[F], fixed_volts: &[F]) {
+        self.clear();
+        for run in runs {
+            let (u, h0, e0, len) = (
+                run.tail as usize,
+                run.head0 as usize,
+                run.e0 as usize,
+                run.len as usize,
+            );
+            let g = &g[e0..e0 + len];
+            let heads = h0..h0 + len;
+            let volts_u = fixed_volts[u];
+            let mut to_tail = [F::ZERO; LANES];
+            let mut inject_tail = [F::ZERO; LANES];
+            for (j, ((&g, c), (i, &volts_h))) in g
+                .iter()
+                .zip(&mut self.conductance[heads.clone()])
+                .zip(
+                    self.inject[heads.clone()]
+                        .iter_mut()
+                        .zip(&fixed_volts[heads]),
+                )
+                .enumerate()
+            {
+                *c += g;
+                *i += g * volts_u;
+                to_tail[j % LANES] += g;
+                inject_tail[j % LANES] += g * volts_h;
+            }
+            self.conductance[u] += lanes::sum(to_tail);
+            self.inject[u] += lanes::sum(inject_tail);
         }
     }
 
@@ -345,6 +381,15 @@ impl<F: Real> Solver<F> {
     /// to a fixed node.
     fn mark_cut_off(&mut self, adj: &Adjacency, alive: &[bool]) {
         let layout = &mut self.layout;
+        layout.generation = self.generation;
+        if !alive.contains(&false) {
+            // Nothing pruned: only nodes without any edge are cut off.
+            for (cut, role) in layout.cut_off.iter_mut().zip(&layout.role) {
+                *cut = *role == NodeRole::Isolated;
+            }
+            layout.any_cut_off = false;
+            return;
+        }
         self.stack.clear();
         for (i, role) in layout.role.iter().enumerate() {
             layout.cut_off[i] = *role != NodeRole::Fixed;
@@ -366,7 +411,6 @@ impl<F: Real> Solver<F> {
             .iter()
             .zip(&layout.cut_off)
             .any(|(&role, &cut)| cut && role != NodeRole::Isolated);
-        layout.generation = self.generation;
     }
 
     /// Node voltages `v` (volt) for conductances `g` (siemens, 0 for a pruned

@@ -219,9 +219,6 @@ impl<'a, F: Real> Trainer<'a, F> {
         let n_sub = t.n_sub;
         let dt = F::from_f64(t.tau / n_sub as f64);
         let gmin = F::from_f64(self.params.circuit.gmin);
-        self.solver
-            .sums
-            .fill(&inst.network, &self.g, &self.boundary);
         for (i, volts) in self.fixed_volts.iter_mut().enumerate() {
             *volts = if self.boundary.fixed[i] {
                 self.boundary.volts[i]
@@ -229,6 +226,9 @@ impl<'a, F: Real> Trainer<'a, F> {
                 F::ZERO
             };
         }
+        self.solver
+            .sums
+            .fill_runs(&self.runs, &self.g, &self.fixed_volts);
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
         let pulse_id = (2 * k + which as usize) as u32;
