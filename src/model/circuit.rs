@@ -6,17 +6,20 @@
 //! the state moves (`model::device`).
 //!
 //! The solve exploits the structure of these networks instead of factorising
-//! the whole free-node Laplacian. `prepare` (once per boundary, i.e. per
-//! pulse) splits the free nodes into
-//! - isolated: no alive path to a driven or grounded node; with the `gmin`
-//!   leak to ground they sit at exactly 0 V and leave the system;
+//! the whole free-node Laplacian. `prepare` (once per boundary) splits the
+//! free nodes of the wiring as generated into
+//! - isolated: no path to a driven or grounded node; with the `gmin` leak
+//!   to ground they sit at exactly 0 V and leave the system (so do nodes
+//!   that pruning later cuts off, marked after each pruning);
 //! - eliminated: an independent set of the free-free graph (in a layered
 //!   network, whole hidden layers); each is a weighted mean of its
 //!   neighbours, so it is eliminated exactly by a Schur complement;
 //! - dense: the rest, solved by a dense Cholesky factorisation of that
 //!   Schur complement, which is symmetric positive definite.
+//!
 //! `solve` (once per substep) assembles and factorises the small dense
-//! system. Both backends run these same steps (`shaders/train.wgsl`).
+//! system. Both backends run these same steps (`shaders/train.wgsl`, which
+//! redoes the split per pulse from the alive edges).
 
 use crate::lanes::{self, LANES};
 use crate::model::network::{Adjacency, EdgeRun, Network};
@@ -123,8 +126,8 @@ impl<F: Real> NodeSums<F> {
     /// Recompute from every edge.
     pub fn fill(&mut self, net: &Network, g: &[F], boundary: &Boundary<F>) {
         self.clear();
-        for e in 0..net.n_edges() {
-            self.add_edge(net.tail[e] as usize, net.head[e] as usize, g[e], boundary);
+        for ((&u, &v), &g) in net.tail.iter().zip(&net.head).zip(g) {
+            self.add_edge(u as usize, v as usize, g, boundary);
         }
     }
 }
@@ -156,13 +159,13 @@ struct Layout {
     pos: Vec<usize>,
     dense: Vec<usize>,
     eliminated: Vec<usize>,
-    /// For the `j`-th eliminated node, entries `link_start[j]..link_start[j
-    /// + 1]` of `link_pos` and `link_edge` list its alive edges to dense
-    /// nodes (dense index, edge), in increasing dense index.
+    /// For the `j`-th eliminated node, entries from `link_start[j]` to
+    /// `link_start[j + 1]` of `link_pos` and `link_edge` list its edges to
+    /// dense nodes (dense index, edge), in increasing dense index.
     link_start: Vec<usize>,
     link_pos: Vec<usize>,
     link_edge: Vec<usize>,
-    /// Alive edges between two dense nodes: (dense index a, dense index
+    /// Edges between two dense nodes: (dense index a, dense index
     /// b < a, edge).
     dense_links: Vec<(usize, usize, usize)>,
 }
