@@ -22,7 +22,7 @@
 //! redoes the split per pulse from the alive edges).
 
 use crate::lanes::{self, LANES};
-use crate::model::network::{Adjacency, EdgeRun, Network};
+use crate::model::network::{Adjacency, Network};
 use crate::real::Real;
 
 /// Which nodes a phase fixes, and at what voltage (volt). A fixed node at 0 V
@@ -87,42 +87,6 @@ impl<F: Real> NodeSums<F> {
         }
     }
 
-    /// Recompute from every edge, run by run (see `EdgeRun`); `fixed_volts`
-    /// holds the boundary's voltage at fixed nodes and 0 at free ones.
-    pub fn fill_runs(&mut self, runs: &[EdgeRun], g: &[F], fixed_volts: &[F]) {
-        self.clear();
-        for run in runs {
-            let (u, h0, e0, len) = (
-                run.tail as usize,
-                run.head0 as usize,
-                run.e0 as usize,
-                run.len as usize,
-            );
-            let g = &g[e0..e0 + len];
-            let heads = h0..h0 + len;
-            let volts_u = fixed_volts[u];
-            let mut to_tail = [F::ZERO; LANES];
-            let mut inject_tail = [F::ZERO; LANES];
-            for (j, ((&g, c), (i, &volts_h))) in g
-                .iter()
-                .zip(&mut self.conductance[heads.clone()])
-                .zip(
-                    self.inject[heads.clone()]
-                        .iter_mut()
-                        .zip(&fixed_volts[heads]),
-                )
-                .enumerate()
-            {
-                *c += g;
-                *i += g * volts_u;
-                to_tail[j % LANES] += g;
-                inject_tail[j % LANES] += g * volts_h;
-            }
-            self.conductance[u] += lanes::sum(to_tail);
-            self.inject[u] += lanes::sum(inject_tail);
-        }
-    }
-
     /// Recompute from every edge.
     pub fn fill(&mut self, net: &Network, g: &[F], boundary: &Boundary<F>) {
         self.clear();
@@ -161,7 +125,7 @@ struct Layout {
     eliminated: Vec<usize>,
     /// For the `j`-th eliminated node, entries from `link_start[j]` to
     /// `link_start[j + 1]` of `link_pos` and `link_edge` list its edges to
-    /// dense nodes (dense index, edge), in increasing dense index.
+    /// dense nodes (dense index, edge).
     link_start: Vec<usize>,
     link_pos: Vec<usize>,
     link_edge: Vec<usize>,
@@ -199,7 +163,7 @@ pub struct Solver<F> {
     /// Dense Schur complement, row-major, lower triangle; factorised in place.
     schur: Vec<F>,
     rhs: Vec<F>,
-    /// Scratch of `cholesky_factor`, zero beyond the dense size.
+    /// Scratch of `cholesky_factor`.
     column: Vec<F>,
     /// Eliminated-to-dense conductances, one padded row per eliminated node.
     coupling: Vec<F>,
@@ -288,7 +252,6 @@ impl<F: Real> Solver<F> {
         if let Some(active) = self.active_slot.take() {
             // the active layout belongs to a slot: leave it there
             std::mem::swap(&mut self.layout, &mut self.cache[active]);
-            self.layout = Layout::new(boundary.fixed.len());
         }
         let n = boundary.fixed.len();
         if self.layout.role.len() != n {
@@ -344,15 +307,12 @@ impl<F: Real> Solver<F> {
                 self.layout.eliminated.push(i);
             }
         }
-        // Each eliminated node's links to the dense system. Adjacency lists
-        // run in increasing node index, and dense indices were handed out
-        // in `order`, so sort each node's links by dense index.
+        // Each eliminated node's links to the dense system.
         self.layout.link_start.clear();
         self.layout.link_pos.clear();
         self.layout.link_edge.clear();
         for &i in &self.layout.eliminated {
             self.layout.link_start.push(self.layout.link_pos.len());
-            let first = self.layout.link_pos.len();
             for k in adj.range(i) {
                 let j = adj.other[k] as usize;
                 if self.layout.role[j] == NodeRole::Dense {
@@ -360,10 +320,6 @@ impl<F: Real> Solver<F> {
                     self.layout.link_edge.push(adj.edge[k] as usize);
                 }
             }
-            sort_links(
-                &mut self.layout.link_pos[first..],
-                &mut self.layout.link_edge[first..],
-            );
         }
         self.layout.link_start.push(self.layout.link_pos.len());
         self.layout.dense_links.clear();
@@ -552,19 +508,6 @@ fn schur_update<F: Real>(s: &mut [F], nd: usize, stride: usize, coupling: &[F], 
 /// `LANES` starting at any column of the lower triangle.
 fn padded_stride(n: usize) -> usize {
     lanes::round_up(n) + LANES
-}
-
-/// Sort one eliminated node's links by dense index (insertion sort: the
-/// lists are short and usually sorted already).
-fn sort_links(pos: &mut [usize], edge: &mut [usize]) {
-    for i in 1..pos.len() {
-        let mut j = i;
-        while j > 0 && pos[j - 1] > pos[j] {
-            pos.swap(j - 1, j);
-            edge.swap(j - 1, j);
-            j -= 1;
-        }
-    }
 }
 
 /// Overwrite the lower triangle of the symmetric positive definite `a`

@@ -228,7 +228,7 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
         self.solver
             .sums
-            .fill_runs(&self.runs, &self.g, &self.fixed_volts);
+            .fill(&inst.network, &self.g, &self.boundary);
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
         let pulse_id = (2 * k + which as usize) as u32;
