@@ -217,6 +217,14 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
     eprintln!("single steps: worst deviation {worst:.3} of the tolerance");
 }
 
+/// How many instances reached the same `recalled` and `converged_era`.
+fn same_outcomes(a: &[Outcome], b: &[Outcome]) -> usize {
+    a.iter()
+        .zip(b)
+        .filter(|(x, y)| x.recalled == y.recalled && x.converged_era == y.converged_era)
+        .count()
+}
+
 fn summary(outs: &[Outcome], p: usize) -> (f64, f64) {
     let n = outs.len() as f64;
     let mean = outs
@@ -243,11 +251,7 @@ fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point() {
             precision: Precision::F64,
         }
         .train(&b);
-        let same = on_gpu
-            .iter()
-            .zip(&f32_cpu)
-            .filter(|(g, c)| g.recalled == c.recalled && g.converged_era == c.converged_era)
-            .count();
+        let same = same_outcomes(&on_gpu, &f32_cpu);
         let p = params.n_patterns();
         let (gm, ga) = summary(&on_gpu, p);
         let (cm, ca) = summary(&f64_cpu, p);
@@ -309,11 +313,7 @@ fn mid_size_training_agrees_with_the_cpu_f32_kernel() {
             precision: Precision::F32,
         }
         .train(&b);
-        let same = on_gpu
-            .iter()
-            .zip(&f32_cpu)
-            .filter(|(g, c)| g.recalled == c.recalled && g.converged_era == c.converged_era)
-            .count();
+        let same = same_outcomes(&on_gpu, &f32_cpu);
         let same_trace = on_gpu
             .iter()
             .zip(&f32_cpu)

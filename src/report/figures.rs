@@ -63,6 +63,16 @@ fn probability_axis(label: &str) -> Axis {
     Axis::new(label).range(0.0, 1.0)
 }
 
+/// The Pr[learned_all] panel, with Wilson intervals, over axis `x`.
+fn learned_all_panel(x: Axis, layers: Vec<Layer>) -> Panel {
+    Panel {
+        title: "Pr[learned_all] (Wilson 95% CI)".into(),
+        x,
+        y: probability_axis("probability of learning every pattern"),
+        layers,
+    }
+}
+
 /// Capacity against size: mean recalled/P and Pr[learned_all] with 95%
 /// intervals, one line per other varied setting, with the exponential fits.
 fn capacity_vs_size(lines: &[LineFits]) -> Figure {
@@ -121,12 +131,7 @@ fn capacity_vs_size(lines: &[LineFits]) -> Figure {
                 y: probability_axis("fraction of patterns recalled"),
                 layers: frac,
             },
-            Panel {
-                title: "Pr[learned_all] (Wilson 95% CI)".into(),
-                x: x(),
-                y: probability_axis("probability of learning every pattern"),
-                layers: learned,
-            },
+            learned_all_panel(x(), learned),
         ],
         legend_title: "line".into(),
         legend,
@@ -178,12 +183,7 @@ fn capacity_vs_patterns(grid: &Grid) -> Figure {
                 y: Axis::new("patterns recalled").range(0.0, ps[ps.len() - 1] * 1.05),
                 layers: recalled,
             },
-            Panel {
-                title: "Pr[learned_all] (Wilson 95% CI)".into(),
-                x: x(),
-                y: probability_axis("probability of learning every pattern"),
-                layers: learned,
-            },
+            learned_all_panel(x(), learned),
         ],
         legend_title: "line".into(),
         legend: legend(lines.iter().map(|(l, _)| l.clone())),
