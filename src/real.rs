@@ -7,6 +7,7 @@ use std::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 pub trait Real:
     Copy
     + Debug
+    + Default
     + PartialOrd
     + Send
     + Sync

@@ -12,10 +12,21 @@
 //!   to ground they sit at exactly 0 V and leave the system (so do nodes
 //!   that pruning later cuts off, marked after each pruning);
 //! - eliminated: an independent set of the free-free graph (in a layered
-//!   network, whole hidden layers); each is a weighted mean of its
-//!   neighbours, so it is eliminated exactly by a Schur complement;
+//!   network, whole hidden layers, or the floating terminals); each is a
+//!   weighted mean of its neighbours, so it is eliminated exactly by a
+//!   Schur complement;
 //! - dense: the rest, solved by a dense Cholesky factorisation of that
 //!   Schur complement, which is symmetric positive definite.
+//!
+//! Of two candidate splits, `prepare` keeps the one with the cheaper
+//! estimated solve: one may eliminate any free node, the other only quiet
+//! ones, with no fixed neighbour. A quiet node's edges join free nodes,
+//! which sit at similar voltages, so during a pulse they seldom cross the
+//! threshold: the Schur term of eliminating quiet nodes is then computed
+//! once and reused by later substeps until one of their edges moves. In a
+//! punish pulse of an 8-16-8 network that means eliminating the 14
+//! floating terminals once per pulse instead of the 16 hidden nodes every
+//! substep.
 //!
 //! `solve` (once per substep) assembles and factorises the small dense
 //! system. Both backends run these same steps (`shaders/train.wgsl`, which
@@ -109,7 +120,7 @@ pub enum NodeRole {
 /// The split is made on the wiring as generated, so pruning leaves it
 /// valid; only `cut_off` depends on which edges are alive.
 #[derive(Clone, Debug, Default)]
-struct Layout {
+struct Layout<F> {
     role: Vec<NodeRole>,
     /// Free nodes that pruning has cut off from every fixed node: they sit
     /// at exactly 0 V, and their links are left out of the dense system,
@@ -132,9 +143,13 @@ struct Layout {
     /// Edges between two dense nodes: (dense index a, dense index
     /// b < a, edge).
     dense_links: Vec<(usize, usize, usize)>,
+    /// Per edge: 1 if it touches an eliminated node, else 0. While none of
+    /// these edges changes, the eliminated nodes' Schur term stays the same
+    /// (see `Solver::solve_from_sums`).
+    touches_eliminated: Vec<F>,
 }
 
-impl Layout {
+impl<F: Real> Layout<F> {
     fn new(n_nodes: usize) -> Self {
         Layout {
             role: vec![NodeRole::Fixed; n_nodes],
@@ -149,9 +164,9 @@ impl Layout {
 #[derive(Clone, Debug)]
 pub struct Solver<F> {
     /// The node split of the current boundary.
-    layout: Layout,
+    layout: Layout<F>,
     /// Layouts kept per boundary slot (see `prepare_cached`).
-    cache: Vec<Layout>,
+    cache: Vec<Layout<F>>,
     cached: Vec<bool>,
     active_slot: Option<usize>,
     /// Bumped whenever the caller prunes edges (`alive_changed`).
@@ -162,6 +177,8 @@ pub struct Solver<F> {
     diag: Vec<F>,
     /// Dense Schur complement, row-major, lower triangle; factorised in place.
     schur: Vec<F>,
+    /// Minus the eliminated nodes' Schur term, kept for reuse.
+    eliminated_term: Vec<F>,
     rhs: Vec<F>,
     /// Scratch of `cholesky_factor`.
     column: Vec<F>,
@@ -171,6 +188,12 @@ pub struct Solver<F> {
     order: Vec<usize>,
     free_degree: Vec<usize>,
     stack: Vec<usize>,
+    /// Connected component of each node in the alive graph, for
+    /// `components_generation`.
+    component: Vec<usize>,
+    components_generation: Option<u64>,
+    /// Per component: whether it holds a fixed node of the current layout.
+    grounded_component: Vec<bool>,
 }
 
 impl<F: Real> Solver<F> {
@@ -184,6 +207,7 @@ impl<F: Real> Solver<F> {
             sums: NodeSums::new(n_nodes),
             diag: vec![F::ZERO; n_nodes],
             schur: Vec::with_capacity(n_nodes * n_nodes),
+            eliminated_term: Vec::new(),
             rhs: Vec::with_capacity(n_nodes),
             column: vec![F::ZERO; padded_stride(n_nodes)],
             coupling: Vec::new(),
@@ -191,6 +215,9 @@ impl<F: Real> Solver<F> {
             order: Vec::with_capacity(n_nodes),
             free_degree: vec![0; n_nodes],
             stack: Vec::with_capacity(n_nodes),
+            component: Vec::with_capacity(n_nodes),
+            components_generation: None,
+            grounded_component: Vec::new(),
         }
     }
 
@@ -276,8 +303,14 @@ impl<F: Real> Solver<F> {
                 }
             }
         }
-        // Greedy independent set, fewest free neighbours first, so that the
-        // dense remainder is small.
+        // Two candidate splits, each a greedy independent set taken in order
+        // of fewest free neighbours, so that the dense remainder is small:
+        // - any free node may be eliminated;
+        // - only quiet nodes (no fixed neighbour) may be: their edges join
+        //   free nodes, which sit at similar voltages, so they seldom move
+        //   during a pulse, and the Schur term of eliminating them can be
+        //   reused from one substep to the next.
+        // The one with the smaller estimated cost per substep is kept.
         self.order.clear();
         for i in 0..n {
             if self.layout.role[i] == NodeRole::Dense {
@@ -292,20 +325,10 @@ impl<F: Real> Solver<F> {
         }
         let degree = &self.free_degree;
         self.order.sort_unstable_by_key(|&i| (degree[i], i));
-        self.layout.eliminated.clear();
-        self.layout.dense.clear();
-        for idx in 0..self.order.len() {
-            let i = self.order[idx];
-            let next_to_eliminated = adj
-                .range(i)
-                .any(|k| self.layout.role[adj.other[k] as usize] == NodeRole::Eliminated);
-            if next_to_eliminated {
-                self.layout.pos[i] = self.layout.dense.len();
-                self.layout.dense.push(i);
-            } else {
-                self.layout.role[i] = NodeRole::Eliminated;
-                self.layout.eliminated.push(i);
-            }
+        let greedy = self.split(adj, boundary, false);
+        let quiet = self.split(adj, boundary, true);
+        if greedy < quiet {
+            self.split(adj, boundary, false);
         }
         // Each eliminated node's links to the dense system.
         self.layout.link_start.clear();
@@ -333,11 +356,60 @@ impl<F: Real> Solver<F> {
                 }
             }
         }
+        let touches = &mut self.layout.touches_eliminated;
+        touches.clear();
+        touches.resize(adj.n_edges(), F::ZERO);
+        for &i in &self.layout.eliminated {
+            for k in adj.range(i) {
+                touches[adj.edge[k] as usize] = F::ONE;
+            }
+        }
         self.mark_cut_off(adj, alive);
     }
 
+    /// Split the free nodes in `self.order` into eliminated and dense (a
+    /// greedy independent set), eliminating only nodes without a fixed
+    /// neighbour if `quiet_only`. Returns the estimated cost of a solve
+    /// with that split, in multiply-subtract pairs: the factorisation, plus
+    /// the Schur term, which is counted in full if an eliminated node is
+    /// driven through a fixed neighbour (its term changes every substep) and
+    /// at a quarter otherwise (it is reused while nothing it depends on
+    /// moves).
+    fn split(&mut self, adj: &Adjacency, boundary: &Boundary<F>, quiet_only: bool) -> usize {
+        let layout = &mut self.layout;
+        layout.eliminated.clear();
+        layout.dense.clear();
+        for &i in &self.order {
+            layout.role[i] = NodeRole::Dense;
+        }
+        let mut any_driven = false;
+        for &i in &self.order {
+            let mut next_to_eliminated = false;
+            let mut driven = false;
+            for k in adj.range(i) {
+                let j = adj.other[k] as usize;
+                next_to_eliminated |= layout.role[j] == NodeRole::Eliminated;
+                driven |= boundary.fixed[j];
+            }
+            if next_to_eliminated || (quiet_only && driven) {
+                layout.role[i] = NodeRole::Dense;
+                layout.pos[i] = layout.dense.len();
+                layout.dense.push(i);
+            } else {
+                layout.role[i] = NodeRole::Eliminated;
+                layout.eliminated.push(i);
+                any_driven |= driven;
+            }
+        }
+        let (nd, ne) = (layout.dense.len(), layout.eliminated.len());
+        let schur = ne * nd * nd / 2;
+        nd * nd * nd / 6 + if any_driven { schur } else { schur / 4 }
+    }
+
     /// Mark the free nodes of the current layout that no alive path joins
-    /// to a fixed node.
+    /// to a fixed node: those whose connected component of the alive graph
+    /// holds no fixed node. The components are found once per generation
+    /// and serve every boundary.
     fn mark_cut_off(&mut self, adj: &Adjacency, alive: &[bool]) {
         let layout = &mut self.layout;
         layout.generation = self.generation;
@@ -349,27 +421,48 @@ impl<F: Real> Solver<F> {
             layout.any_cut_off = false;
             return;
         }
-        self.stack.clear();
-        for (i, role) in layout.role.iter().enumerate() {
-            layout.cut_off[i] = *role != NodeRole::Fixed;
-            if *role == NodeRole::Fixed {
-                self.stack.push(i);
-            }
-        }
-        while let Some(i) = self.stack.pop() {
-            for k in adj.range(i) {
-                let j = adj.other[k] as usize;
-                if alive[adj.edge[k] as usize] && layout.cut_off[j] {
-                    layout.cut_off[j] = false;
-                    self.stack.push(j);
+        if self.components_generation != Some(self.generation) {
+            self.components_generation = Some(self.generation);
+            let n = layout.role.len();
+            let component = &mut self.component;
+            component.clear();
+            component.resize(n, usize::MAX);
+            let mut count = 0;
+            for root in 0..n {
+                if component[root] != usize::MAX {
+                    continue;
                 }
+                component[root] = count;
+                self.stack.push(root);
+                while let Some(i) = self.stack.pop() {
+                    for k in adj.range(i) {
+                        let j = adj.other[k] as usize;
+                        if alive[adj.edge[k] as usize] && component[j] == usize::MAX {
+                            component[j] = count;
+                            self.stack.push(j);
+                        }
+                    }
+                }
+                count += 1;
+            }
+            self.grounded_component.resize(count, false);
+        }
+        self.grounded_component.fill(false);
+        for (role, &c) in layout.role.iter().zip(&self.component) {
+            if *role == NodeRole::Fixed {
+                self.grounded_component[c] = true;
             }
         }
-        layout.any_cut_off = layout
-            .role
-            .iter()
-            .zip(&layout.cut_off)
-            .any(|(&role, &cut)| cut && role != NodeRole::Isolated);
+        layout.any_cut_off = false;
+        for ((cut, role), &c) in layout
+            .cut_off
+            .iter_mut()
+            .zip(&layout.role)
+            .zip(&self.component)
+        {
+            *cut = *role != NodeRole::Fixed && !self.grounded_component[c];
+            layout.any_cut_off |= *cut && *role != NodeRole::Isolated;
+        }
     }
 
     /// Node voltages `v` (volt) for conductances `g` (siemens, 0 for a pruned
@@ -379,10 +472,14 @@ impl<F: Real> Solver<F> {
     /// entry per node.
     pub fn solve(&mut self, net: &Network, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
         self.sums.fill(net, g, boundary);
-        self.solve_from_sums(g, gmin, boundary, v);
+        self.solve_from_sums(g, gmin, boundary, v, false);
     }
 
     /// As `solve`, with `self.sums` already filled for `g` and `boundary`.
+    /// With `reuse`, the Schur term of the eliminated nodes is taken from
+    /// the previous solve: the caller vouches that no edge touching an
+    /// eliminated node (`touches_eliminated`) has changed since, and that
+    /// the boundary is the same.
     ///
     /// The dense system `S x = b` is stored as the lower triangle of the
     /// matrix `[S; b^T]`: `b` is one more row, so that eliminating a node
@@ -392,7 +489,14 @@ impl<F: Real> Solver<F> {
     /// code; the padding, right of the diagonal, holds values that are
     /// never read.
     #[inline(always)]
-    pub fn solve_from_sums(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
+    pub fn solve_from_sums(
+        &mut self,
+        g: &[F],
+        gmin: F,
+        boundary: &Boundary<F>,
+        v: &mut [F],
+        reuse: bool,
+    ) {
         let layout = &self.layout;
         for (i, role) in layout.role.iter().enumerate() {
             match role {
@@ -406,41 +510,51 @@ impl<F: Real> Solver<F> {
         let nd = layout.dense.len();
         let stride = padded_stride(nd + 1);
         let rows = (nd + 1).next_multiple_of(ROWS);
+        if !reuse {
+            // Eliminating node i couples every pair of its dense
+            // neighbours. Row `c` of `coupling` holds the conductances from
+            // the `c`-th eliminated node to the dense nodes (zero where
+            // there is no edge) and, in column `nd`, minus the current it
+            // injects, which eliminates it from the right-hand side.
+            let ne = layout.eliminated.len();
+            self.coupling.clear();
+            self.coupling.resize(ne * stride, F::ZERO);
+            self.inv_diag.clear();
+            for (idx, &i) in layout.eliminated.iter().enumerate() {
+                self.inv_diag.push(F::ONE / self.diag[i]);
+                let row = &mut self.coupling[idx * stride..(idx + 1) * stride];
+                for k in layout.link_start[idx]..layout.link_start[idx + 1] {
+                    row[layout.link_pos[k]] = g[layout.link_edge[k]];
+                }
+                if layout.any_cut_off && layout.cut_off[i] {
+                    // Its alive links all lead to cut-off nodes: leave them out.
+                    row.fill(F::ZERO);
+                }
+                row[nd] = -self.sums.inject[i];
+            }
+            self.eliminated_term.clear();
+            self.eliminated_term.resize(rows * stride, F::ZERO);
+            if nd > 0 {
+                schur_update(
+                    &mut self.eliminated_term,
+                    nd,
+                    stride,
+                    &self.coupling,
+                    &self.inv_diag,
+                );
+            }
+        }
         self.schur.clear();
-        self.schur.resize(rows * stride, F::ZERO);
+        self.schur.extend_from_slice(&self.eliminated_term);
         for (a, &i) in layout.dense.iter().enumerate() {
-            self.schur[a * stride + a] = self.diag[i];
-            self.schur[nd * stride + a] = self.sums.inject[i];
+            self.schur[a * stride + a] += self.diag[i];
+            self.schur[nd * stride + a] += self.sums.inject[i];
         }
         for &(a, b, e) in &layout.dense_links {
             // An alive link between two cut-off nodes is left out.
             if !(layout.any_cut_off && layout.cut_off[layout.dense[a]]) {
                 self.schur[a * stride + b] -= g[e];
             }
-        }
-        // Eliminating node i couples every pair of its dense neighbours.
-        // Row `c` of `coupling` holds the conductances from the `c`-th
-        // eliminated node to the dense nodes (zero where there is no edge)
-        // and, in column `nd`, minus the current it injects, which
-        // eliminates it from the right-hand side.
-        let ne = layout.eliminated.len();
-        self.coupling.clear();
-        self.coupling.resize(ne * stride, F::ZERO);
-        self.inv_diag.clear();
-        for (idx, &i) in layout.eliminated.iter().enumerate() {
-            self.inv_diag.push(F::ONE / self.diag[i]);
-            let row = &mut self.coupling[idx * stride..(idx + 1) * stride];
-            for k in layout.link_start[idx]..layout.link_start[idx + 1] {
-                row[layout.link_pos[k]] = g[layout.link_edge[k]];
-            }
-            if layout.any_cut_off && layout.cut_off[i] {
-                // Its alive links all lead to cut-off nodes: leave them out.
-                row.fill(F::ZERO);
-            }
-            row[nd] = -self.sums.inject[i];
-        }
-        if nd > 0 {
-            schur_update(&mut self.schur, nd, stride, &self.coupling, &self.inv_diag);
         }
         cholesky_factor(&mut self.schur, nd, nd + 1, stride, &mut self.column);
         // Back substitution along rows of L, from the forward-substituted
@@ -469,6 +583,17 @@ impl<F: Real> Solver<F> {
                 total / self.diag[i]
             };
         }
+    }
+
+    /// Per edge: whether it touches a node the current layout eliminates
+    /// (see `solve_from_sums`).
+    pub fn touches_eliminated(&self) -> &[F] {
+        &self.layout.touches_eliminated
+    }
+
+    /// The node sums, to update, alongside `touches_eliminated`.
+    pub fn sums_and_touches(&mut self) -> (&mut NodeSums<F>, &[F]) {
+        (&mut self.sums, &self.layout.touches_eliminated)
     }
 }
 

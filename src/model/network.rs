@@ -194,6 +194,10 @@ pub struct Adjacency {
 }
 
 impl Adjacency {
+    pub fn n_edges(&self) -> usize {
+        self.edge.len() / 2
+    }
+
     pub fn new(net: &Network) -> Adjacency {
         let n = net.n_nodes();
         let mut degree = vec![0u32; n];

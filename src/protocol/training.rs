@@ -248,15 +248,19 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// move every alive device (see `pulse`).
     #[inline(always)]
     fn substeps(&mut self, era: u32, pulse_id: u32, n_sub: usize, dt: F, gmin: F) {
+        // Whether the eliminated nodes' Schur term of the last solve still
+        // holds: none of their edges moved since.
+        let mut reuse = false;
         for sub in 0..n_sub {
             self.solver
-                .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v);
-            let (p, moved) = self.step_devices(dt, [era, pulse_id, sub as u32]);
-            if !moved {
-                self.energy_write += p * dt * F::from_f64((n_sub - sub) as f64);
+                .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, reuse);
+            let moved = self.step_devices(dt, [era, pulse_id, sub as u32]);
+            if !moved.any {
+                self.energy_write += moved.power * dt * F::from_f64((n_sub - sub) as f64);
                 return;
             }
-            self.energy_write += p * dt;
+            self.energy_write += moved.power * dt;
+            reuse = !moved.touching_eliminated;
         }
     }
 
@@ -290,10 +294,10 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// dissipate (watt, with the conductances the voltages were solved
     /// with) and an Euler step of every alive device, whose conductance
     /// change goes straight into the node sums of the next solve. Returns
-    /// the power and whether any resistance changed. `counter` = (era,
-    /// pulse id, substep) keys the cycle-to-cycle noise.
+    /// the power and which resistances changed. `counter` = (era, pulse
+    /// id, substep) keys the cycle-to-cycle noise.
     #[inline(always)]
-    fn step_devices(&mut self, dt: F, counter: [u32; 3]) -> (F, bool) {
+    fn step_devices(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
         if self.params.device.sigma_c2c > 0.0 {
             self.step_runs::<true>(dt, counter)
         } else {
@@ -304,7 +308,7 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// `step_devices`, run by run (see `EdgeRun`), with or without
     /// cycle-to-cycle noise.
     #[inline(always)]
-    fn step_runs<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> (F, bool) {
+    fn step_runs<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
         let d = &self.params.device;
         let step = DeviceStep {
             dt,
@@ -315,6 +319,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             counter,
         };
         let mut acc = StepSums::default();
+        let (sums, touches) = self.solver.sums_and_touches();
         for run in &self.runs {
             let (u, h0, e0, len) = (
                 run.tail as usize,
@@ -335,9 +340,10 @@ impl<'a, F: Real> Trainer<'a, F> {
                 ron: &self.ron[edges.clone()],
                 roff: &self.roff[edges.clone()],
                 r: &mut self.r[edges.clone()],
+                touches_eliminated: &touches[edges.clone()],
                 g: &mut self.g[edges],
-                conductance_head: &mut self.solver.sums.conductance[heads.clone()],
-                inject_head: &mut self.solver.sums.inject[heads],
+                conductance_head: &mut sums.conductance[heads.clone()],
+                inject_head: &mut sums.inject[heads],
                 dg_tail: [F::ZERO; LANES],
                 inject_tail: [F::ZERO; LANES],
             };
@@ -349,10 +355,14 @@ impl<'a, F: Real> Trainer<'a, F> {
                 view.step_block::<NOISE>(whole, len - whole, &step, &mut acc);
             }
             let (dg_tail, inject_tail) = (view.dg_tail, view.inject_tail);
-            self.solver.sums.conductance[u] += lanes::sum(dg_tail);
-            self.solver.sums.inject[u] += lanes::sum(inject_tail);
+            sums.conductance[u] += lanes::sum(dg_tail);
+            sums.inject[u] += lanes::sum(inject_tail);
         }
-        (lanes::sum(acc.power), lanes::sum(acc.moved) != F::ZERO)
+        Moved {
+            power: lanes::sum(acc.power),
+            any: lanes::sum(acc.moved) != F::ZERO,
+            touching_eliminated: lanes::sum(acc.moved_touching) != F::ZERO,
+        }
     }
 
     /// Stochastic pruning at the end of `era` (MODEL.md section 7); returns
@@ -395,11 +405,22 @@ struct DeviceStep<'a, F> {
     counter: [u32; 3],
 }
 
-/// Per-lane sums over a substep: power (watt) and 1 where a device moved
-/// (a float, to stay in vector registers).
+/// What a substep's device step did: the power dissipated (watt), whether
+/// any device moved, and whether one that touches a node the solver
+/// eliminates did.
+struct Moved<F> {
+    power: F,
+    any: bool,
+    touching_eliminated: bool,
+}
+
+/// Per-lane sums over a substep: power (watt), and 1 where a device moved
+/// and where one touching an eliminated node moved (floats, to stay in
+/// vector registers).
 struct StepSums<F> {
     power: [F; LANES],
     moved: [F; LANES],
+    moved_touching: [F; LANES],
 }
 
 impl<F: Real> Default for StepSums<F> {
@@ -407,6 +428,7 @@ impl<F: Real> Default for StepSums<F> {
         StepSums {
             power: [F::ZERO; LANES],
             moved: [F::ZERO; LANES],
+            moved_touching: [F::ZERO; LANES],
         }
     }
 }
@@ -423,6 +445,7 @@ struct RunView<'a, F> {
     vt: &'a [F],
     ron: &'a [F],
     roff: &'a [F],
+    touches_eliminated: &'a [F],
     r: &'a mut [F],
     g: &'a mut [F],
     conductance_head: &'a mut [F],
@@ -460,6 +483,7 @@ impl<F: Real> RunView<'_, F> {
             load(self.roff),
         );
         let (r_old, g_old) = (load(self.r), load(self.g));
+        let touches = load(self.touches_eliminated);
         let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
         let mut r_new = r_old;
         let mut g_new = g_old;
@@ -482,6 +506,11 @@ impl<F: Real> RunView<'_, F> {
             let g_stepped = F::ONE / stepped;
             let moves = alive & (stepped != r_old[l]);
             acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
+            acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
+                F::ONE
+            } else {
+                acc.moved_touching[l]
+            };
             r_new[l] = if alive { stepped } else { r_old[l] };
             g_new[l] = if alive { g_stepped } else { F::ZERO };
             dg[l] = g_new[l] - g_old[l];
