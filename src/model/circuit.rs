@@ -85,24 +85,24 @@ impl<F: Real> NodeSums<F> {
         self.inject.fill(F::ZERO);
     }
 
-    /// Add edge `(u, v)` of conductance `g`.
-    #[inline(always)]
-    pub fn add_edge(&mut self, u: usize, v: usize, g: F, boundary: &Boundary<F>) {
-        self.conductance[u] += g;
-        self.conductance[v] += g;
-        if boundary.fixed[v] {
-            self.inject[u] += g * boundary.volts[v];
-        }
-        if boundary.fixed[u] {
-            self.inject[v] += g * boundary.volts[u];
-        }
-    }
-
-    /// Recompute from every edge.
+    /// Recompute from every edge. A free neighbour injects nothing: it is
+    /// counted at 0 V rather than skipped, which adds exactly zero and
+    /// keeps the loop free of unpredictable branches.
     pub fn fill(&mut self, net: &Network, g: &[F], boundary: &Boundary<F>) {
         self.clear();
+        let volts = |i: usize| {
+            if boundary.fixed[i] {
+                boundary.volts[i]
+            } else {
+                F::ZERO
+            }
+        };
         for ((&u, &v), &g) in net.tail.iter().zip(&net.head).zip(g) {
-            self.add_edge(u as usize, v as usize, g, boundary);
+            let (u, v) = (u as usize, v as usize);
+            self.conductance[u] += g;
+            self.conductance[v] += g;
+            self.inject[u] += g * volts(v);
+            self.inject[v] += g * volts(u);
         }
     }
 }

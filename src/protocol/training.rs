@@ -476,22 +476,28 @@ impl<F: Real> RunView<'_, F> {
             }
         };
         let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
-        let (polarity, vt, ron, roff) = (
-            load(self.polarity),
-            load(self.vt),
-            load(self.ron),
-            load(self.roff),
-        );
-        let (r_old, g_old) = (load(self.r), load(self.g));
+        let (polarity, vt) = (load(self.polarity), load(self.vt));
+        let g_old = load(self.g);
+        let mut rate = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let dv = self.v_tail - v_head[l];
+            acc.power[l] += g_old[l] * dv * dv;
+            rate[l] = device::resistance_rate(polarity[l] * dv, vt[l], c.alpha, c.beta);
+        }
+        if rate.iter().all(|&rate| rate == F::ZERO) {
+            // Nothing moves: every lane below would leave its state and
+            // sums exactly as they are.
+            return;
+        }
+        let (ron, roff) = (load(self.ron), load(self.roff));
+        let r_old = load(self.r);
         let touches = load(self.touches_eliminated);
         let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
         let mut r_new = r_old;
         let mut g_new = g_old;
         let mut dg = [F::ZERO; LANES];
         for l in 0..LANES {
-            let dv = self.v_tail - v_head[l];
-            acc.power[l] += g_old[l] * dv * dv;
-            let rate = device::resistance_rate(polarity[l] * dv, vt[l], c.alpha, c.beta);
+            let rate = rate[l];
             let noise = if NOISE && rate != F::ZERO {
                 let e = (self.e0 + j0 + l) as u32;
                 let z = c
