@@ -180,8 +180,9 @@ pub struct Solver<F> {
     /// Minus the eliminated nodes' Schur term, kept for reuse.
     eliminated_term: Vec<F>,
     rhs: Vec<F>,
-    /// Scratch of `cholesky_factor`.
+    /// Scratch of `ldlt_factor`, and its pivots' reciprocals.
     column: Vec<F>,
+    inv_pivot: Vec<F>,
     /// Eliminated-to-dense conductances, one padded row per eliminated node.
     coupling: Vec<F>,
     inv_diag: Vec<F>,
@@ -210,6 +211,7 @@ impl<F: Real> Solver<F> {
             eliminated_term: Vec::new(),
             rhs: Vec::with_capacity(n_nodes),
             column: vec![F::ZERO; padded_stride(n_nodes)],
+            inv_pivot: vec![F::ZERO; n_nodes],
             coupling: Vec::new(),
             inv_diag: Vec::with_capacity(n_nodes),
             order: Vec::with_capacity(n_nodes),
@@ -508,8 +510,10 @@ impl<F: Real> Solver<F> {
             }
         }
         let nd = layout.dense.len();
-        let stride = padded_stride(nd + 1);
-        let rows = (nd + 1).next_multiple_of(ROWS);
+        // Row `a` holds columns `a..=nd` of `[S b]`, from the start of the
+        // block of `a` on.
+        let stride = lanes::round_up(nd + 1);
+        let rows = nd.next_multiple_of(ROWS);
         if !reuse {
             // Eliminating node i couples every pair of its dense
             // neighbours. Row `c` of `coupling` holds the conductances from
@@ -548,26 +552,32 @@ impl<F: Real> Solver<F> {
         self.schur.extend_from_slice(&self.eliminated_term);
         for (a, &i) in layout.dense.iter().enumerate() {
             self.schur[a * stride + a] += self.diag[i];
-            self.schur[nd * stride + a] += self.sums.inject[i];
+            self.schur[a * stride + nd] += self.sums.inject[i];
         }
         for &(a, b, e) in &layout.dense_links {
             // An alive link between two cut-off nodes is left out.
             if !(layout.any_cut_off && layout.cut_off[layout.dense[a]]) {
-                self.schur[a * stride + b] -= g[e];
+                self.schur[b * stride + a] -= g[e];
             }
         }
-        cholesky_factor(&mut self.schur, nd, nd + 1, stride, &mut self.column);
-        // Back substitution along rows of L, from the forward-substituted
-        // right-hand side in row nd.
+        ldlt_factor(
+            &mut self.schur,
+            nd,
+            stride,
+            &mut self.column,
+            &mut self.inv_pivot,
+        );
+        // Back substitution, x = L^-T z, with z (already divided by the
+        // pivots) in column nd: once x_k is final, it is taken out of every
+        // row above.
         let x = &mut self.rhs;
         x.clear();
-        x.extend_from_slice(&self.schur[nd * stride..nd * stride + nd]);
+        x.extend((0..nd).map(|a| self.schur[a * stride + nd]));
         x.resize(stride, F::ZERO);
-        for i in (0..nd).rev() {
-            x[i] = x[i] / self.schur[i * stride + i];
-            let x_i = x[i];
-            for (k, &l_ik) in self.schur[i * stride..i * stride + i].iter().enumerate() {
-                x[k] -= l_ik * x_i;
+        for k in (1..nd).rev() {
+            let x_k = x[k];
+            for a in 0..k {
+                x[a] -= self.schur[a * stride + k] * x_k;
             }
         }
         for (a, &i) in layout.dense.iter().enumerate() {
@@ -601,17 +611,16 @@ impl<F: Real> Solver<F> {
 /// independent chains of subtractions keep the floating-point units busy.
 const ROWS: usize = 4;
 
-/// Subtract from the lower triangle of the `(nd + 1)`-row system `s` every
+/// Subtract from the upper triangle of the `nd`-row system `s` (row `a`
+/// holds columns `a..=nd`, column `nd` being the right-hand side) every
 /// eliminated node's rank-one term `c c^T / d`, where `c` is its row of
-/// `coupling` and `1 / d` its entry of `inv_diag`. Row `nd` (the
-/// right-hand side) takes columns `0..nd`. `s` has whole groups of `ROWS`
-/// rows.
+/// `coupling` and `1 / d` its entry of `inv_diag`. `s` has whole groups of
+/// `ROWS` rows; each row is updated from the start of the block holding its
+/// diagonal, so entries left of the diagonal take values of no meaning.
 #[inline(always)]
 fn schur_update<F: Real>(s: &mut [F], nd: usize, stride: usize, coupling: &[F], inv_diag: &[F]) {
-    for a0 in (0..=nd).step_by(ROWS) {
-        // Columns up to the diagonal of the group's last row.
-        let last_column = (a0 + ROWS - 1).min(nd - 1);
-        for b0 in (0..=last_column).step_by(LANES) {
+    for a0 in (0..nd).step_by(ROWS) {
+        for b0 in (a0 / LANES * LANES..stride).step_by(LANES) {
             let mut blocks: [[F; LANES]; ROWS] =
                 std::array::from_fn(|r| lanes::block(&s[(a0 + r) * stride + b0..]));
             for (c, &inv_d) in coupling.chunks_exact(stride).zip(inv_diag) {
@@ -625,6 +634,50 @@ fn schur_update<F: Real>(s: &mut [F], nd: usize, stride: usize, coupling: &[F], 
                 let at = (a0 + r) * stride + b0;
                 s[at..at + LANES].copy_from_slice(block);
             }
+        }
+    }
+}
+
+/// Factorise the symmetric positive definite `n x n` system of `a` as
+/// `L D L^T` and carry its right-hand side through. `a` is stored as in
+/// `schur_update`: row `j` holds columns `j..=n` from the start of the
+/// block of `j`, column `n` is the right-hand side `b`, and the row stride
+/// `stride` is a whole number of blocks with `stride > n`.
+///
+/// On return row `j` holds `L^T` (column `k > j` is `L_kj`), column `n`
+/// holds `z = D^-1 L^-1 b` and `inv_pivot[j] = 1 / D_j`; entries left of
+/// the diagonal and the diagonal itself hold values of no meaning.
+/// `column` is scratch of at least `stride` values.
+///
+/// Right-looking: pivot `j` scales its row and subtracts it from every
+/// row below, in whole blocks (vector code); no square roots.
+#[inline(always)]
+fn ldlt_factor<F: Real>(
+    a: &mut [F],
+    n: usize,
+    stride: usize,
+    column: &mut [F],
+    inv_pivot: &mut [F],
+) {
+    for j in 0..n {
+        let inv = F::ONE / a[j * stride + j];
+        inv_pivot[j] = inv;
+        // Unscaled row j in `column`, scaled (L_kj) in place.
+        let from = (j + 1) / LANES * LANES;
+        for b0 in (from..stride).step_by(LANES) {
+            let block = lanes::block(&a[j * stride + b0..]);
+            column[b0..b0 + LANES].copy_from_slice(&block);
+            let scaled: [F; LANES] = std::array::from_fn(|l| block[l] * inv);
+            a[j * stride + b0..j * stride + b0 + LANES].copy_from_slice(&scaled);
+        }
+        for k in j + 1..n {
+            let l_kj = a[j * stride + k];
+            let start = k / LANES * LANES;
+            lanes::sub_scaled(
+                &mut a[k * stride + start..(k + 1) * stride],
+                l_kj,
+                &column[start..stride],
+            );
         }
     }
 }
