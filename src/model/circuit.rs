@@ -177,12 +177,14 @@ pub struct Solver<F> {
     diag: Vec<F>,
     /// Dense Schur complement, row-major, lower triangle; factorised in place.
     schur: Vec<F>,
-    /// Minus the eliminated nodes' Schur term, kept for reuse.
+    /// Minus the eliminated nodes' Schur term, and their share of the
+    /// right-hand side, kept for reuse.
     eliminated_term: Vec<F>,
+    eliminated_rhs: Vec<F>,
+    eliminated_inject: Vec<F>,
     rhs: Vec<F>,
-    /// Scratch of `ldlt_factor`, and its pivots' reciprocals.
-    column: Vec<F>,
-    inv_pivot: Vec<F>,
+    /// Right-hand side of the dense system.
+    b: Vec<F>,
     /// Eliminated-to-dense conductances, one padded row per eliminated node.
     coupling: Vec<F>,
     inv_diag: Vec<F>,
@@ -209,9 +211,10 @@ impl<F: Real> Solver<F> {
             diag: vec![F::ZERO; n_nodes],
             schur: Vec::with_capacity(n_nodes * n_nodes),
             eliminated_term: Vec::new(),
+            eliminated_rhs: Vec::new(),
+            eliminated_inject: Vec::new(),
             rhs: Vec::with_capacity(n_nodes),
-            column: vec![F::ZERO; padded_stride(n_nodes)],
-            inv_pivot: vec![F::ZERO; n_nodes],
+            b: Vec::with_capacity(n_nodes),
             coupling: Vec::new(),
             inv_diag: Vec::with_capacity(n_nodes),
             order: Vec::with_capacity(n_nodes),
@@ -510,22 +513,24 @@ impl<F: Real> Solver<F> {
             }
         }
         let nd = layout.dense.len();
-        // Row `a` holds columns `a..=nd` of `[S b]`, from the start of the
-        // block of `a` on.
-        let stride = lanes::round_up(nd + 1);
+        // Row `a` of `S` holds columns `a..nd`, from the start of the block
+        // of `a` on; `b` is a vector of its own.
+        let stride = lanes::round_up(nd);
         let rows = nd.next_multiple_of(ROWS);
         if !reuse {
             // Eliminating node i couples every pair of its dense
             // neighbours. Row `c` of `coupling` holds the conductances from
             // the `c`-th eliminated node to the dense nodes (zero where
-            // there is no edge) and, in column `nd`, minus the current it
-            // injects, which eliminates it from the right-hand side.
+            // there is no edge), and the current it injects passes on to
+            // them in proportion.
             let ne = layout.eliminated.len();
             self.coupling.clear();
             self.coupling.resize(ne * stride, F::ZERO);
             self.inv_diag.clear();
+            self.eliminated_inject.clear();
             for (idx, &i) in layout.eliminated.iter().enumerate() {
                 self.inv_diag.push(F::ONE / self.diag[i]);
+                self.eliminated_inject.push(self.sums.inject[i]);
                 let row = &mut self.coupling[idx * stride..(idx + 1) * stride];
                 for k in layout.link_start[idx]..layout.link_start[idx + 1] {
                     row[layout.link_pos[k]] = g[layout.link_edge[k]];
@@ -534,25 +539,30 @@ impl<F: Real> Solver<F> {
                     // Its alive links all lead to cut-off nodes: leave them out.
                     row.fill(F::ZERO);
                 }
-                row[nd] = -self.sums.inject[i];
             }
             self.eliminated_term.clear();
             self.eliminated_term.resize(rows * stride, F::ZERO);
+            self.eliminated_rhs.clear();
+            self.eliminated_rhs.resize(stride, F::ZERO);
             if nd > 0 {
                 schur_update(
                     &mut self.eliminated_term,
+                    &mut self.eliminated_rhs,
                     nd,
                     stride,
                     &self.coupling,
                     &self.inv_diag,
+                    &self.eliminated_inject,
                 );
             }
         }
         self.schur.clear();
         self.schur.extend_from_slice(&self.eliminated_term);
+        self.b.clear();
+        self.b.extend_from_slice(&self.eliminated_rhs);
         for (a, &i) in layout.dense.iter().enumerate() {
             self.schur[a * stride + a] += self.diag[i];
-            self.schur[a * stride + nd] += self.sums.inject[i];
+            self.b[a] += self.sums.inject[i];
         }
         for &(a, b, e) in &layout.dense_links {
             // An alive link between two cut-off nodes is left out.
@@ -560,20 +570,12 @@ impl<F: Real> Solver<F> {
                 self.schur[b * stride + a] -= g[e];
             }
         }
-        ldlt_factor(
-            &mut self.schur,
-            nd,
-            stride,
-            &mut self.column,
-            &mut self.inv_pivot,
-        );
-        // Back substitution, x = L^-T z, with z (already divided by the
-        // pivots) in column nd: once x_k is final, it is taken out of every
-        // row above.
         let x = &mut self.rhs;
         x.clear();
-        x.extend((0..nd).map(|a| self.schur[a * stride + nd]));
         x.resize(stride, F::ZERO);
+        ldlt_factor(&mut self.schur, &mut self.b, nd, stride, x);
+        // Back substitution, x = L^-T z, from z: once x_k is final, it is
+        // taken out of every row above.
         for k in (1..nd).rev() {
             let x_k = x[k];
             for a in 0..k {
@@ -583,10 +585,9 @@ impl<F: Real> Solver<F> {
         for (a, &i) in layout.dense.iter().enumerate() {
             v[i] = if layout.cut_off[i] { F::ZERO } else { x[a] };
         }
-        let width = lanes::round_up(nd);
         for (idx, &i) in layout.eliminated.iter().enumerate() {
-            let linked = &self.coupling[idx * stride..idx * stride + width];
-            let total = self.sums.inject[i] + lanes::dot(linked, &x[..width]);
+            let linked = &self.coupling[idx * stride..(idx + 1) * stride];
+            let total = self.sums.inject[i] + lanes::dot(linked, x);
             v[i] = if layout.cut_off[i] {
                 F::ZERO
             } else {
@@ -611,14 +612,23 @@ impl<F: Real> Solver<F> {
 /// independent chains of subtractions keep the floating-point units busy.
 const ROWS: usize = 4;
 
-/// Subtract from the upper triangle of the `nd`-row system `s` (row `a`
-/// holds columns `a..=nd`, column `nd` being the right-hand side) every
-/// eliminated node's rank-one term `c c^T / d`, where `c` is its row of
-/// `coupling` and `1 / d` its entry of `inv_diag`. `s` has whole groups of
-/// `ROWS` rows; each row is updated from the start of the block holding its
-/// diagonal, so entries left of the diagonal take values of no meaning.
+/// Subtract from the upper triangle of the `nd`-row matrix `s` (row `a`
+/// holds columns `a..nd`) every eliminated node's rank-one term
+/// `c c^T / d`, and add to the right-hand side `rhs` its `c i / d`, where
+/// `c` is the node's row of `coupling`, `1 / d` its entry of `inv_diag` and
+/// `i` the current it injects. `s` has whole groups of `ROWS` rows; each
+/// row is updated from the start of the block holding its diagonal, so
+/// entries left of the diagonal take values of no meaning.
 #[inline(always)]
-fn schur_update<F: Real>(s: &mut [F], nd: usize, stride: usize, coupling: &[F], inv_diag: &[F]) {
+fn schur_update<F: Real>(
+    s: &mut [F],
+    rhs: &mut [F],
+    nd: usize,
+    stride: usize,
+    coupling: &[F],
+    inv_diag: &[F],
+    inject: &[F],
+) {
     for a0 in (0..nd).step_by(ROWS) {
         for b0 in (a0 / LANES * LANES..stride).step_by(LANES) {
             let mut blocks: [[F; LANES]; ROWS] =
@@ -636,56 +646,49 @@ fn schur_update<F: Real>(s: &mut [F], nd: usize, stride: usize, coupling: &[F], 
             }
         }
     }
-}
-
-/// Factorise the symmetric positive definite `n x n` system of `a` as
-/// `L D L^T` and carry its right-hand side through. `a` is stored as in
-/// `schur_update`: row `j` holds columns `j..=n` from the start of the
-/// block of `j`, column `n` is the right-hand side `b`, and the row stride
-/// `stride` is a whole number of blocks with `stride > n`.
-///
-/// On return row `j` holds `L^T` (column `k > j` is `L_kj`), column `n`
-/// holds `z = D^-1 L^-1 b` and `inv_pivot[j] = 1 / D_j`; entries left of
-/// the diagonal and the diagonal itself hold values of no meaning.
-/// `column` is scratch of at least `stride` values.
-///
-/// Right-looking: pivot `j` scales its row and subtracts it from every
-/// row below, in whole blocks (vector code); no square roots.
-#[inline(always)]
-fn ldlt_factor<F: Real>(
-    a: &mut [F],
-    n: usize,
-    stride: usize,
-    column: &mut [F],
-    inv_pivot: &mut [F],
-) {
-    for j in 0..n {
-        let inv = F::ONE / a[j * stride + j];
-        inv_pivot[j] = inv;
-        // Unscaled row j in `column`, scaled (L_kj) in place.
-        let from = (j + 1) / LANES * LANES;
-        for b0 in (from..stride).step_by(LANES) {
-            let block = lanes::block(&a[j * stride + b0..]);
-            column[b0..b0 + LANES].copy_from_slice(&block);
-            let scaled: [F; LANES] = std::array::from_fn(|l| block[l] * inv);
-            a[j * stride + b0..j * stride + b0 + LANES].copy_from_slice(&scaled);
-        }
-        for k in j + 1..n {
-            let l_kj = a[j * stride + k];
-            let start = k / LANES * LANES;
-            lanes::sub_scaled(
-                &mut a[k * stride + start..(k + 1) * stride],
-                l_kj,
-                &column[start..stride],
-            );
+    for ((c, &inv_d), &i) in coupling.chunks_exact(stride).zip(inv_diag).zip(inject) {
+        for (r, &c) in rhs.iter_mut().zip(c) {
+            *r += c * inv_d * i;
         }
     }
 }
 
-/// Row stride of a padded dense system of `n` rows: room for a block of
-/// `LANES` starting at any column of the lower triangle.
-fn padded_stride(n: usize) -> usize {
-    lanes::round_up(n) + LANES
+/// Factorise the symmetric positive definite `n x n` matrix `a` as
+/// `L D L^T` and solve `L D z = b`. `a` is stored as in `schur_update`:
+/// row `j` holds columns `j..n` from the start of the block of `j`, with
+/// row stride `stride`, a whole number of blocks.
+///
+/// On return row `j` of `a` holds `L^T` (column `k > j` is `L_kj`) and `z`
+/// the solution; the diagonal and the entries left of it, and `b`, hold
+/// values of no meaning. `z` has `stride` entries, zero from `n` on.
+///
+/// Right-looking: pivot `j` subtracts its row from every row below, in
+/// whole blocks (vector code), then scales itself into `L`. No square
+/// roots.
+#[inline(always)]
+fn ldlt_factor<F: Real>(a: &mut [F], b: &mut [F], n: usize, stride: usize, z: &mut [F]) {
+    for j in 0..n {
+        let (top, below) = a.split_at_mut((j + 1) * stride);
+        let row_j = &mut top[j * stride..];
+        let inv = F::ONE / row_j[j];
+        let b_j = b[j];
+        z[j] = b_j * inv;
+        let rows_below = below[..(n - j - 1) * stride].chunks_exact_mut(stride);
+        for ((k, row_k), &a_jk) in (j + 1..n).zip(rows_below).zip(&row_j[j + 1..n]) {
+            let l_kj = a_jk * inv;
+            let start = k / LANES * LANES;
+            let blocks = row_k[start..].as_chunks_mut::<LANES>().0;
+            for (y, x) in blocks.iter_mut().zip(row_j[start..].as_chunks::<LANES>().0) {
+                let (yv, xv) = (*y, *x);
+                *y = std::array::from_fn(|l| yv[l] - l_kj * xv[l]);
+            }
+        }
+        let from = (j + 1) / LANES * LANES;
+        for x in &mut row_j[from..] {
+            *x *= inv;
+        }
+        lanes::sub_scaled(&mut b[from..stride], b_j, &row_j[from..]);
+    }
 }
 
 /// Overwrite the lower triangle of the symmetric positive definite `a`
