@@ -185,6 +185,7 @@ pub struct Solver<F> {
     rhs: Vec<F>,
     /// Right-hand side of the dense system.
     b: Vec<F>,
+    pivot: Vec<F>,
     /// Eliminated-to-dense conductances, one padded row per eliminated node.
     coupling: Vec<F>,
     inv_diag: Vec<F>,
@@ -215,6 +216,7 @@ impl<F: Real> Solver<F> {
             eliminated_inject: Vec::new(),
             rhs: Vec::with_capacity(n_nodes),
             b: Vec::with_capacity(n_nodes),
+            pivot: vec![F::ZERO; n_nodes],
             coupling: Vec::new(),
             inv_diag: Vec::with_capacity(n_nodes),
             order: Vec::with_capacity(n_nodes),
@@ -573,7 +575,7 @@ impl<F: Real> Solver<F> {
         let x = &mut self.rhs;
         x.clear();
         x.resize(stride, F::ZERO);
-        ldlt_factor(&mut self.schur, &mut self.b, nd, stride, x);
+        ldlt_factor(&mut self.schur, &mut self.b, nd, stride, x, &mut self.pivot);
         // Back substitution, x = L^-T z, from z: once x_k is final, it is
         // taken out of every row above.
         for k in (1..nd).rev() {
@@ -666,16 +668,27 @@ fn schur_update<F: Real>(
 /// whole blocks (vector code), then scales itself into `L`. No square
 /// roots.
 #[inline(always)]
-fn ldlt_factor<F: Real>(a: &mut [F], b: &mut [F], n: usize, stride: usize, z: &mut [F]) {
+fn ldlt_factor<F: Real>(
+    a: &mut [F],
+    b: &mut [F],
+    n: usize,
+    stride: usize,
+    z: &mut [F],
+    pivot: &mut [F],
+) {
+    for j in 0..n {
+        pivot[j] = a[j * stride + j];
+    }
     for j in 0..n {
         let (top, below) = a.split_at_mut((j + 1) * stride);
         let row_j = &mut top[j * stride..];
-        let inv = F::ONE / row_j[j];
+        let inv = F::ONE / pivot[j];
         let b_j = b[j];
         z[j] = b_j * inv;
         let rows_below = below[..(n - j - 1) * stride].chunks_exact_mut(stride);
         for ((k, row_k), &a_jk) in (j + 1..n).zip(rows_below).zip(&row_j[j + 1..n]) {
             let l_kj = a_jk * inv;
+            pivot[k] -= l_kj * a_jk;
             let start = k / LANES * LANES;
             let blocks = row_k[start..].as_chunks_mut::<LANES>().0;
             for (y, x) in blocks.iter_mut().zip(row_j[start..].as_chunks::<LANES>().0) {
