@@ -348,15 +348,19 @@ impl<'a, F: Real> Trainer<'a, F> {
                 inject_tail: [F::ZERO; LANES],
             };
             let whole = len - len % LANES;
+            let mut moved = false;
             for j0 in (0..whole).step_by(LANES) {
-                view.step_block::<NOISE>(j0, LANES, &step, &mut acc);
+                moved |= view.step_block::<NOISE>(j0, LANES, &step, &mut acc);
             }
             if whole < len {
-                view.step_block::<NOISE>(whole, len - whole, &step, &mut acc);
+                moved |= view.step_block::<NOISE>(whole, len - whole, &step, &mut acc);
             }
-            let (dg_tail, inject_tail) = (view.dg_tail, view.inject_tail);
-            sums.conductance[u] += lanes::sum(dg_tail);
-            sums.inject[u] += lanes::sum(inject_tail);
+            if moved {
+                // (Otherwise both sums are zero.)
+                let (dg_tail, inject_tail) = (view.dg_tail, view.inject_tail);
+                sums.conductance[u] += lanes::sum(dg_tail);
+                sums.inject[u] += lanes::sum(inject_tail);
+            }
         }
         Moved {
             power: lanes::sum(acc.power),
@@ -458,7 +462,8 @@ impl<F: Real> RunView<'_, F> {
     /// Step the `n <= LANES` edges from `j0`. Every lane is computed without
     /// branches, so the block becomes vector code; a short block is padded
     /// with pruned edges (`g = 0`), which move nothing and add nothing, and
-    /// a pruned edge keeps its state.
+    /// a pruned edge keeps its state. Returns false if no device of the
+    /// block is above threshold, when nothing but the power is touched.
     #[inline(always)]
     fn step_block<const NOISE: bool>(
         &mut self,
@@ -466,7 +471,7 @@ impl<F: Real> RunView<'_, F> {
         n: usize,
         c: &DeviceStep<'_, F>,
         acc: &mut StepSums<F>,
-    ) {
+    ) -> bool {
         let at = j0..j0 + n;
         let load = |x: &[F]| {
             if n == LANES {
@@ -487,7 +492,7 @@ impl<F: Real> RunView<'_, F> {
         if rate.iter().all(|&rate| rate == F::ZERO) {
             // Nothing moves: every lane below would leave its state and
             // sums exactly as they are.
-            return;
+            return false;
         }
         let (ron, roff) = (load(self.ron), load(self.roff));
         let r_old = load(self.r);
@@ -530,6 +535,7 @@ impl<F: Real> RunView<'_, F> {
         lanes::store(&mut self.g[at.clone()], &g_new);
         lanes::store(&mut self.conductance_head[at.clone()], &conductance_head);
         lanes::store(&mut self.inject_head[at], &inject_head);
+        true
     }
 }
 
