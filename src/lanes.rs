@@ -88,7 +88,9 @@ pub fn store<F: Real>(x: &mut [F], block: &[F; LANES]) {
 /// The sum of the lanes, in a fixed pairwise order.
 #[inline(always)]
 pub fn sum<F: Real>(x: [F; LANES]) -> F {
-    ((x[0] + x[4]) + (x[2] + x[6])) + ((x[1] + x[5]) + (x[3] + x[7]))
+    let half: [F; 4] = std::array::from_fn(|l| x[l] + x[l + 4]);
+    let quarter: [F; 2] = std::array::from_fn(|l| half[l] + half[l + 2]);
+    quarter[0] + quarter[1]
 }
 
 /// `y -= a x`, block by block, then value by value for the rest; `y` and

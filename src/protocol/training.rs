@@ -344,22 +344,20 @@ impl<'a, F: Real> Trainer<'a, F> {
                 g: &mut self.g[edges],
                 conductance_head: &mut sums.conductance[heads.clone()],
                 inject_head: &mut sums.inject[heads],
-                dg_tail: [F::ZERO; LANES],
-                inject_tail: [F::ZERO; LANES],
             };
             let whole = len - len % LANES;
-            let mut moved = false;
+            // The tail's changes, per lane.
+            let mut tail = TailSums::default();
             for j0 in (0..whole).step_by(LANES) {
-                moved |= view.step_block::<NOISE>(j0, LANES, &step, &mut acc);
+                view.step_block::<NOISE>(j0, LANES, &step, &mut acc, &mut tail);
             }
             if whole < len {
-                moved |= view.step_block::<NOISE>(whole, len - whole, &step, &mut acc);
+                view.step_block::<NOISE>(whole, len - whole, &step, &mut acc, &mut tail);
             }
-            if moved {
+            if tail.moved {
                 // (Otherwise both sums are zero.)
-                let (dg_tail, inject_tail) = (view.dg_tail, view.inject_tail);
-                sums.conductance[u] += lanes::sum(dg_tail);
-                sums.inject[u] += lanes::sum(inject_tail);
+                sums.conductance[u] += lanes::sum(tail.conductance);
+                sums.inject[u] += lanes::sum(tail.inject);
             }
         }
         Moved {
@@ -437,8 +435,26 @@ impl<F: Real> Default for StepSums<F> {
     }
 }
 
+/// Per-lane changes of a run's tail node over a substep: conductance,
+/// injected current, and whether any device of the run moved.
+struct TailSums<F> {
+    conductance: [F; LANES],
+    inject: [F; LANES],
+    moved: bool,
+}
+
+impl<F: Real> Default for TailSums<F> {
+    fn default() -> Self {
+        TailSums {
+            conductance: [F::ZERO; LANES],
+            inject: [F::ZERO; LANES],
+            moved: false,
+        }
+    }
+}
+
 /// One run of edges (see `EdgeRun`): its devices, its head nodes' voltages
-/// and node sums, and the changes its tail's sums accumulate per lane.
+/// and node sums.
 struct RunView<'a, F> {
     e0: usize,
     v_tail: F,
@@ -454,16 +470,14 @@ struct RunView<'a, F> {
     g: &'a mut [F],
     conductance_head: &'a mut [F],
     inject_head: &'a mut [F],
-    dg_tail: [F; LANES],
-    inject_tail: [F; LANES],
 }
 
 impl<F: Real> RunView<'_, F> {
     /// Step the `n <= LANES` edges from `j0`. Every lane is computed without
     /// branches, so the block becomes vector code; a short block is padded
     /// with pruned edges (`g = 0`), which move nothing and add nothing, and
-    /// a pruned edge keeps its state. Returns false if no device of the
-    /// block is above threshold, when nothing but the power is touched.
+    /// a pruned edge keeps its state. If no device of the block is above
+    /// threshold, nothing but the power is touched.
     #[inline(always)]
     fn step_block<const NOISE: bool>(
         &mut self,
@@ -471,7 +485,8 @@ impl<F: Real> RunView<'_, F> {
         n: usize,
         c: &DeviceStep<'_, F>,
         acc: &mut StepSums<F>,
-    ) -> bool {
+        tail: &mut TailSums<F>,
+    ) {
         let at = j0..j0 + n;
         let load = |x: &[F]| {
             if n == LANES {
@@ -492,7 +507,7 @@ impl<F: Real> RunView<'_, F> {
         if rate.iter().all(|&rate| rate == F::ZERO) {
             // Nothing moves: every lane below would leave its state and
             // sums exactly as they are.
-            return false;
+            return;
         }
         let (ron, roff) = (load(self.ron), load(self.roff));
         let r_old = load(self.r);
@@ -525,8 +540,8 @@ impl<F: Real> RunView<'_, F> {
             r_new[l] = if alive { stepped } else { r_old[l] };
             g_new[l] = if alive { g_stepped } else { F::ZERO };
             dg[l] = g_new[l] - g_old[l];
-            self.dg_tail[l] += dg[l];
-            self.inject_tail[l] += dg[l] * volts_head[l];
+            tail.conductance[l] += dg[l];
+            tail.inject[l] += dg[l] * volts_head[l];
         }
         let conductance_head: [F; LANES] = std::array::from_fn(|l| conductance_head[l] + dg[l]);
         let inject_head: [F; LANES] =
@@ -535,7 +550,7 @@ impl<F: Real> RunView<'_, F> {
         lanes::store(&mut self.g[at.clone()], &g_new);
         lanes::store(&mut self.conductance_head[at.clone()], &conductance_head);
         lanes::store(&mut self.inject_head[at], &inject_head);
-        true
+        tail.moved = true;
     }
 }
 
