@@ -87,7 +87,9 @@ impl<F: Real> NodeSums<F> {
 
     /// Recompute from every edge. A free neighbour injects nothing: it is
     /// counted at 0 V rather than skipped, which adds exactly zero and
-    /// keeps the loop free of unpredictable branches.
+    /// keeps the loop free of unpredictable branches. While consecutive
+    /// edges share their tail, the tail's share is summed in registers and
+    /// added once.
     pub fn fill(&mut self, net: &Network, g: &[F], boundary: &Boundary<F>) {
         self.clear();
         let volts = |i: usize| {
@@ -97,12 +99,26 @@ impl<F: Real> NodeSums<F> {
                 F::ZERO
             }
         };
+        let mut tail = None;
+        let (mut tail_conductance, mut tail_inject) = (F::ZERO, F::ZERO);
         for ((&u, &v), &g) in net.tail.iter().zip(&net.head).zip(g) {
             let (u, v) = (u as usize, v as usize);
-            self.conductance[u] += g;
+            if tail != Some(u) {
+                if let Some(t) = tail {
+                    self.conductance[t] += tail_conductance;
+                    self.inject[t] += tail_inject;
+                }
+                tail = Some(u);
+                (tail_conductance, tail_inject) = (F::ZERO, F::ZERO);
+            }
+            tail_conductance += g;
+            tail_inject += g * volts(v);
             self.conductance[v] += g;
-            self.inject[u] += g * volts(v);
             self.inject[v] += g * volts(u);
+        }
+        if let Some(t) = tail {
+            self.conductance[t] += tail_conductance;
+            self.inject[t] += tail_inject;
         }
     }
 }
