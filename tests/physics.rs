@@ -283,3 +283,84 @@ fn c2c_noise_has_mean_one() {
         "mean {mean}, standard error {se}"
     );
 }
+
+/// A layered 8-16-8 network, all to all: inputs 0..8, hidden 8..24,
+/// outputs 24..32, edges input-major then hidden-major.
+fn net_8_16_8() -> Network {
+    let mut edges = Vec::new();
+    for i in 0..8 {
+        for h in 8..24 {
+            edges.push((i, h));
+        }
+    }
+    for h in 8..24 {
+        for o in 24..32 {
+            edges.push((h, o));
+        }
+    }
+    network(8, 16, 8, &edges)
+}
+
+#[test]
+fn a_punish_reuses_the_eliminated_nodes_term_only_while_their_edges_stay() {
+    // Punishing input 0 with output 24 grounded leaves 14 floating
+    // terminals with no fixed neighbour: the solver eliminates them and may
+    // reuse their Schur term while their edges keep their conductance.
+    let net = net_8_16_8();
+    let adj = Adjacency::new(&net);
+    let m = net.tail.len();
+    let mut g: Vec<f64> = (0..m).map(|e| 1.0 / (1500.0 + 97.0 * e as f64)).collect();
+    let alive = vec![true; m];
+    let mut active = vec![false; 8];
+    active[0] = true;
+    let mut b = Boundary::floating(32);
+    phase::punish(&net, &active, 0, 3.0, &mut b);
+    let mut solver = Solver::<f64>::new(32);
+    solver.prepare(&adj, &alive, &b);
+    assert_eq!(solver.dense_size(), 16, "the hidden layer stays dense");
+    for node in 1..8 {
+        assert_eq!(solver.role(node), NodeRole::Eliminated);
+    }
+    let touches = solver.touches_eliminated().to_vec();
+    let mut v = vec![0.0; 32];
+    let mut fresh = vec![0.0; 32];
+    let mut solve = |solver: &mut Solver<f64>, g: &[f64], reuse: bool, v: &mut [f64]| {
+        solver.sums.fill(&net, g, &b);
+        solver.solve_from_sums(g, GMIN, &b, v, reuse);
+    };
+    solve(&mut solver, &g, false, &mut v);
+    // Driven edges (input 0 to the hidden layer) move: reuse is exact.
+    for e in 0..16 {
+        assert_eq!(touches[e], 0.0);
+        g[e] *= 0.9;
+    }
+    solve(&mut solver, &g, true, &mut v);
+    solve(&mut solver, &g, false, &mut fresh);
+    assert_eq!(v, fresh, "reuse gives the same bits as a fresh solve");
+    // An edge of a floating input moves: the kept term is stale, and a
+    // solve that reused it would be wrong.
+    let floating = 16 * 3 + 5;
+    assert_eq!(touches[floating], 1.0);
+    g[floating] *= 0.5;
+    solve(&mut solver, &g, true, &mut v);
+    solve(&mut solver, &g, false, &mut fresh);
+    let worst = (0..32).map(|i| (v[i] - fresh[i]).abs()).fold(0.0, f64::max);
+    assert!(worst > 1e-6, "a stale term must show: {worst}");
+    let residual = kcl_residual(&net, &g, &b, &fresh);
+    assert!(residual < 1e-12, "fresh solve obeys KCL: {residual}");
+}
+
+/// Largest current imbalance (ampere) at a free node.
+fn kcl_residual(net: &Network, g: &[f64], b: &Boundary<f64>, v: &[f64]) -> f64 {
+    let mut net_current = vec![0.0; v.len()];
+    for e in 0..g.len() {
+        let (u, w) = (net.tail[e] as usize, net.head[e] as usize);
+        let i = g[e] * (v[u] - v[w]);
+        net_current[u] -= i;
+        net_current[w] += i;
+    }
+    (0..v.len())
+        .filter(|&i| !b.fixed[i])
+        .map(|i| (net_current[i] - GMIN * v[i]).abs())
+        .fold(0.0, f64::max)
+}
