@@ -324,7 +324,7 @@ fn a_punish_reuses_the_eliminated_nodes_term_only_while_their_edges_stay() {
     let touches = solver.touches_eliminated().to_vec();
     let mut v = vec![0.0; 32];
     let mut fresh = vec![0.0; 32];
-    let mut solve = |solver: &mut Solver<f64>, g: &[f64], reuse: bool, v: &mut [f64]| {
+    let solve = |solver: &mut Solver<f64>, g: &[f64], reuse: bool, v: &mut [f64]| {
         solver.sums.fill(&net, g, &b);
         solver.solve_from_sums(g, GMIN, &b, v, reuse);
     };
@@ -353,9 +353,9 @@ fn a_punish_reuses_the_eliminated_nodes_term_only_while_their_edges_stay() {
 /// Largest current imbalance (ampere) at a free node.
 fn kcl_residual(net: &Network, g: &[f64], b: &Boundary<f64>, v: &[f64]) -> f64 {
     let mut net_current = vec![0.0; v.len()];
-    for e in 0..g.len() {
-        let (u, w) = (net.tail[e] as usize, net.head[e] as usize);
-        let i = g[e] * (v[u] - v[w]);
+    for ((&u, &w), &g) in net.tail.iter().zip(&net.head).zip(g) {
+        let (u, w) = (u as usize, w as usize);
+        let i = g * (v[u] - v[w]);
         net_current[u] -= i;
         net_current[w] += i;
     }

@@ -596,8 +596,8 @@ impl<F: Real> Solver<F> {
         // taken out of every row above.
         for k in (1..nd).rev() {
             let x_k = x[k];
-            for a in 0..k {
-                x[a] -= self.schur[a * stride + k] * x_k;
+            for (a, x_a) in x[..k].iter_mut().enumerate() {
+                *x_a -= self.schur[a * stride + k] * x_k;
             }
         }
         for (a, &i) in layout.dense.iter().enumerate() {
