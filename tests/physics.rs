@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{instance, net_242, network, one_hot_task};
+use common::{instance, net_242, network, one_hot_task, one_layer};
 use memsweep::model::circuit::{node_current, Boundary, NodeRole, Solver};
 use memsweep::model::device::c2c_factor;
 use memsweep::model::network::{Adjacency, Network};
@@ -284,29 +284,13 @@ fn c2c_noise_has_mean_one() {
     );
 }
 
-/// A layered 8-16-8 network, all to all: inputs 0..8, hidden 8..24,
-/// outputs 24..32, edges input-major then hidden-major.
-fn net_8_16_8() -> Network {
-    let mut edges = Vec::new();
-    for i in 0..8 {
-        for h in 8..24 {
-            edges.push((i, h));
-        }
-    }
-    for h in 8..24 {
-        for o in 24..32 {
-            edges.push((h, o));
-        }
-    }
-    network(8, 16, 8, &edges)
-}
-
 #[test]
 fn a_punish_reuses_the_eliminated_nodes_term_only_while_their_edges_stay() {
     // Punishing input 0 with output 24 grounded leaves 14 floating
     // terminals with no fixed neighbour: the solver eliminates them and may
     // reuse their Schur term while their edges keep their conductance.
-    let net = net_8_16_8();
+    // Inputs 0..8, hidden 8..24, outputs 24..32, edges input-major.
+    let net = one_layer(8, 16, 8);
     let adj = Adjacency::new(&net);
     let m = net.tail.len();
     let mut g: Vec<f64> = (0..m).map(|e| 1.0 / (1500.0 + 97.0 * e as f64)).collect();

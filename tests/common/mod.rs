@@ -46,21 +46,30 @@ pub fn instance(net: Network, r0: &[f64], task: Task) -> Instance {
     }
 }
 
-/// The 2-4-2 layered network, edges tail-major as `Network::generate` makes
-/// them: inputs 0,1; hidden 2..6; outputs 6,7.
-pub fn net_242() -> Network {
+/// An all-to-all layered network with one hidden layer, edges tail-major as
+/// `Network::generate` makes them: inputs first, then hidden, then outputs.
+pub fn one_layer(n_in: usize, n_hidden: usize, n_out: usize) -> Network {
+    let (hidden, outputs) = (
+        n_in..n_in + n_hidden,
+        n_in + n_hidden..n_in + n_hidden + n_out,
+    );
     let mut edges = Vec::new();
-    for i in 0..2 {
-        for h in 2..6 {
-            edges.push((i, h));
+    for i in 0..n_in {
+        for h in hidden.clone() {
+            edges.push((i as u32, h as u32));
         }
     }
-    for h in 2..6 {
-        for o in 6..8 {
-            edges.push((h, o));
+    for h in hidden {
+        for o in outputs.clone() {
+            edges.push((h as u32, o as u32));
         }
     }
-    network(2, 4, 2, &edges)
+    network(n_in, n_hidden, n_out, &edges)
+}
+
+/// The 2-4-2 layered network: inputs 0,1; hidden 2..6; outputs 6,7.
+pub fn net_242() -> Network {
+    one_layer(2, 4, 2)
 }
 
 pub fn one_hot_task(n_in: usize, targets: &[usize]) -> Task {
