@@ -695,28 +695,53 @@ fn ldlt_factor<F: Real>(
     for j in 0..n {
         pivot[j] = a[j * stride + j];
     }
-    for j in 0..n {
+    // Pivots go in pairs: pivot j first updates row j + 1 alone, then the
+    // rows below take both pivots' updates in one pass. Each value still
+    // sees the same operations in the same order as one pivot at a time.
+    for j in (0..n).step_by(2) {
         let (top, below) = a.split_at_mut((j + 1) * stride);
         let row_j = &mut top[j * stride..];
-        let inv = F::ONE / pivot[j];
-        let b_j = b[j];
-        z[j] = b_j * inv;
-        let rows_below = below[..(n - j - 1) * stride].chunks_exact_mut(stride);
-        for ((k, row_k), &a_jk) in (j + 1..n).zip(rows_below).zip(&row_j[j + 1..n]) {
-            let l_kj = a_jk * inv;
+        let inv_j = F::ONE / pivot[j];
+        if j + 1 == n {
+            // The last pivot: nothing below it.
+            z[j] = b[j] * inv_j;
+            break;
+        }
+        let (row_j1, rest) = below.split_at_mut(stride);
+        let j1 = j + 1;
+        let a_jj1 = row_j[j1];
+        let l_j1j = a_jj1 * inv_j;
+        pivot[j1] -= l_j1j * a_jj1;
+        let start = j1 / LANES * LANES;
+        lanes::sub_scaled(&mut row_j1[start..], l_j1j, &row_j[start..]);
+        let inv_j1 = F::ONE / pivot[j1];
+        let rows_below = rest[..(n - j - 2) * stride].chunks_exact_mut(stride);
+        let coefficients = row_j[j + 2..n].iter().zip(&row_j1[j + 2..n]);
+        for ((k, row_k), (&a_jk, &a_j1k)) in (j + 2..n).zip(rows_below).zip(coefficients) {
+            let (l_kj, l_kj1) = (a_jk * inv_j, a_j1k * inv_j1);
             pivot[k] -= l_kj * a_jk;
+            pivot[k] -= l_kj1 * a_j1k;
             let start = k / LANES * LANES;
             let blocks = row_k[start..].as_chunks_mut::<LANES>().0;
-            for (y, x) in blocks.iter_mut().zip(row_j[start..].as_chunks::<LANES>().0) {
-                let (yv, xv) = (*y, *x);
-                *y = std::array::from_fn(|l| yv[l] - l_kj * xv[l]);
+            let pivot_rows = row_j[start..]
+                .as_chunks::<LANES>()
+                .0
+                .iter()
+                .zip(row_j1[start..].as_chunks::<LANES>().0);
+            for (y, (x, w)) in blocks.iter_mut().zip(pivot_rows) {
+                let (yv, xv, wv) = (*y, *x, *w);
+                *y = std::array::from_fn(|l| (yv[l] - l_kj * xv[l]) - l_kj1 * wv[l]);
             }
         }
-        let from = (j + 1) / LANES * LANES;
-        for x in &mut row_j[from..] {
-            *x *= inv;
+        for (row, inv, i) in [(row_j, inv_j, j), (row_j1, inv_j1, j1)] {
+            let b_i = b[i];
+            z[i] = b_i * inv;
+            let from = (i + 1) / LANES * LANES;
+            for x in &mut row[from..] {
+                *x *= inv;
+            }
+            lanes::sub_scaled(&mut b[from..stride], b_i, &row[from..]);
         }
-        lanes::sub_scaled(&mut b[from..stride], b_j, &row_j[from..]);
     }
 }
 
