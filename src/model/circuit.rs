@@ -15,7 +15,7 @@
 //!   network, whole hidden layers, or the floating terminals); each is a
 //!   weighted mean of its neighbours, so it is eliminated exactly by a
 //!   Schur complement;
-//! - dense: the rest, solved by a dense Cholesky factorisation of that
+//! - dense: the rest, solved by a dense `L D L^T` factorisation of that
 //!   Schur complement, which is symmetric positive definite.
 //!
 //! Of two candidate splits, `prepare` keeps the one with the cheaper
@@ -191,14 +191,16 @@ pub struct Solver<F> {
     pub sums: NodeSums<F>,
     /// Per free node: total conductance to everything, `gmin` included.
     diag: Vec<F>,
-    /// Dense Schur complement, row-major, lower triangle; factorised in place.
+    /// Dense Schur complement, row-major, upper triangle (see
+    /// `schur_update`); factorised in place.
     schur: Vec<F>,
     /// Minus the eliminated nodes' Schur term, and their share of the
     /// right-hand side, kept for reuse.
     eliminated_term: Vec<F>,
     eliminated_rhs: Vec<F>,
     eliminated_inject: Vec<F>,
-    rhs: Vec<F>,
+    /// Solution of the dense system.
+    x: Vec<F>,
     /// Right-hand side of the dense system.
     b: Vec<F>,
     pivot: Vec<F>,
@@ -230,7 +232,7 @@ impl<F: Real> Solver<F> {
             eliminated_term: Vec::new(),
             eliminated_rhs: Vec::new(),
             eliminated_inject: Vec::new(),
-            rhs: Vec::with_capacity(n_nodes),
+            x: Vec::with_capacity(n_nodes),
             b: Vec::with_capacity(n_nodes),
             pivot: vec![F::ZERO; n_nodes],
             coupling: Vec::new(),
@@ -504,13 +506,12 @@ impl<F: Real> Solver<F> {
     /// eliminated node (`touches_eliminated`) has changed since, and that
     /// the boundary is the same.
     ///
-    /// The dense system `S x = b` is stored as the lower triangle of the
-    /// matrix `[S; b^T]`: `b` is one more row, so that eliminating a node
-    /// updates it like any other row, and factorising `S` carries out the
-    /// forward substitution on it. Rows are padded to whole blocks of
-    /// `LANES` (see `crate::lanes`) so that every row update is vector
-    /// code; the padding, right of the diagonal, holds values that are
-    /// never read.
+    /// The dense system `S x = b` keeps the upper triangle of `S`, row
+    /// `a` from the start of the block holding its diagonal, and `b` as a
+    /// vector of its own, which the factorisation carries through (forward
+    /// substitution). Rows are padded to whole blocks of `LANES` (see
+    /// `crate::lanes`) so that every row update is vector code; entries left
+    /// of the diagonal hold values that are never read.
     #[inline(always)]
     pub fn solve_from_sums(
         &mut self,
@@ -588,7 +589,7 @@ impl<F: Real> Solver<F> {
                 self.schur[b * stride + a] -= g[e];
             }
         }
-        let x = &mut self.rhs;
+        let x = &mut self.x;
         x.clear();
         x.resize(stride, F::ZERO);
         ldlt_factor(&mut self.schur, &mut self.b, nd, stride, x, &mut self.pivot);
@@ -741,44 +742,6 @@ fn ldlt_factor<F: Real>(
                 *x *= inv;
             }
             lanes::sub_scaled(&mut b[from..stride], b_i, &row[from..]);
-        }
-    }
-}
-
-/// Overwrite the lower triangle of the symmetric positive definite `a`
-/// (`n x n`, row-major with row stride `stride >= n`) with `L`, where
-/// `A = L L^T`, and carry rows `n..rows` (each a right-hand side `b^T`)
-/// through the same elimination, which turns them into `(L^{-1} b)^T`.
-/// Only the lower triangle is read; entries right of the diagonal are
-/// overwritten with values of no meaning. `column` is scratch of at least
-/// `stride` finite values.
-///
-/// Right-looking: after each pivot, the trailing rows are updated by runs
-/// of whole blocks (which vectorise), using a copy of the pivot's column.
-#[inline(always)]
-pub fn cholesky_factor<F: Real>(
-    a: &mut [F],
-    n: usize,
-    rows: usize,
-    stride: usize,
-    column: &mut [F],
-) {
-    for j in 0..n {
-        let d = a[j * stride + j].sqrt();
-        a[j * stride + j] = d;
-        let inv = F::ONE / d;
-        for i in j + 1..rows {
-            a[i * stride + j] *= inv;
-            column[i] = a[i * stride + j];
-        }
-        for i in j + 1..rows {
-            let width = lanes::round_up(i.min(n - 1) + 1 - (j + 1)).min(stride - j - 1);
-            let row = i * stride + j + 1;
-            lanes::sub_scaled(
-                &mut a[row..row + width],
-                column[i],
-                &column[j + 1..j + 1 + width],
-            );
         }
     }
 }

@@ -5,9 +5,11 @@
 //! are computed twice per instance (initial and final state), not in the
 //! training loop.
 
-use crate::model::circuit::{cholesky_factor, Boundary, Solver};
+use crate::lanes;
+use crate::model::circuit::{Boundary, Solver};
 use crate::model::network::{Adjacency, Network};
 use crate::params::Params;
+use crate::real::Real;
 
 /// Relative cut-off of the numerical rank (MODEL.md section 8).
 pub const RANK_REL_TOL: f64 = 1e-9;
@@ -267,6 +269,38 @@ impl UnionFind {
         (0..self.parent.len())
             .filter(|&i| self.find(i) == i)
             .count()
+    }
+}
+
+/// Overwrite the lower triangle of the symmetric positive definite `a`
+/// (`n x n`, row-major with row stride `stride >= n`) with `L`, where
+/// `A = L L^T`, and carry rows `n..rows` (each a right-hand side `b^T`)
+/// through the same elimination, which turns them into `(L^{-1} b)^T`.
+/// Only the lower triangle is read; entries right of the diagonal are
+/// overwritten with values of no meaning. `column` is scratch of at least
+/// `stride` finite values.
+///
+/// Right-looking: after each pivot, the trailing rows are updated by runs
+/// of whole blocks (which vectorise), using a copy of the pivot's column.
+#[inline(always)]
+fn cholesky_factor<F: Real>(a: &mut [F], n: usize, rows: usize, stride: usize, column: &mut [F]) {
+    for j in 0..n {
+        let d = a[j * stride + j].sqrt();
+        a[j * stride + j] = d;
+        let inv = F::ONE / d;
+        for i in j + 1..rows {
+            a[i * stride + j] *= inv;
+            column[i] = a[i * stride + j];
+        }
+        for i in j + 1..rows {
+            let width = lanes::round_up(i.min(n - 1) + 1 - (j + 1)).min(stride - j - 1);
+            let row = i * stride + j + 1;
+            lanes::sub_scaled(
+                &mut a[row..row + width],
+                column[i],
+                &column[j + 1..j + 1 + width],
+            );
+        }
     }
 }
 
