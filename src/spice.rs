@@ -93,8 +93,8 @@ pub struct State {
 impl State {
     pub fn of(t: &Trainer<'_, f64>) -> State {
         State {
-            r: t.r.clone(),
-            alive: t.alive.clone(),
+            r: t.r().to_vec(),
+            alive: t.alive().to_vec(),
         }
     }
 }
@@ -446,26 +446,22 @@ impl Export {
         let (net, adj) = (&inst.network, &inst.adjacency);
         let n = net.n_nodes();
         let mut t = Trainer::<f64>::new(inst, &params);
-        t.r.clone_from(&self.state.r);
-        t.alive.clone_from(&self.state.alive);
-        for e in 0..net.n_edges() {
-            t.g[e] = if t.alive[e] { 1.0 / t.r[e] } else { 0.0 };
-        }
+        t.set_state(&self.state.r, &self.state.alive);
         let mut solver = Solver::new(n);
         let mut m = Measured::empty(self.phases.len(), n, net.n_edges());
         for (k, ph) in self.phases.iter().enumerate() {
             let b = &ph.boundary;
-            solver.prepare(adj, &t.alive, b);
-            solver.solve(net, &t.g, params.circuit.gmin, b, &mut m.volts[k]);
+            solver.prepare(adj, t.alive(), b);
+            solver.solve(net, adj, t.g(), params.circuit.gmin, b, &mut m.volts[k]);
             for i in (0..n).filter(|&i| b.fixed[i]) {
-                m.currents[k][i] = node_current(adj, &t.g, &m.volts[k], i);
+                m.currents[k][i] = node_current(adj, t.g(), &m.volts[k], i);
             }
             if ph.pulse {
                 t.set_boundary(b.clone());
                 // The pulse kind only keys the c2c noise draws.
                 t.pulse(0, 0, Pulse::Normalize);
-                for e in (0..net.n_edges()).filter(|&e| t.alive[e]) {
-                    m.r_after[k][e] = t.r[e];
+                for e in (0..net.n_edges()).filter(|&e| t.alive()[e]) {
+                    m.r_after[k][e] = t.r()[e];
                 }
             }
         }

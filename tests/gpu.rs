@@ -161,11 +161,7 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
         let snaps = gpu.probe(&cases, &steps);
         for (c, case) in cases.iter().enumerate() {
             let mut t = Trainer::<f32>::new(case.instance, case.params);
-            t.r = case.r.clone();
-            t.alive = case.alive.clone();
-            t.g = (0..t.r.len())
-                .map(|e| if t.alive[e] { 1.0 / t.r[e] } else { 0.0 })
-                .collect();
+            t.set_state(&case.r, &case.alive);
             for (s, step) in steps.iter().enumerate() {
                 let snap = &snaps[c][s];
                 let what = |x: &str| format!("{name} case {c} step {s} ({step:?}): {x}");
@@ -199,11 +195,11 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
                 worst = worst.max(assert_close(
                     &what("node voltages"),
                     &snap.v,
-                    &t.v,
+                    t.v(),
                     TOL,
                     TOL,
                 ));
-                worst = worst.max(assert_close(&what("resistances"), &snap.r, &t.r, 0.0, TOL));
+                worst = worst.max(assert_close(&what("resistances"), &snap.r, t.r(), 0.0, TOL));
                 worst = worst.max(assert_close(
                     &what("write energy"),
                     &[snap.energy_write],

@@ -19,7 +19,7 @@ fn solve(net: &Network, adj: &Adjacency, g: &[f64], b: &Boundary<f64>) -> Vec<f6
     let alive: Vec<bool> = g.iter().map(|&g| g > 0.0).collect();
     solver.prepare(adj, &alive, b);
     let mut v = vec![f64::NAN; n];
-    solver.solve(net, g, GMIN, b, &mut v);
+    solver.solve(net, adj, g, GMIN, b, &mut v);
     v
 }
 
@@ -165,7 +165,7 @@ fn an_isolated_node_sits_at_zero_volts() {
     assert_eq!(solver.role(2), NodeRole::Isolated);
     assert_eq!(solver.role(3), NodeRole::Isolated);
     let mut v = vec![f64::NAN; 5];
-    solver.solve(&net, &g, GMIN, &b, &mut v);
+    solver.solve(&net, &adj, &g, GMIN, &b, &mut v);
     assert_eq!((v[2], v[3]), (0.0, 0.0));
     assert!(close(v[1], 0.5, 1e-8));
 }
@@ -213,7 +213,7 @@ fn apply_pulse(inst: &memsweep::instance::Instance, params: &Params, v: f64) -> 
     b.ground(1);
     t.set_boundary(b);
     t.pulse(0, 0, Pulse::Normalize);
-    (t.r[0], t.energy_write)
+    (t.r()[0], t.energy_write)
 }
 
 #[test]
@@ -309,7 +309,7 @@ fn a_punish_reuses_the_eliminated_nodes_term_only_while_their_edges_stay() {
     let mut v = vec![0.0; 32];
     let mut fresh = vec![0.0; 32];
     let solve = |solver: &mut Solver<f64>, g: &[f64], reuse: bool, v: &mut [f64]| {
-        solver.sums.fill(&net, g, &b);
+        solver.sums.fill(&net, &adj, g, &b);
         solver.solve_from_sums(g, GMIN, &b, v, reuse);
     };
     solve(&mut solver, &g, false, &mut v);

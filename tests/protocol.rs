@@ -72,13 +72,13 @@ fn a_correct_read_changes_nothing() {
     let params = Params::default();
     let inst = instance(net_242(), &biased_towards([0, 1]), one_hot_task(2, &[0, 1]));
     let mut t = Trainer::<f64>::new(&inst, &params);
-    let before = t.r.clone();
+    let before = t.r().to_vec();
     for k in 0..2 {
         let (winner, power) = t.read(k);
         assert_eq!(winner, inst.task.target[k]);
         assert!(power > 0.0);
     }
-    assert_eq!(t.r, before);
+    assert_eq!(t.r(), before);
     assert_eq!(t.energy_write, 0.0);
     let out = train::<f64>(&inst, &params);
     assert_eq!(out.converged_era, Some(0));
@@ -96,15 +96,18 @@ fn a_mistake_punishes_then_normalizes_and_moves_the_winner_path() {
     let mut t = Trainer::<f64>::new(&inst, &params);
     let (winner, _) = t.read(1);
     assert_eq!(winner, 0);
-    let before = t.r.clone();
+    let before = t.r().to_vec();
     t.punish(0, 1, winner);
     assert_eq!(
         roles(t.boundary()),
         ["float", "-", "float", "float", "float", "float", "ground", "float"]
     );
     // The path from input 1 to the wrong winner is depressed.
-    assert!(t.r[4 + 1] > before[4 + 1], "input 1 -> hidden 1 rises");
-    assert!(t.r[8 + 2 + 0] > before[8 + 2], "hidden 1 -> output 0 rises");
+    assert!(t.r()[4 + 1] > before[4 + 1], "input 1 -> hidden 1 rises");
+    assert!(
+        t.r()[8 + 2 + 0] > before[8 + 2],
+        "hidden 1 -> output 0 rises"
+    );
     assert!(t.energy_write > 0.0);
     t.normalize(0, 1);
     assert_eq!(
@@ -151,21 +154,24 @@ fn pruning_removes_only_edges_above_threshold_at_rate_p_prune() {
     for seed in 0..20u64 {
         let inst = memsweep::instance::Instance::build(&params, 0, seed as usize, seed);
         let mut t = Trainer::<f64>::new(&inst, &params);
-        for e in 0..t.r.len() {
-            // alternate just above and just below the threshold
-            t.r[e] = if e % 2 == 0 {
-                threshold
-            } else {
-                threshold - 1e-6
-            };
-        }
+        // alternate just above and just below the threshold
+        let r: Vec<f64> = (0..t.r().len())
+            .map(|e| {
+                if e % 2 == 0 {
+                    threshold
+                } else {
+                    threshold - 1e-6
+                }
+            })
+            .collect();
+        t.set_state(&r, &vec![true; r.len()]);
         let removed = t.prune(3);
-        let count_above = t.r.len().div_ceil(2);
-        for e in 0..t.r.len() {
+        let count_above = r.len().div_ceil(2);
+        for e in 0..r.len() {
             if e % 2 == 1 {
-                assert!(t.alive[e], "edge {e} below threshold was pruned");
-            } else if !t.alive[e] {
-                assert_eq!(t.g[e], 0.0);
+                assert!(t.alive()[e], "edge {e} below threshold was pruned");
+            } else if !t.alive()[e] {
+                assert_eq!(t.g()[e], 0.0);
             }
         }
         above += count_above;
@@ -185,9 +191,10 @@ fn pruning_off_removes_nothing() {
     params.pruning.p_prune = 0.0;
     let inst = memsweep::instance::Instance::build(&params, 0, 0, 9);
     let mut t = Trainer::<f64>::new(&inst, &params);
-    t.r.fill(params.device.roff);
+    let n = t.r().len();
+    t.set_state(&vec![params.device.roff; n], &vec![true; n]);
     assert_eq!(t.prune(0), 0);
-    assert!(t.alive.iter().all(|&a| a));
+    assert!(t.alive().iter().all(|&a| a));
 }
 
 #[test]
@@ -214,7 +221,7 @@ fn every_instruction_set_trains_to_the_same_bits() {
                 return None;
             }
             let eras = run_eras(&mut t, params.training.max_eras, |_, _| ());
-            Some((eras, t.r.clone(), t.energy_write))
+            Some((eras, t.r().to_vec(), t.energy_write))
         };
         let portable = train_with(Isa::Portable).expect("portable always runs");
         for isa in [Isa::Avx2, Isa::Avx512] {

@@ -80,45 +80,44 @@ impl<F: Real> NodeSums<F> {
         }
     }
 
-    pub fn clear(&mut self) {
+    /// Recompute both from every edge: the conductances edge by edge
+    /// (while consecutive edges share their tail, the tail's share is
+    /// summed in registers and added once), the injected currents as in
+    /// `refill_inject`.
+    pub fn fill(&mut self, net: &Network, adj: &Adjacency, g: &[F], boundary: &Boundary<F>) {
         self.conductance.fill(F::ZERO);
-        self.inject.fill(F::ZERO);
-    }
-
-    /// Recompute from every edge. A free neighbour injects nothing: it is
-    /// counted at 0 V rather than skipped, which adds exactly zero and
-    /// keeps the loop free of unpredictable branches. While consecutive
-    /// edges share their tail, the tail's share is summed in registers and
-    /// added once.
-    pub fn fill(&mut self, net: &Network, g: &[F], boundary: &Boundary<F>) {
-        self.clear();
-        let volts = |i: usize| {
-            if boundary.fixed[i] {
-                boundary.volts[i]
-            } else {
-                F::ZERO
-            }
-        };
         let mut tail = None;
-        let (mut tail_conductance, mut tail_inject) = (F::ZERO, F::ZERO);
+        let mut tail_conductance = F::ZERO;
         for ((&u, &v), &g) in net.tail.iter().zip(&net.head).zip(g) {
             let (u, v) = (u as usize, v as usize);
             if tail != Some(u) {
                 if let Some(t) = tail {
                     self.conductance[t] += tail_conductance;
-                    self.inject[t] += tail_inject;
                 }
                 tail = Some(u);
-                (tail_conductance, tail_inject) = (F::ZERO, F::ZERO);
+                tail_conductance = F::ZERO;
             }
             tail_conductance += g;
-            tail_inject += g * volts(v);
             self.conductance[v] += g;
-            self.inject[v] += g * volts(u);
         }
         if let Some(t) = tail {
             self.conductance[t] += tail_conductance;
-            self.inject[t] += tail_inject;
+        }
+        self.refill_inject(adj, g, boundary);
+    }
+
+    /// Recompute the injected currents for `boundary`, keeping the
+    /// conductances: only nodes held at a nonzero voltage inject, so this
+    /// visits their edges alone (one input's for a read, every input's for
+    /// a normalize pulse).
+    pub fn refill_inject(&mut self, adj: &Adjacency, g: &[F], boundary: &Boundary<F>) {
+        self.inject.fill(F::ZERO);
+        for (j, (&fixed, &volts)) in boundary.fixed.iter().zip(&boundary.volts).enumerate() {
+            if fixed && volts != F::ZERO {
+                for k in adj.range(j) {
+                    self.inject[adj.other[k] as usize] += g[adj.edge[k] as usize] * volts;
+                }
+            }
         }
     }
 }
@@ -495,8 +494,16 @@ impl<F: Real> Solver<F> {
     ///
     /// Assumes `prepare` saw the same `alive` mask and boundary; `v` has one
     /// entry per node.
-    pub fn solve(&mut self, net: &Network, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
-        self.sums.fill(net, g, boundary);
+    pub fn solve(
+        &mut self,
+        net: &Network,
+        adj: &Adjacency,
+        g: &[F],
+        gmin: F,
+        boundary: &Boundary<F>,
+        v: &mut [F],
+    ) {
+        self.sums.fill(net, adj, g, boundary);
         self.solve_from_sums(g, gmin, boundary, v, false);
     }
 

@@ -151,7 +151,7 @@ fn configuration_voltages(
     let mut solve = |boundary: &Boundary<f64>| {
         let mut v = vec![0.0; n];
         solver.prepare(adj, alive, boundary);
-        solver.solve(net, &g, params.circuit.gmin, boundary, &mut v);
+        solver.solve(net, adj, &g, params.circuit.gmin, boundary, &mut v);
         v
     };
     for i in 0..net.n_in {

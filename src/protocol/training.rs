@@ -56,10 +56,13 @@ pub struct Trainer<'a, F: Real> {
     inst: &'a Instance,
     params: &'a Params,
     rng: CounterRng,
-    pub r: Vec<F>,
-    pub g: Vec<F>,
-    pub alive: Vec<bool>,
-    pub v: Vec<F>,
+    r: Vec<F>,
+    g: Vec<F>,
+    alive: Vec<bool>,
+    v: Vec<F>,
+    /// Whether the solver's node conductances are those of `g`: the device
+    /// step keeps them so, pruning and `set_state` do not.
+    conductance_current: bool,
     /// `s_e` as a number, +1 or -1.
     polarity: Vec<F>,
     ron: Vec<F>,
@@ -100,6 +103,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             r,
             alive: vec![true; inst.network.n_edges()],
             v: vec![F::ZERO; n],
+            conductance_current: false,
             polarity: inst
                 .network
                 .polarity
@@ -153,6 +157,38 @@ impl<'a, F: Real> Trainer<'a, F> {
         &self.currents
     }
 
+    /// Resistance of every edge (ohm; a pruned edge keeps its last value).
+    pub fn r(&self) -> &[F] {
+        &self.r
+    }
+
+    /// Conductance of every edge (siemens, 0 for a pruned edge).
+    pub fn g(&self) -> &[F] {
+        &self.g
+    }
+
+    /// Which edges are alive.
+    pub fn alive(&self) -> &[bool] {
+        &self.alive
+    }
+
+    /// Node voltages of the last solve (volt).
+    pub fn v(&self) -> &[F] {
+        &self.v
+    }
+
+    /// Replace the devices' state, for a pulse from a state of the caller's
+    /// (the SPICE cross-check, the GPU agreement tests).
+    pub fn set_state(&mut self, r: &[F], alive: &[bool]) {
+        self.r.copy_from_slice(r);
+        self.alive.copy_from_slice(alive);
+        for ((g, &r), &alive) in self.g.iter_mut().zip(r).zip(alive) {
+            *g = if alive { F::ONE / r } else { F::ZERO };
+        }
+        self.solver.alive_changed();
+        self.conductance_current = false;
+    }
+
     /// Punish pattern `k` whose read was won by `winner`.
     pub fn punish(&mut self, era: u32, k: usize, winner: usize) {
         let net = &self.inst.network;
@@ -181,8 +217,27 @@ impl<'a, F: Real> Trainer<'a, F> {
         let inst = self.inst;
         self.solver
             .prepare_cached(k, &inst.adjacency, &self.alive, &self.boundary);
+        self.refresh_sums();
         self.solver
-            .solve(&inst.network, &self.g, gmin, &self.boundary, &mut self.v);
+            .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, false);
+    }
+
+    /// Bring the solver's node sums to the current boundary: the injected
+    /// currents always, the conductances only if they are not current.
+    ///
+    /// Between prunings the conductances are kept by the device steps,
+    /// which add every change of `g` to both ends' sums: rounding makes
+    /// them drift from a fresh sum by about one unit in the last place per
+    /// change, some 1e-17 S over a whole training, far below `gmin`.
+    fn refresh_sums(&mut self) {
+        let inst = self.inst;
+        let sums = &mut self.solver.sums;
+        if self.conductance_current {
+            sums.refill_inject(&inst.adjacency, &self.g, &self.boundary);
+        } else {
+            sums.fill(&inst.network, &inst.adjacency, &self.g, &self.boundary);
+            self.conductance_current = true;
+        }
     }
 
     /// Layout slots: reads take `0..P`, normalize `P`, punish (k, winner)
@@ -226,9 +281,7 @@ impl<'a, F: Real> Trainer<'a, F> {
                 F::ZERO
             };
         }
-        self.solver
-            .sums
-            .fill(&inst.network, &self.g, &self.boundary);
+        self.refresh_sums();
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
         let pulse_id = (2 * k + which as usize) as u32;
@@ -391,6 +444,7 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
         if removed > 0 {
             self.solver.alive_changed();
+            self.conductance_current = false;
         }
         removed
     }
