@@ -539,6 +539,19 @@ impl<F: Real> Solver<F> {
             }
         }
         let nd = layout.dense.len();
+        if nd == 0 {
+            // Every free node is eliminated, and they have no free
+            // neighbours: each sits at the current its fixed neighbours
+            // inject over its conductance.
+            for &i in &layout.eliminated {
+                v[i] = if layout.cut_off[i] {
+                    F::ZERO
+                } else {
+                    self.sums.inject[i] / self.diag[i]
+                };
+            }
+            return;
+        }
         // Row `a` of `S` holds columns `a..nd`, from the start of the block
         // of `a` on; `b` is a vector of its own.
         let stride = lanes::round_up(nd);
