@@ -285,29 +285,52 @@ impl<'a, F: Real> Trainer<'a, F> {
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
         let pulse_id = (2 * k + which as usize) as u32;
+        if self.params.device.sigma_c2c > 0.0 {
+            self.substeps_on::<true>(era, pulse_id, n_sub, dt, gmin)
+        } else {
+            self.substeps_on::<false>(era, pulse_id, n_sub, dt, gmin)
+        }
+    }
+
+    /// `substeps` with the instruction set `self.isa`.
+    fn substeps_on<const NOISE: bool>(
+        &mut self,
+        era: u32,
+        pulse_id: u32,
+        n_sub: usize,
+        dt: F,
+        gmin: F,
+    ) {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is only ever set to an instruction set the
             // running CPU has (`Isa::detect`, `Trainer::set_isa`).
-            Isa::Avx512 => unsafe { self.substeps_avx512(era, pulse_id, n_sub, dt, gmin) },
+            Isa::Avx512 => unsafe { self.substeps_avx512::<NOISE>(era, pulse_id, n_sub, dt, gmin) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.substeps_avx2(era, pulse_id, n_sub, dt, gmin) },
-            _ => self.substeps(era, pulse_id, n_sub, dt, gmin),
+            Isa::Avx2 => unsafe { self.substeps_avx2::<NOISE>(era, pulse_id, n_sub, dt, gmin) },
+            _ => self.substeps::<NOISE>(era, pulse_id, n_sub, dt, gmin),
         }
     }
 
     /// The `n_sub` Euler substeps of a pulse: solve, accumulate `P dt`,
     /// move every alive device (see `pulse`).
     #[inline(always)]
-    fn substeps(&mut self, era: u32, pulse_id: u32, n_sub: usize, dt: F, gmin: F) {
+    fn substeps<const NOISE: bool>(
+        &mut self,
+        era: u32,
+        pulse_id: u32,
+        n_sub: usize,
+        dt: F,
+        gmin: F,
+    ) {
         // Whether the eliminated nodes' Schur term of the last solve still
         // holds: none of their edges moved since.
         let mut reuse = false;
         for sub in 0..n_sub {
             self.solver
                 .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, reuse);
-            let moved = self.step_devices(dt, [era, pulse_id, sub as u32]);
+            let moved = self.step_runs_on::<NOISE>(dt, [era, pulse_id, sub as u32]);
             if !moved.any {
                 self.energy_write += moved.power * dt * F::from_f64((n_sub - sub) as f64);
                 return;
@@ -321,15 +344,66 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// bits at every vector width (see `crate::lanes`).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-    fn substeps_avx512(&mut self, era: u32, pulse_id: u32, n_sub: usize, dt: F, gmin: F) {
-        self.substeps(era, pulse_id, n_sub, dt, gmin)
+    fn substeps_avx512<const NOISE: bool>(
+        &mut self,
+        era: u32,
+        pulse_id: u32,
+        n_sub: usize,
+        dt: F,
+        gmin: F,
+    ) {
+        self.substeps::<NOISE>(era, pulse_id, n_sub, dt, gmin)
     }
 
     /// `substeps` compiled for AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn substeps_avx2(&mut self, era: u32, pulse_id: u32, n_sub: usize, dt: F, gmin: F) {
-        self.substeps(era, pulse_id, n_sub, dt, gmin)
+    fn substeps_avx2<const NOISE: bool>(
+        &mut self,
+        era: u32,
+        pulse_id: u32,
+        n_sub: usize,
+        dt: F,
+        gmin: F,
+    ) {
+        self.substeps::<NOISE>(era, pulse_id, n_sub, dt, gmin)
+    }
+
+    /// `step_runs` with the instruction set `self.isa`. Each instruction
+    /// set gets a function of its own, kept out of the substep loop: the
+    /// compiler vectorises the device blocks reliably only in a function
+    /// this small.
+    #[inline(always)]
+    fn step_runs_on<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` is only ever set to an instruction set the
+            // running CPU has (`Isa::detect`, `Trainer::set_isa`).
+            Isa::Avx512 => unsafe { self.step_runs_avx512::<NOISE>(dt, counter) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.step_runs_avx2::<NOISE>(dt, counter) },
+            _ => self.step_runs_portable::<NOISE>(dt, counter),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+    #[inline(never)]
+    fn step_runs_avx512<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
+        self.step_runs::<NOISE>(dt, counter)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    fn step_runs_avx2<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
+        self.step_runs::<NOISE>(dt, counter)
+    }
+
+    #[inline(never)]
+    fn step_runs_portable<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
+        self.step_runs::<NOISE>(dt, counter)
     }
 
     /// Run the hot loop with instruction set `isa` instead of the best the
@@ -349,17 +423,8 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// change goes straight into the node sums of the next solve. Returns
     /// the power and which resistances changed. `counter` = (era, pulse
     /// id, substep) keys the cycle-to-cycle noise.
-    #[inline(always)]
-    fn step_devices(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
-        if self.params.device.sigma_c2c > 0.0 {
-            self.step_runs::<true>(dt, counter)
-        } else {
-            self.step_runs::<false>(dt, counter)
-        }
-    }
-
-    /// `step_devices`, run by run (see `EdgeRun`), with or without
-    /// cycle-to-cycle noise.
+    ///
+    /// Run by run (see `EdgeRun`), with or without cycle-to-cycle noise.
     #[inline(always)]
     fn step_runs<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
         let d = &self.params.device;
