@@ -766,16 +766,6 @@ fn ldlt_factor<F: Real>(
     }
 }
 
-/// Power dissipated in the network, `sum_e g_e (V_u - V_v)^2` (watt).
-pub fn power<F: Real>(net: &Network, g: &[F], v: &[F]) -> F {
-    let mut p = F::ZERO;
-    for e in 0..net.n_edges() {
-        let dv = v[net.tail[e] as usize] - v[net.head[e] as usize];
-        p += g[e] * dv * dv;
-    }
-    p
-}
-
 /// Current (ampere) flowing from the network into the ammeter at `node`.
 pub fn node_current<F: Real>(adj: &Adjacency, g: &[F], v: &[F], node: usize) -> F {
     let mut i_out = F::ZERO;

@@ -135,10 +135,33 @@ impl<'a, F: Real> Trainer<'a, F> {
             self.currents[o] =
                 circuit::node_current(&self.inst.adjacency, &self.g, &self.v, net.output_node(o));
         }
-        (
-            phase::winner(&self.currents),
-            circuit::power(net, &self.g, &self.v),
-        )
+        (phase::winner(&self.currents), self.power())
+    }
+
+    /// Power dissipated in the network at the voltages of the last solve,
+    /// `sum_e g_e (V_u - V_v)^2` (watt), summed per lane run by run as the
+    /// device step sums it.
+    fn power(&self) -> F {
+        let mut acc = [F::ZERO; LANES];
+        for run in &self.runs {
+            let (u, h0, e0, len) = (
+                run.tail as usize,
+                run.head0 as usize,
+                run.e0 as usize,
+                run.len as usize,
+            );
+            let v_tail = self.v[u];
+            let heads = self.v[h0..h0 + len].chunks(LANES);
+            for (v_head, g) in heads.zip(self.g[e0..e0 + len].chunks(LANES)) {
+                // A short block is padded with g = 0.
+                let (v_head, g) = (lanes::load(v_head), lanes::load(g));
+                for l in 0..LANES {
+                    let dv = v_tail - v_head[l];
+                    acc[l] += g[l] * dv * dv;
+                }
+            }
+        }
+        lanes::sum(acc)
     }
 
     /// Replace the boundary, for a pulse under a configuration of the
@@ -286,36 +309,16 @@ impl<'a, F: Real> Trainer<'a, F> {
         self.updates += n_alive * n_sub as u64;
         let pulse_id = (2 * k + which as usize) as u32;
         if self.params.device.sigma_c2c > 0.0 {
-            self.substeps_on::<true>(era, pulse_id, n_sub, dt, gmin)
+            self.substeps::<true>(era, pulse_id, n_sub, dt, gmin)
         } else {
-            self.substeps_on::<false>(era, pulse_id, n_sub, dt, gmin)
-        }
-    }
-
-    /// `substeps` with the instruction set `self.isa`.
-    fn substeps_on<const NOISE: bool>(
-        &mut self,
-        era: u32,
-        pulse_id: u32,
-        n_sub: usize,
-        dt: F,
-        gmin: F,
-    ) {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` is only ever set to an instruction set the
-            // running CPU has (`Isa::detect`, `Trainer::set_isa`).
-            Isa::Avx512 => unsafe { self.substeps_avx512::<NOISE>(era, pulse_id, n_sub, dt, gmin) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.substeps_avx2::<NOISE>(era, pulse_id, n_sub, dt, gmin) },
-            _ => self.substeps::<NOISE>(era, pulse_id, n_sub, dt, gmin),
+            self.substeps::<false>(era, pulse_id, n_sub, dt, gmin)
         }
     }
 
     /// The `n_sub` Euler substeps of a pulse: solve, accumulate `P dt`,
-    /// move every alive device (see `pulse`).
-    #[inline(always)]
+    /// move every alive device (see `pulse`). The solve and the device
+    /// step each run as a function of their own, compiled for the
+    /// instruction set `self.isa`.
     fn substeps<const NOISE: bool>(
         &mut self,
         era: u32,
@@ -328,8 +331,7 @@ impl<'a, F: Real> Trainer<'a, F> {
         // holds: none of their edges moved since.
         let mut reuse = false;
         for sub in 0..n_sub {
-            self.solver
-                .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, reuse);
+            self.solve_on(gmin, reuse);
             let moved = self.step_runs_on::<NOISE>(dt, [era, pulse_id, sub as u32]);
             if !moved.any {
                 self.energy_write += moved.power * dt * F::from_f64((n_sub - sub) as f64);
@@ -340,39 +342,47 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
-    /// `substeps` compiled for AVX-512. The kernels it inlines give the same
-    /// bits at every vector width (see `crate::lanes`).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-    fn substeps_avx512<const NOISE: bool>(
-        &mut self,
-        era: u32,
-        pulse_id: u32,
-        n_sub: usize,
-        dt: F,
-        gmin: F,
-    ) {
-        self.substeps::<NOISE>(era, pulse_id, n_sub, dt, gmin)
+    /// `Solver::solve_from_sums` for the current state and boundary, with
+    /// the instruction set `self.isa`.
+    #[inline(always)]
+    fn solve_on(&mut self, gmin: F, reuse: bool) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` is only ever set to an instruction set the
+            // running CPU has (`Isa::detect`, `Trainer::set_isa`).
+            Isa::Avx512 => unsafe { self.solve_avx512(gmin, reuse) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.solve_avx2(gmin, reuse) },
+            _ => self.solve_portable(gmin, reuse),
+        }
     }
 
-    /// `substeps` compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+    #[inline(never)]
+    fn solve_avx512(&mut self, gmin: F, reuse: bool) {
+        self.solve_portable(gmin, reuse)
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn substeps_avx2<const NOISE: bool>(
-        &mut self,
-        era: u32,
-        pulse_id: u32,
-        n_sub: usize,
-        dt: F,
-        gmin: F,
-    ) {
-        self.substeps::<NOISE>(era, pulse_id, n_sub, dt, gmin)
+    #[inline(never)]
+    fn solve_avx2(&mut self, gmin: F, reuse: bool) {
+        self.solve_portable(gmin, reuse)
+    }
+
+    #[inline(always)]
+    fn solve_portable(&mut self, gmin: F, reuse: bool) {
+        self.solver
+            .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, reuse);
     }
 
     /// `step_runs` with the instruction set `self.isa`. Each instruction
     /// set gets a function of its own, kept out of the substep loop: the
     /// compiler vectorises the device blocks reliably only in a function
-    /// this small.
+    /// this small. The kernels give the same bits at every vector width
+    /// (see `crate::lanes`).
     #[inline(always)]
     fn step_runs_on<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
         match self.isa {
