@@ -145,6 +145,9 @@ struct Layout<F> {
     any_cut_off: bool,
     /// `Solver::generation` when `cut_off` was computed.
     generation: u64,
+    /// The fixed nodes, and the free nodes no edge links to a fixed one.
+    fixed: Vec<usize>,
+    isolated: Vec<usize>,
     /// Index of each dense node in the dense system.
     pos: Vec<usize>,
     dense: Vec<usize>,
@@ -380,6 +383,16 @@ impl<F: Real> Solver<F> {
                 }
             }
         }
+        let layout = &mut self.layout;
+        layout.fixed.clear();
+        layout.isolated.clear();
+        for (i, &role) in layout.role.iter().enumerate() {
+            match role {
+                NodeRole::Fixed => layout.fixed.push(i),
+                NodeRole::Isolated => layout.isolated.push(i),
+                NodeRole::Eliminated | NodeRole::Dense => (),
+            }
+        }
         let touches = &mut self.layout.touches_eliminated;
         touches.clear();
         touches.resize(adj.n_edges(), F::ZERO);
@@ -529,14 +542,15 @@ impl<F: Real> Solver<F> {
         reuse: bool,
     ) {
         let layout = &self.layout;
-        for (i, role) in layout.role.iter().enumerate() {
-            match role {
-                NodeRole::Fixed => v[i] = boundary.volts[i],
-                NodeRole::Isolated => v[i] = F::ZERO,
-                NodeRole::Eliminated | NodeRole::Dense => {
-                    self.diag[i] = gmin + self.sums.conductance[i]
-                }
-            }
+        // (Fixed and isolated nodes get a diagonal too, never read.)
+        for (d, &c) in self.diag.iter_mut().zip(&self.sums.conductance) {
+            *d = gmin + c;
+        }
+        for &i in &layout.fixed {
+            v[i] = boundary.volts[i];
+        }
+        for &i in &layout.isolated {
+            v[i] = F::ZERO;
         }
         let nd = layout.dense.len();
         if nd == 0 {
