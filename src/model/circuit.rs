@@ -216,7 +216,8 @@ pub struct Solver<F> {
     /// `components_generation`.
     component: Vec<usize>,
     components_generation: Option<u64>,
-    /// Per component: whether it holds a fixed node of the current layout.
+    /// One entry per component: whether it holds a fixed node of the
+    /// current layout.
     grounded_component: Vec<bool>,
 }
 
@@ -448,19 +449,43 @@ impl<F: Real> Solver<F> {
     /// holds no fixed node. The components are found once per generation
     /// and serve every boundary.
     fn mark_cut_off(&mut self, adj: &Adjacency, alive: &[bool]) {
+        self.layout.generation = self.generation;
+        let connected = !alive.contains(&false) || self.connected(adj, alive);
         let layout = &mut self.layout;
-        layout.generation = self.generation;
-        if !alive.contains(&false) {
-            // Nothing pruned: only nodes without any edge are cut off.
+        if connected {
+            // Nothing pruned, or the alive edges still join every node: only
+            // nodes without any edge are cut off (there are none in the
+            // second case).
             for (cut, role) in layout.cut_off.iter_mut().zip(&layout.role) {
                 *cut = *role == NodeRole::Isolated;
             }
             layout.any_cut_off = false;
             return;
         }
+        self.grounded_component.fill(false);
+        for (role, &c) in layout.role.iter().zip(&self.component) {
+            if *role == NodeRole::Fixed {
+                self.grounded_component[c] = true;
+            }
+        }
+        layout.any_cut_off = false;
+        for ((cut, role), &c) in layout
+            .cut_off
+            .iter_mut()
+            .zip(&layout.role)
+            .zip(&self.component)
+        {
+            *cut = *role != NodeRole::Fixed && !self.grounded_component[c];
+            layout.any_cut_off |= *cut && *role != NodeRole::Isolated;
+        }
+    }
+
+    /// Whether the alive edges join every node into one component. Finds
+    /// the components once per generation (`component`).
+    fn connected(&mut self, adj: &Adjacency, alive: &[bool]) -> bool {
         if self.components_generation != Some(self.generation) {
             self.components_generation = Some(self.generation);
-            let n = layout.role.len();
+            let n = adj.start.len() - 1;
             let component = &mut self.component;
             component.clear();
             component.resize(n, usize::MAX);
@@ -484,22 +509,7 @@ impl<F: Real> Solver<F> {
             }
             self.grounded_component.resize(count, false);
         }
-        self.grounded_component.fill(false);
-        for (role, &c) in layout.role.iter().zip(&self.component) {
-            if *role == NodeRole::Fixed {
-                self.grounded_component[c] = true;
-            }
-        }
-        layout.any_cut_off = false;
-        for ((cut, role), &c) in layout
-            .cut_off
-            .iter_mut()
-            .zip(&layout.role)
-            .zip(&self.component)
-        {
-            *cut = *role != NodeRole::Fixed && !self.grounded_component[c];
-            layout.any_cut_off |= *cut && *role != NodeRole::Isolated;
-        }
+        self.grounded_component.len() == 1
     }
 
     /// Node voltages `v` (volt) for conductances `g` (siemens, 0 for a pruned
