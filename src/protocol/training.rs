@@ -72,6 +72,11 @@ pub struct Trainer<'a, F: Real> {
     /// The boundary's voltages at fixed nodes, 0 at free ones.
     fixed_volts: Vec<F>,
     runs: Vec<EdgeRun>,
+    /// Whether a head of some edge is held at a nonzero voltage in the
+    /// current pulse, so that the device step changes the current the
+    /// heads inject into their tails (never, in a layered network: only
+    /// inputs are driven, and they are tails).
+    heads_driven: bool,
     /// The instruction set the substep loop runs with.
     isa: Isa,
     solver: Solver<F>,
@@ -116,6 +121,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             boundary: Boundary::floating(n),
             fixed_volts: vec![F::ZERO; n],
             runs: inst.network.runs(),
+            heads_driven: false,
             isa: Isa::detect(),
             solver,
             currents: vec![F::ZERO; inst.network.n_out],
@@ -304,6 +310,13 @@ impl<'a, F: Real> Trainer<'a, F> {
                 F::ZERO
             };
         }
+        let (net, adj) = (&inst.network, &inst.adjacency);
+        self.heads_driven = (0..self.fixed_volts.len()).any(|j| {
+            self.fixed_volts[j] != F::ZERO
+                && adj
+                    .range(j)
+                    .any(|k| net.head[adj.edge[k] as usize] as usize == j)
+        });
         self.refresh_sums();
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
@@ -447,6 +460,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             counter,
         };
         let mut acc = StepSums::default();
+        let heads_driven = self.heads_driven;
         let (sums, touches) = self.solver.sums_and_touches();
         for run in &self.runs {
             let (u, h0, e0, len) = (
@@ -485,7 +499,10 @@ impl<'a, F: Real> Trainer<'a, F> {
             if tail.moved {
                 // (Otherwise both sums are zero.)
                 sums.conductance[u] += lanes::sum(tail.conductance);
-                sums.inject[u] += lanes::sum(tail.inject);
+                if heads_driven {
+                    // (Otherwise this sum is zero.)
+                    sums.inject[u] += lanes::sum(tail.inject);
+                }
             }
         }
         Moved {
