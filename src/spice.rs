@@ -93,8 +93,8 @@ pub struct State {
 impl State {
     pub fn of(t: &Trainer<'_, f64>) -> State {
         State {
-            r: t.r().to_vec(),
-            alive: t.alive().to_vec(),
+            r: t.r(),
+            alive: t.alive(),
         }
     }
 }
@@ -451,17 +451,19 @@ impl Export {
         let mut m = Measured::empty(self.phases.len(), n, net.n_edges());
         for (k, ph) in self.phases.iter().enumerate() {
             let b = &ph.boundary;
-            solver.prepare(adj, t.alive(), b);
-            solver.solve(net, adj, t.g(), params.circuit.gmin, b, &mut m.volts[k]);
+            let (alive, g) = (t.alive(), t.g());
+            solver.prepare(adj, &alive, b);
+            solver.solve(net, adj, &g, params.circuit.gmin, b, &mut m.volts[k]);
             for i in (0..n).filter(|&i| b.fixed[i]) {
-                m.currents[k][i] = node_current(adj, t.g(), &m.volts[k], i);
+                m.currents[k][i] = node_current(adj, &g, &m.volts[k], i);
             }
             if ph.pulse {
                 t.set_boundary(b.clone());
                 // The pulse kind only keys the c2c noise draws.
                 t.pulse(0, 0, Pulse::Normalize);
-                for e in (0..net.n_edges()).filter(|&e| t.alive()[e]) {
-                    m.r_after[k][e] = t.r()[e];
+                let r = t.r();
+                for e in (0..net.n_edges()).filter(|&e| alive[e]) {
+                    m.r_after[k][e] = r[e];
                 }
             }
         }

@@ -199,7 +199,13 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
                     TOL,
                     TOL,
                 ));
-                worst = worst.max(assert_close(&what("resistances"), &snap.r, t.r(), 0.0, TOL));
+                worst = worst.max(assert_close(
+                    &what("resistances"),
+                    &snap.r,
+                    &t.r(),
+                    0.0,
+                    TOL,
+                ));
                 worst = worst.max(assert_close(
                     &what("write energy"),
                     &[snap.energy_write],

@@ -9,7 +9,7 @@ use crate::instance::Instance;
 use crate::lanes::{self, Isa, LANES};
 use crate::model::circuit::{self, Boundary, Solver};
 use crate::model::device;
-use crate::model::network::EdgeRun;
+use crate::model::network::{Adjacency, EdgeRun, Network};
 use crate::params::Params;
 use crate::protocol::phase;
 use crate::real::Real;
@@ -52,10 +52,20 @@ pub enum Pulse {
 }
 
 /// The state of one instance in training, with its reusable buffers.
+///
+/// The trainer runs the instance's circuit with its edges grouped into long
+/// runs (`Network::grouped`): every per-edge vector below is in that order,
+/// and `edge_id` maps it back to the instance's edge indices, which key the
+/// random draws and number the edges in everything the trainer returns.
 pub struct Trainer<'a, F: Real> {
     inst: &'a Instance,
     params: &'a Params,
     rng: CounterRng,
+    /// The circuit as the trainer runs it, and its adjacency.
+    net: Network,
+    adj: Adjacency,
+    /// For each edge of `net`, its index in the instance's network.
+    edge_id: Vec<u32>,
     r: Vec<F>,
     g: Vec<F>,
     alive: Vec<bool>,
@@ -97,20 +107,26 @@ impl<'a, F: Real> Trainer<'a, F> {
         // Its cut-off nodes belong to the other instance's pruning.
         solver.alive_changed();
         let n = inst.network.n_nodes();
+        let (net, edge_id) = inst.network.grouped();
         let dev = &inst.devices;
-        let to_f = |xs: &[f64]| xs.iter().map(|&x| F::from_f64(x)).collect::<Vec<F>>();
+        let to_f = |xs: &[f64]| {
+            edge_id
+                .iter()
+                .map(|&e| F::from_f64(xs[e as usize]))
+                .collect::<Vec<F>>()
+        };
         let r = to_f(&dev.r0);
         Trainer {
             inst,
             params,
             rng: CounterRng::new(inst.seed),
+            adj: Adjacency::new(&net),
             g: r.iter().map(|&r| F::ONE / r).collect(),
             r,
-            alive: vec![true; inst.network.n_edges()],
+            alive: vec![true; net.n_edges()],
             v: vec![F::ZERO; n],
             conductance_current: false,
-            polarity: inst
-                .network
+            polarity: net
                 .polarity
                 .iter()
                 .map(|&s| F::from_f64(s as f64))
@@ -120,26 +136,29 @@ impl<'a, F: Real> Trainer<'a, F> {
             vt: to_f(&dev.vt),
             boundary: Boundary::floating(n),
             fixed_volts: vec![F::ZERO; n],
-            runs: inst.network.runs(),
+            runs: net.runs(),
             heads_driven: false,
             isa: Isa::detect(),
             solver,
-            currents: vec![F::ZERO; inst.network.n_out],
+            currents: vec![F::ZERO; net.n_out],
             energy_write: F::ZERO,
             updates: 0,
+            net,
+            edge_id,
         }
     }
 
     /// Read pattern `k`: solve, measure every output's current, and return
     /// the winner and the read power (watt). Changes no state.
     pub fn read(&mut self, k: usize) -> (usize, F) {
-        let net = &self.inst.network;
+        let net = &self.net;
         let v_read = F::from_f64(self.params.training.v_read);
         phase::read(net, &self.inst.task.active[k], v_read, &mut self.boundary);
         self.solve_fresh(k);
+        let net = &self.net;
         for o in 0..net.n_out {
             self.currents[o] =
-                circuit::node_current(&self.inst.adjacency, &self.g, &self.v, net.output_node(o));
+                circuit::node_current(&self.adj, &self.g, &self.v, net.output_node(o));
         }
         (phase::winner(&self.currents), self.power())
     }
@@ -186,19 +205,30 @@ impl<'a, F: Real> Trainer<'a, F> {
         &self.currents
     }
 
-    /// Resistance of every edge (ohm; a pruned edge keeps its last value).
-    pub fn r(&self) -> &[F] {
-        &self.r
+    /// `x`, one value per edge of `net`, in the instance's edge order.
+    fn in_instance_order<T: Copy + Default>(&self, x: &[T]) -> Vec<T> {
+        let mut out = vec![T::default(); x.len()];
+        for (&e, &x) in self.edge_id.iter().zip(x) {
+            out[e as usize] = x;
+        }
+        out
     }
 
-    /// Conductance of every edge (siemens, 0 for a pruned edge).
-    pub fn g(&self) -> &[F] {
-        &self.g
+    /// Resistance of every edge (ohm; a pruned edge keeps its last value),
+    /// in the instance's edge order.
+    pub fn r(&self) -> Vec<F> {
+        self.in_instance_order(&self.r)
     }
 
-    /// Which edges are alive.
-    pub fn alive(&self) -> &[bool] {
-        &self.alive
+    /// Conductance of every edge (siemens, 0 for a pruned edge), in the
+    /// instance's edge order.
+    pub fn g(&self) -> Vec<F> {
+        self.in_instance_order(&self.g)
+    }
+
+    /// Which edges are alive, in the instance's edge order.
+    pub fn alive(&self) -> Vec<bool> {
+        self.in_instance_order(&self.alive)
     }
 
     /// Node voltages of the last solve (volt).
@@ -208,11 +238,13 @@ impl<'a, F: Real> Trainer<'a, F> {
 
     /// Replace the devices' state, for a pulse from a state of the caller's
     /// (the SPICE cross-check, the GPU agreement tests).
+    /// `r` and `alive` are in the instance's edge order.
     pub fn set_state(&mut self, r: &[F], alive: &[bool]) {
-        self.r.copy_from_slice(r);
-        self.alive.copy_from_slice(alive);
-        for ((g, &r), &alive) in self.g.iter_mut().zip(r).zip(alive) {
-            *g = if alive { F::ONE / r } else { F::ZERO };
+        for (s, &e) in self.edge_id.iter().enumerate() {
+            let e = e as usize;
+            self.r[s] = r[e];
+            self.alive[s] = alive[e];
+            self.g[s] = if alive[e] { F::ONE / r[e] } else { F::ZERO };
         }
         self.solver.alive_changed();
         self.conductance_current = false;
@@ -220,7 +252,7 @@ impl<'a, F: Real> Trainer<'a, F> {
 
     /// Punish pattern `k` whose read was won by `winner`.
     pub fn punish(&mut self, era: u32, k: usize, winner: usize) {
-        let net = &self.inst.network;
+        let net = &self.net;
         let v_punish = F::from_f64(self.params.training.v_punish);
         phase::punish(
             net,
@@ -235,7 +267,7 @@ impl<'a, F: Real> Trainer<'a, F> {
 
     pub fn normalize(&mut self, era: u32, k: usize) {
         let v_norm = F::from_f64(self.params.training.v_norm);
-        phase::normalize(&self.inst.network, v_norm, &mut self.boundary);
+        phase::normalize(&self.net, v_norm, &mut self.boundary);
         let slot = self.slot_normalize();
         self.pulse_in_slot(era, k, Pulse::Normalize, Some(slot));
     }
@@ -243,9 +275,8 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// Solve the read of pattern `k` (boundary slot `k`).
     fn solve_fresh(&mut self, k: usize) {
         let gmin = F::from_f64(self.params.circuit.gmin);
-        let inst = self.inst;
         self.solver
-            .prepare_cached(k, &inst.adjacency, &self.alive, &self.boundary);
+            .prepare_cached(k, &self.adj, &self.alive, &self.boundary);
         self.refresh_sums();
         self.solver
             .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, false);
@@ -259,12 +290,11 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// them drift from a fresh sum by about one unit in the last place per
     /// change, some 1e-17 S over a whole training, far below `gmin`.
     fn refresh_sums(&mut self) {
-        let inst = self.inst;
         let sums = &mut self.solver.sums;
         if self.conductance_current {
-            sums.refill_inject(&inst.adjacency, &self.g, &self.boundary);
+            sums.refill_inject(&self.adj, &self.g, &self.boundary);
         } else {
-            sums.fill(&inst.network, &inst.adjacency, &self.g, &self.boundary);
+            sums.fill(&self.net, &self.adj, &self.g, &self.boundary);
             self.conductance_current = true;
         }
     }
@@ -289,15 +319,11 @@ impl<'a, F: Real> Trainer<'a, F> {
 
     /// `pulse`, with the layout of the boundary kept in `slot` if given.
     fn pulse_in_slot(&mut self, era: u32, k: usize, which: Pulse, slot: Option<usize>) {
-        let inst = self.inst;
         match slot {
-            Some(slot) => {
-                self.solver
-                    .prepare_cached(slot, &inst.adjacency, &self.alive, &self.boundary)
-            }
-            None => self
+            Some(slot) => self
                 .solver
-                .prepare(&inst.adjacency, &self.alive, &self.boundary),
+                .prepare_cached(slot, &self.adj, &self.alive, &self.boundary),
+            None => self.solver.prepare(&self.adj, &self.alive, &self.boundary),
         }
         let t = &self.params.training;
         let n_sub = t.n_sub;
@@ -310,7 +336,7 @@ impl<'a, F: Real> Trainer<'a, F> {
                 F::ZERO
             };
         }
-        let (net, adj) = (&inst.network, &inst.adjacency);
+        let (net, adj) = (&self.net, &self.adj);
         self.heads_driven = (0..self.fixed_volts.len()).any(|j| {
             self.fixed_volts[j] != F::ZERO
                 && adj
@@ -472,7 +498,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             let heads = h0..h0 + len;
             let edges = e0..e0 + len;
             let mut view = RunView {
-                e0,
+                edge_id: &self.edge_id[edges.clone()],
                 v_tail: self.v[u],
                 volts_tail: self.fixed_volts[u],
                 v_head: &self.v[heads.clone()],
@@ -527,7 +553,10 @@ impl<'a, F: Real> Trainer<'a, F> {
             }
             let threshold = self.ron[e] + f * (self.roff[e] - self.ron[e]);
             if self.r[e] >= threshold
-                && self.rng.uniform(PURPOSE_PRUNE, [era, 0, 0, e as u32]) < pr.p_prune
+                && self
+                    .rng
+                    .uniform(PURPOSE_PRUNE, [era, 0, 0, self.edge_id[e]])
+                    < pr.p_prune
             {
                 self.alive[e] = false;
                 self.g[e] = F::ZERO;
@@ -602,7 +631,8 @@ impl<F: Real> Default for TailSums<F> {
 /// One run of edges (see `EdgeRun`): its devices, its head nodes' voltages
 /// and node sums.
 struct RunView<'a, F> {
-    e0: usize,
+    /// The instance's index of each edge of the run (keys the noise).
+    edge_id: &'a [u32],
     v_tail: F,
     volts_tail: F,
     v_head: &'a [F],
@@ -665,7 +695,7 @@ impl<F: Real> RunView<'_, F> {
         for l in 0..LANES {
             let rate = rate[l];
             let noise = if NOISE && rate != F::ZERO {
-                let e = (self.e0 + j0 + l) as u32;
+                let e = self.edge_id[j0 + l];
                 let z = c
                     .rng
                     .normal::<F>([c.counter[0], c.counter[1], c.counter[2], e]);
@@ -837,8 +867,8 @@ pub fn train_reusing<F: Real>(
         energy_write: t.energy_write.to_f64(),
         pruned_edges: eras.pruned_edges,
         final_currents,
-        r_final: t.r.iter().map(|r| r.to_f64()).collect(),
-        alive_final: t.alive.clone(),
+        r_final: t.r().iter().map(|r| r.to_f64()).collect(),
+        alive_final: t.alive(),
         updates: t.updates,
         trace: eras.trace,
     };
