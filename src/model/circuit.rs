@@ -782,10 +782,12 @@ fn ldlt_factor<F: Real>(
             let b_i = b[i];
             z[i] = b_i * inv;
             let from = (i + 1) / LANES * LANES;
-            for x in &mut row[from..] {
-                *x *= inv;
+            // Whole blocks, so that the loads below can take the scaled
+            // values straight from these stores.
+            for block in row[from..stride].as_chunks_mut::<LANES>().0 {
+                *block = std::array::from_fn(|l| block[l] * inv);
             }
-            lanes::sub_scaled(&mut b[from..stride], b_i, &row[from..]);
+            lanes::sub_scaled(&mut b[from..stride], b_i, &row[from..stride]);
         }
     }
 }
