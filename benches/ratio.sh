@@ -3,9 +3,12 @@
 # baseline (benches/numpy_baseline.py), on the same cores, for one network.
 # Usage: benches/ratio.sh [N_IN HIDDEN N_OUT [NUMPY_INSTANCES MEMSWEEP_SCALE]]
 # Needs numpy (pip install numpy) and a release build (cargo build --release).
+# The defaults time 64 NumPy instances (its best batch size for 8-16-8; 1,024
+# run slower) and memsweep bench at --scale 4 (1,600 8-16-8 instances, about
+# a second, which evens out the run-to-run noise of a short run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-n_in=${1:-8} hidden=${2:-16} n_out=${3:-8} np_instances=${4:-64} scale=${5:-1}
+n_in=${1:-8} hidden=${2:-16} n_out=${3:-8} np_instances=${4:-64} scale=${5:-4}
 # Current numpy is slowed by the OpenBLAS core-type override some machines set.
 numpy=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
   python3 benches/numpy_baseline.py --n-in "$n_in" --hidden $hidden --n-out "$n_out" \
