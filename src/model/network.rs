@@ -163,6 +163,15 @@ pub struct EdgeRun {
     pub len: u32,
 }
 
+impl EdgeRun {
+    /// The run's tail node, the range of its head nodes and the range of
+    /// its edges.
+    pub fn span(&self) -> (usize, std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (h0, e0, len) = (self.head0 as usize, self.e0 as usize, self.len as usize);
+        (self.tail as usize, h0..h0 + len, e0..e0 + len)
+    }
+}
+
 impl Network {
     /// The same circuit with its edges reordered, and some of them turned
     /// round, so that its runs are few and long: an edge between two

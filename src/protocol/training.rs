@@ -169,15 +169,10 @@ impl<'a, F: Real> Trainer<'a, F> {
     fn power(&self) -> F {
         let mut acc = [F::ZERO; LANES];
         for run in &self.runs {
-            let (u, h0, e0, len) = (
-                run.tail as usize,
-                run.head0 as usize,
-                run.e0 as usize,
-                run.len as usize,
-            );
+            let (u, heads, edges) = run.span();
             let v_tail = self.v[u];
-            let heads = self.v[h0..h0 + len].chunks(LANES);
-            for (v_head, g) in heads.zip(self.g[e0..e0 + len].chunks(LANES)) {
+            let heads = self.v[heads].chunks(LANES);
+            for (v_head, g) in heads.zip(self.g[edges].chunks(LANES)) {
                 // A short block is padded with g = 0.
                 let (v_head, g) = (lanes::load(v_head), lanes::load(g));
                 for l in 0..LANES {
@@ -489,14 +484,8 @@ impl<'a, F: Real> Trainer<'a, F> {
         let heads_driven = self.heads_driven;
         let (sums, touches) = self.solver.sums_and_touches();
         for run in &self.runs {
-            let (u, h0, e0, len) = (
-                run.tail as usize,
-                run.head0 as usize,
-                run.e0 as usize,
-                run.len as usize,
-            );
-            let heads = h0..h0 + len;
-            let edges = e0..e0 + len;
+            let (u, heads, edges) = run.span();
+            let len = edges.len();
             let mut view = RunView {
                 edge_id: &self.edge_id[edges.clone()],
                 v_tail: self.v[u],
