@@ -1,6 +1,6 @@
 //! The nodal solve (MODEL.md section 3): node voltages for one boundary
 //! configuration and one set of conductances, and the quantities read off
-//! them (output currents, dissipated power, edge voltages).
+//! them (output currents, edge voltages).
 //!
 //! Not here: which nodes a protocol phase drives (`protocol::phase`) or how
 //! the state moves (`model::device`).
@@ -63,9 +63,10 @@ impl<F: Real> Boundary<F> {
 }
 
 /// Per-node sums a solve starts from: the total conductance of each node's
-/// edges and the current its fixed neighbours inject. They are accumulated
-/// edge by edge, so that the device update of a substep can refill them in
-/// the same pass over the edges (`Trainer::pulse`).
+/// edges and the current its fixed neighbours inject. They are sums over
+/// edges, so the device update of a substep keeps them current by adding
+/// each conductance change at both ends, in the same pass over the edges
+/// (`Trainer::pulse`).
 #[derive(Clone, Debug)]
 pub struct NodeSums<F> {
     pub conductance: Vec<F>,
