@@ -152,7 +152,12 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// the winner and the read power (watt). Changes no state.
     pub fn read(&mut self, k: usize) -> (usize, F) {
         let v_read = F::from_f64(self.params.training.v_read);
-        phase::read(&self.net, &self.inst.task.active[k], v_read, &mut self.boundary);
+        phase::read(
+            &self.net,
+            &self.inst.task.active[k],
+            v_read,
+            &mut self.boundary,
+        );
         self.solve_fresh(k);
         let net = &self.net;
         for o in 0..net.n_out {
