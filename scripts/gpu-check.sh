@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with a GPU, run the GPU-vs-CPU agreement
-# tests and `memsweep bench --backend all`, and print one compact table.
-# Takes a few minutes at most.
+# tests (both GPU layouts) and the bench (the CPU backend on CPU_THREADS
+# threads; the GPU in the workgroup layout, and in the thread layout for
+# comparison), and print one compact table. Takes a few minutes at most.
 #
 # Usage:
 #   scripts/gpu-check.sh                       build with cargo, then run
@@ -13,20 +14,24 @@
 #
 # Environment:
 #   GPU_INSTANCES  instances of every bench configuration on the GPU (10000)
+#   GPU_LARGE      instances of 8-16-8 in a second, larger GPU run (50000)
+#   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (2000)
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
-#   CPU_SCALE      multiplies the CPU's bench instance counts (1)
+#   CPU_SCALE      multiplies the CPU's bench instance counts (4)
 #   MID_SIZE       instances per mid-size agreement configuration (200)
-#   BENCH_TIMEOUT  seconds for the whole bench (240; configurations not done
-#                  by then are missing from the table)
+#   BENCH_TIMEOUT  seconds for each of the five bench runs (90; configurations
+#                  not done by then are missing from the table)
 #   OUT            if set, logs and bench JSON are also written there
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 GPU_INSTANCES=${GPU_INSTANCES:-10000}
+GPU_LARGE=${GPU_LARGE:-50000}
+GPU_DEEP=${GPU_DEEP:-2000}
 CPU_THREADS=${CPU_THREADS:-2}
-CPU_SCALE=${CPU_SCALE:-1}
+CPU_SCALE=${CPU_SCALE:-4}
 MID_SIZE=${MID_SIZE:-200}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-240}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-90}
 LOG=${OUT:-$(mktemp -d)}
 mkdir -p "$LOG"
 
@@ -63,13 +68,26 @@ tests_status=$?
 grep -E "running on|identical|worst deviation|^test |test result|panicked" "$LOG/tests.txt"
 echo "(tests: exit $tests_status, $((SECONDS - start)) s)"
 
-echo "== bench: CPU on $CPU_THREADS threads, GPU on $GPU_INSTANCES instances per configuration"
+echo "== bench: CPU on $CPU_THREADS threads; GPU on $GPU_INSTANCES instances per configuration"
 start=$SECONDS
-timeout "$BENCH_TIMEOUT" "$MEMSWEEP" bench --backend all --json --threads "$CPU_THREADS" \
-    --scale "$CPU_SCALE" --gpu-instances "$GPU_INSTANCES" \
-    >"$LOG/bench.jsonl" 2>"$LOG/bench.err"
-bench_status=$?
-grep -v "XDG_RUNTIME_DIR" "$LOG/bench.err" | grep -E "backend|skipped|error" | head -5
+bench_status=0
+bench() {
+    timeout "$BENCH_TIMEOUT" "$MEMSWEEP" bench --json "$@" >>"$LOG/bench.jsonl" 2>>"$LOG/bench.err" ||
+        bench_status=1
+}
+: >"$LOG/bench.jsonl"
+: >"$LOG/bench.err"
+bench --backend cpu --threads "$CPU_THREADS" --scale "$CPU_SCALE" \
+    --config 2-4-2 --config 8-16-8 --config 16-64-16 --config '8-[32,32,32]-8'
+bench --backend gpu --gpu-layout group --gpu-instances "$GPU_INSTANCES" \
+    --config 2-4-2 --config 8-16-8 --config 16-64-16
+MEMSWEEP_GPU_TIMING=1 bench --backend gpu --gpu-layout group --gpu-instances "$GPU_LARGE" \
+    --config 8-16-8
+bench --backend gpu --gpu-layout thread --gpu-instances "$GPU_INSTANCES" \
+    --config 2-4-2 --config 8-16-8
+bench --backend gpu --gpu-instances "$GPU_DEEP" --config '8-[32,32,32]-8'
+grep -v "XDG_RUNTIME_DIR" "$LOG/bench.err" | grep -E "backend|skipped|error|panicked" | sort | uniq | head -8
+grep "gpu: " "$LOG/bench.err" | tail -6
 echo "(bench: exit $bench_status, $((SECONDS - start)) s)"
 
 echo "== table"
@@ -78,12 +96,12 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 rows = [r for r in rows if "backend" in r]
 cpu = {r["config"]: r for r in rows if r["backend"] == "cpu"}
-print(f"{'config':<16} {'backend':>7} {'instances':>9} {'s':>8} {'inst/s':>10} "
+print(f"{'config':<16} {'backend':>10} {'instances':>9} {'s':>8} {'inst/s':>10} "
       f"{'updates/s':>10} {'recalled/P':>10} {'Pr[all]':>7} {'x cpu':>7}")
 for r in rows:
     c = cpu.get(r["config"])
     x = f"{r['instances_per_s'] / c['instances_per_s']:.1f}" if c and r["backend"] != "cpu" else ""
-    print(f"{r['config']:<16} {r['backend']:>7} {r['instances']:>9} {r['seconds']:>8.2f} "
+    print(f"{r['config']:<16} {r['backend']:>10} {r['instances']:>9} {r['seconds']:>8.2f} "
           f"{r['instances_per_s']:>10.1f} {r['updates_per_s']:>10.3e} "
           f"{r['mean_recalled_frac']:>10.3f} {r['p_learned_all']:>7.3f} {x:>7}")
 EOF

@@ -110,9 +110,10 @@ struct Chunk {
     substep: u32,
     // Always 2: the trip count of the loop-limit canary.
     two: u32,
+    // Used by train_group.wgsl only.
+    pattern_end: u32,
+    end_era: u32,
     pad0: u32,
-    pad1: u32,
-    pad2: u32,
 }
 
 struct TraceEntry {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use memsweep::backend::cpu::{Cpu, Precision};
-use memsweep::backend::gpu::{self, Gpu, Selection};
+use memsweep::backend::gpu::{self, Gpu, Layout, Selection};
 use memsweep::backend::Executor;
 use memsweep::bench;
 use memsweep::run::{self, RunOptions};
@@ -53,6 +53,10 @@ enum Command {
         threads: Option<usize>,
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
+        /// GPU layout: `group` (a workgroup per instance), `thread` (an
+        /// invocation per instance) or `auto` (group where it fits).
+        #[arg(long, default_value = "auto", value_name = "auto|thread|group")]
+        gpu_layout: Layout,
         /// Instances simulated and written per chunk (default: 1024 on the
         /// CPU, 65536 on a GPU, which needs many instances in flight).
         #[arg(long)]
@@ -141,6 +145,10 @@ enum Command {
     Bench {
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
+        /// GPU layout: `group` (a workgroup per instance), `thread` (an
+        /// invocation per instance) or `auto` (group where it fits).
+        #[arg(long, default_value = "auto", value_name = "auto|thread|group")]
+        gpu_layout: Layout,
         /// Instances of every configuration on the GPU (default: as on the
         /// CPU); rates are per second, and a GPU needs many in flight.
         #[arg(long)]
@@ -203,6 +211,7 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> Result<(), Failure> {
     match command {
         Command::Run {
+            gpu_layout,
             spec,
             out,
             threads,
@@ -240,7 +249,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             run::check_out_dir(&spec, &out_dir).map_err(Failure::input)?;
             let pool = thread_pool(threads)?;
             let points: Vec<_> = spec.points().into_iter().map(|p| p.params).collect();
-            let executor = executors(backend, &points)?.remove(0);
+            let executor = executors(backend, &points, gpu_layout)?.remove(0);
             let batch_size = batch_size.unwrap_or(match executor.name() {
                 "gpu" => 65536,
                 _ => 1024,
@@ -384,6 +393,7 @@ fn execute(command: Command) -> Result<(), Failure> {
         }
         Command::Bench {
             backend,
+            gpu_layout,
             gpu_instances,
             configs,
             threads,
@@ -411,7 +421,7 @@ fn execute(command: Command) -> Result<(), Failure> {
                 )));
             }
             // Configurations an executor refuses are skipped, not fatal.
-            let executors = executors(backend, &[])?;
+            let executors = executors(backend, &[], gpu_layout)?;
             let mut results = Vec::new();
             for config in standard
                 .into_iter()
@@ -423,10 +433,19 @@ fn execute(command: Command) -> Result<(), Failure> {
                         continue;
                     }
                     let mut config = config.clone();
-                    if executor.name() == "gpu" {
+                    let on_gpu = executor.name() == "gpu";
+                    if on_gpu {
                         config.instances = gpu_instances.unwrap_or(config.instances);
+                        // Untimed: builds the workgroup kernel's pipelines
+                        // for this network's shape.
+                        let mut warm = config.clone();
+                        warm.instances = warm.instances.min(32);
+                        pool.install(|| bench::run_config(&warm, executor.as_ref(), 2));
                     }
-                    let r = pool.install(|| bench::run_config(&config, executor.as_ref(), 1));
+                    let mut r = pool.install(|| bench::run_config(&config, executor.as_ref(), 1));
+                    if on_gpu && gpu_layout != Layout::Auto {
+                        r.backend = format!("gpu-{gpu_layout:?}").to_lowercase();
+                    }
                     if json {
                         println!("{}", r.to_json());
                     } else {
@@ -461,6 +480,7 @@ fn execute(command: Command) -> Result<(), Failure> {
 fn executors(
     choice: BackendChoice,
     points: &[memsweep::params::Params],
+    layout: Layout,
 ) -> Result<Vec<Box<dyn Executor>>, Failure> {
     let cpu = || -> Box<dyn Executor> {
         Box::new(Cpu {
@@ -477,7 +497,8 @@ fn executors(
                 "all"
             };
             let g = Gpu::new(Selection::Any)
-                .map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;
+                .map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?
+                .with_layout(layout);
             fits(&g).map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;
             eprintln!(
                 "memsweep: backend gpu on adapter {}",
@@ -489,7 +510,7 @@ fn executors(
                 _ => vec![g],
             })
         }
-        BackendChoice::Auto => match Gpu::new(Selection::Hardware) {
+        BackendChoice::Auto => match Gpu::new(Selection::Hardware).map(|g| g.with_layout(layout)) {
             Ok(g) => match fits(&g) {
                 Ok(()) => {
                     eprintln!(

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use memsweep::backend::cpu::{Cpu, Precision};
-use memsweep::backend::gpu::{Gpu, ProbeCase, ProbeStep, Selection};
+use memsweep::backend::gpu::{Gpu, Layout, ProbeCase, ProbeStep, Selection};
 use memsweep::backend::Executor;
 use memsweep::instance::Instance;
 use memsweep::params::{Params, Topology};
@@ -36,6 +36,19 @@ fn gpu() -> Option<Gpu> {
             None
         }
     }
+}
+
+/// The GPU in each layout, thread per instance then workgroup per instance
+/// (none without an adapter, as `gpu`).
+fn gpus() -> Vec<Gpu> {
+    let Some(first) = gpu() else {
+        return Vec::new();
+    };
+    let second = Gpu::new(Selection::Any).expect("the adapter opened once");
+    vec![
+        first.with_layout(Layout::Thread),
+        second.with_layout(Layout::Group),
+    ]
 }
 
 /// The four configurations: 2-4-2, 4-8-4, a depth-2 network and a
@@ -112,7 +125,12 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], abs: f32, rel: f32) -> f32
 
 #[test]
 fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
-    let Some(gpu) = gpu() else { return };
+    for gpu in gpus() {
+        single_reads_and_pulses_agree_with_the_cpu_f32_kernel_on(&gpu);
+    }
+}
+
+fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel_on(gpu: &Gpu) {
     let mut rng = Pcg64::seed_from_u64(7);
     let mut worst = 0f32;
     for (point, (name, params)) in configs().into_iter().enumerate() {
@@ -216,7 +234,10 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel() {
             }
         }
     }
-    eprintln!("single steps: worst deviation {worst:.3} of the tolerance");
+    eprintln!(
+        "single steps [{:?}]: worst deviation {worst:.3} of the tolerance",
+        gpu.layout()
+    );
 }
 
 /// How many instances reached the same `recalled` and `converged_era`.
@@ -240,7 +261,12 @@ fn summary(outs: &[Outcome], p: usize) -> (f64, f64) {
 
 #[test]
 fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point() {
-    let Some(gpu) = gpu() else { return };
+    for gpu in gpus() {
+        whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point_on(&gpu);
+    }
+}
+
+fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point_on(gpu: &Gpu) {
     let n = 300;
     for (point, (name, params)) in configs().into_iter().enumerate() {
         let b = batch(&params, point, n);
@@ -267,9 +293,10 @@ fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point() {
         let se_mean = (var / n as f64).sqrt().max(1.0 / n as f64);
         let se_all = (ca * (1.0 - ca) / n as f64).sqrt().max(1.0 / n as f64);
         eprintln!(
-            "{name}: {same}/{n} identical (recalled, converged_era) vs cpu f32; \
+            "{name} [{:?}]: {same}/{n} identical (recalled, converged_era) vs cpu f32; \
              recalled/P gpu {gm:.4} cpu-f64 {cm:.4} (se {se_mean:.4}); \
-             Pr[learned_all] gpu {ga:.4} cpu-f64 {ca:.4} (se {se_all:.4})"
+             Pr[learned_all] gpu {ga:.4} cpu-f64 {ca:.4} (se {se_all:.4})",
+            gpu.layout()
         );
         assert!(
             same as f64 >= 0.95 * n as f64,
@@ -296,7 +323,12 @@ fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point() {
 #[test]
 #[ignore]
 fn mid_size_training_agrees_with_the_cpu_f32_kernel() {
-    let Some(gpu) = gpu() else { return };
+    for gpu in gpus() {
+        mid_size_training_on(&gpu);
+    }
+}
+
+fn mid_size_training_on(gpu: &Gpu) {
     let n: usize = std::env::var("MEMSWEEP_MID_SIZE_INSTANCES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -328,8 +360,9 @@ fn mid_size_training_agrees_with_the_cpu_f32_kernel() {
             })
             .count();
         eprintln!(
-            "{n_in}-{hidden:?}-{n_out}: {same}/{n} identical (recalled, converged_era), \
-             {same_trace}/{n} identical traces vs cpu f32"
+            "{n_in}-{hidden:?}-{n_out} [{:?}]: {same}/{n} identical (recalled, converged_era), \
+             {same_trace}/{n} identical traces vs cpu f32",
+            gpu.layout()
         );
         assert!(same as f64 >= 0.95 * n as f64);
     }
@@ -369,7 +402,12 @@ fn backend_gpu_without_an_adapter_fails_with_one_line_and_exit_2() {
 /// train exactly as each configuration alone.
 #[test]
 fn a_batch_mixing_network_sizes_trains_each_instance_as_alone() {
-    let Some(gpu) = gpu() else { return };
+    for gpu in gpus() {
+        a_batch_mixing_network_sizes_trains_each_instance_as_alone_on(&gpu);
+    }
+}
+
+fn a_batch_mixing_network_sizes_trains_each_instance_as_alone_on(gpu: &Gpu) {
     let parts: Vec<Vec<(Instance, Arc<Params>)>> = configs()
         .into_iter()
         .enumerate()
@@ -393,13 +431,19 @@ fn a_batch_mixing_network_sizes_trains_each_instance_as_alone() {
 /// exactly as in one.
 #[test]
 fn a_batch_cut_into_chunks_trains_as_one() {
-    let Some(gpu) = gpu() else { return };
+    for gpu in gpus() {
+        a_batch_cut_into_chunks_trains_as_one_on(&gpu);
+    }
+}
+
+fn a_batch_cut_into_chunks_trains_as_one_on(gpu: &Gpu) {
     let (_, params) = &configs()[1];
     let b = batch(params, 1, 70);
     let whole = gpu.train(&b);
-    let Some(small) = Gpu::new(Selection::Any).ok().map(|g| g.with_max_lanes(16)) else {
-        return;
-    };
+    let small = Gpu::new(Selection::Any)
+        .expect("the adapter opened once")
+        .with_max_lanes(16)
+        .with_layout(gpu.layout());
     assert_eq!(small.train(&b), whole);
 }
 

@@ -84,8 +84,11 @@ use crate::model::network::{Adjacency, Network};
 use crate::params::{ModelKind, Params, Topology};
 use crate::protocol::training::{EraRead, Outcome};
 
-/// The protocol kernel.
+/// The protocol kernel, thread per instance.
 pub const SHADER: &str = include_str!("../../shaders/train.wgsl");
+/// The protocol kernel, workgroup per instance; its first lines (the
+/// shape) are replaced per chunk (`GroupShape::source`).
+pub const GROUP_SHADER: &str = include_str!("../../shaders/train_group.wgsl");
 
 /// Invocations per workgroup; `@workgroup_size` in the shader.
 const WORKGROUP: u32 = 64;
@@ -106,6 +109,8 @@ const STATUS_LOOP_LIMIT: u32 = 3;
 const NO_ERA: u32 = u32::MAX;
 const PULSE_PUNISH: u32 = 0;
 const PULSE_NORMALIZE: u32 = 1;
+/// A read, in a workgroup-layout probe's `pulse`.
+const PROBE_READ: u32 = 2;
 /// llvmpipe (lavapipe) ends every loop of a shader invocation once the
 /// invocation has run this many loop iterations in all (Mesa's
 /// `LP_MAX_TGSI_LOOP_ITERATIONS`).
@@ -180,7 +185,11 @@ pub struct ChunkUniform {
     pub pulse: u32,
     pub substep: u32,
     pub two: u32,
-    pub pad: [u32; 3],
+    /// Workgroup layout: one past the last pattern of the dispatch.
+    pub pattern_end: u32,
+    /// Workgroup layout: 1 when the dispatch ends the era.
+    pub end_era: u32,
+    pub pad: u32,
 }
 
 /// One read of the trace: `TraceEntry` in the shader.
@@ -236,6 +245,126 @@ impl Slots {
     /// f32 slots written at upload: ron, roff, vt, r, g.
     fn f32_init_words(self) -> usize {
         5 * self.edges
+    }
+}
+
+/// Which parallel layout trains a chunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// The workgroup layout wherever it fits the adapter (its workgroup
+    /// memory, and on lavapipe its loop budget), else thread per instance.
+    #[default]
+    Auto,
+    /// One invocation per instance (`shaders/train.wgsl`).
+    Thread,
+    /// One workgroup per instance (`shaders/train_group.wgsl`); networks it
+    /// cannot take are refused up front.
+    Group,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Layout, String> {
+        match s {
+            "auto" => Ok(Layout::Auto),
+            "thread" => Ok(Layout::Thread),
+            "group" => Ok(Layout::Group),
+            _ => Err(format!("unknown GPU layout {s:?} (auto, thread or group)")),
+        }
+    }
+}
+
+/// The compile-time shape of the workgroup kernel for a chunk: invocations
+/// per workgroup and the sizes of its workgroup arrays. Edges round up to
+/// a multiple of the workgroup and nodes to a multiple of 8, so that few
+/// shapes (and pipelines) serve a sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupShape {
+    pub wg: u32,
+    pub edges_per_invocation: u32,
+    pub nodes: u32,
+}
+
+impl GroupShape {
+    /// About four edges per invocation, from 32 to 256 invocations.
+    fn of(slots: Slots) -> GroupShape {
+        let wg = slots.edges.div_ceil(4).next_power_of_two().clamp(32, 256) as u32;
+        GroupShape {
+            wg,
+            edges_per_invocation: (slots.edges as u32).div_ceil(wg),
+            nodes: (slots.nodes as u32).next_multiple_of(8),
+        }
+    }
+
+    fn edges(self) -> u32 {
+        self.wg * self.edges_per_invocation
+    }
+
+    fn dense(self) -> u32 {
+        dense_bound(self.nodes as usize) as u32
+    }
+
+    /// Entries of the packed triangle, the right-hand side row included.
+    fn triangle(self) -> u32 {
+        (self.dense() + 1) * (self.dense() + 2) / 2
+    }
+
+    fn triangle_per_invocation(self) -> u32 {
+        self.triangle().div_ceil(self.wg)
+    }
+
+    /// Bytes of workgroup memory (train_group.wgsl's `var<workgroup>`s).
+    pub fn workgroup_bytes(self) -> u64 {
+        let n = self.nodes as u64;
+        let links = (n * n).div_ceil(4) + 1;
+        let words = (self.edges() as u64 + 1)
+            + 12 * n
+            + links
+            + self.triangle() as u64
+            + 2 * (self.dense() as u64 + 1)
+            + self.wg as u64
+            + 5;
+        4 * words
+    }
+
+    /// The kernel's source with this shape.
+    fn source(self) -> String {
+        let begin = GROUP_SHADER
+            .find("// shape begin")
+            .expect("train_group.wgsl: no shape begin");
+        let end = GROUP_SHADER
+            .find("// shape end")
+            .expect("train_group.wgsl: no shape end");
+        format!(
+            "{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
+             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
+             const T_PER: u32 = {}u;\n{}",
+            &GROUP_SHADER[..begin],
+            self.wg,
+            self.edges(),
+            self.nodes,
+            self.dense(),
+            self.edges_per_invocation,
+            self.triangle_per_invocation(),
+            &GROUP_SHADER[end..]
+        )
+    }
+
+    /// An upper bound on the loop iterations of one invocation over one
+    /// pattern (a read and two pulses) for networks of this shape whose
+    /// nodes have at most `degree` edges; and over the rest of a dispatch.
+    fn loop_iterations(self, degree: u64, n_sub: u64, n_out: u64) -> (u64, u64) {
+        let (n, m, d) = (self.nodes as u64, self.edges() as u64, self.dense() as u64);
+        let wg = self.wg as u64;
+        let per = |x: u64| x.div_ceil(wg);
+        let (e, t) = (self.edges_per_invocation as u64, self.triangle_per_invocation() as u64);
+        let prepare = 3 * n + 6 * m + n * n / 2 + per(n) * (d + degree) + per(n);
+        let sums = per(n) * degree;
+        let solve = per(n) * (1 + d + degree + n + d) + t * n + d * t + 2 * per(d) + d * per(d);
+        let read = prepare + sums + solve + per(n_out) * degree + e + wg + 2 * n_out;
+        let pulse = prepare + sums + m + n_sub * (solve + 2 * e + 4 * e + sums);
+        let rest = e + t + 4 * e + wg + 2 * e + 16;
+        (read + 2 * pulse, rest)
     }
 }
 
@@ -363,7 +492,13 @@ impl ChunkNeeds {
 struct ChunkLimits {
     /// Bytes per storage buffer (binding and buffer limits, and our cap).
     buffer_bytes: u64,
+    /// Lanes per chunk, thread layout.
     lanes: usize,
+    /// Lanes per chunk, workgroup layout (workgroups per dispatch).
+    groups: usize,
+    /// Workgroup memory and invocations per workgroup.
+    workgroup_bytes: u64,
+    invocations: u32,
 }
 
 /// Why no GPU executor could be made.
@@ -468,7 +603,12 @@ pub struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
     layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
     steps: Steps,
+    /// The layout asked for (`Layout::Auto` unless `with_layout`).
+    choice: Layout,
+    /// Pipelines of the workgroup kernel, per shape, built on first use.
+    groups: Mutex<HashMap<GroupShape, Arc<GroupSteps>>>,
     /// Bytes between two entries of a chunk's schedule.
     uniform_stride: u64,
     limits: ChunkLimits,
@@ -488,6 +628,14 @@ struct Steps {
     pulse_substep: wgpu::ComputePipeline,
     end_era: wgpu::ComputePipeline,
     final_read: wgpu::ComputePipeline,
+}
+
+/// The workgroup kernel's entry points for one shape.
+struct GroupSteps {
+    shape: GroupShape,
+    era: wgpu::ComputePipeline,
+    final_read: wgpu::ComputePipeline,
+    probe: wgpu::ComputePipeline,
 }
 
 /// The buffers of one chunk, with the bind group over them.
@@ -522,6 +670,8 @@ struct Flat {
     max_eras: usize,
     max_patterns: usize,
     max_substeps: usize,
+    /// Workgroup layout: patterns per era dispatch.
+    patterns_per_step: usize,
     sizes: Sizes,
 }
 
@@ -531,11 +681,87 @@ impl Flat {
         (pattern * 2 + pulse as usize) * self.max_substeps + substep
     }
 
-    /// The schedule: one uniform per (pattern, pulse, substep), `stride`
-    /// bytes apart.
+    /// The first schedule entry of the workgroup layout.
+    fn group_base(&self) -> usize {
+        self.max_patterns.max(1) * 2 * self.max_substeps
+    }
+
+    /// Workgroup layout: the entry of era dispatch `q` (patterns
+    /// `q * patterns_per_step` on).
+    fn group_step(&self, q: usize) -> usize {
+        self.group_base() + q
+    }
+
+    /// Workgroup layout: the entry of a probe of pattern `k`, `code` one
+    /// of PULSE_PUNISH, PULSE_NORMALIZE, PROBE_READ.
+    fn group_probe(&self, k: usize, code: u32) -> usize {
+        self.group_base() + self.max_patterns.max(1) + 3 * k + code as usize
+    }
+
+    /// Workgroup layout: the entry of the final read.
+    fn group_final(&self) -> usize {
+        self.group_base() + 4 * self.max_patterns.max(1)
+    }
+
+    /// Era dispatches per era in the workgroup layout.
+    fn group_steps(&self) -> usize {
+        self.max_patterns.max(1).div_ceil(self.patterns_per_step)
+    }
+
+    /// Entries in the schedule.
+    fn schedule_entries(&self) -> usize {
+        self.group_final() + 1
+    }
+
+    /// The schedule, `stride` bytes apart: one uniform per (pattern, pulse,
+    /// substep) for the thread layout, then the workgroup layout's era
+    /// dispatches, probes and final read.
     fn schedule(&self, stride: u64) -> Vec<u8> {
-        let n = self.max_patterns.max(1) * 2 * self.max_substeps;
+        let n = self.schedule_entries();
         let mut bytes = vec![0u8; n * stride as usize];
+        let mut put = |entry: usize, u: ChunkUniform| {
+            let at = entry * stride as usize;
+            bytes[at..at + size_of::<ChunkUniform>()].copy_from_slice(bytemuck::bytes_of(&u));
+        };
+        let p = self.max_patterns.max(1);
+        let pps = self.patterns_per_step;
+        for q in 0..p {
+            let first = (q * pps).min(p);
+            let end = ((q + 1) * pps).min(p);
+            put(
+                self.group_step(q),
+                ChunkUniform {
+                    pattern: first as u32,
+                    pattern_end: end as u32,
+                    end_era: (end == p) as u32,
+                    two: 2,
+                    ..self.uniform
+                },
+            );
+        }
+        for k in 0..p {
+            for code in [PULSE_PUNISH, PULSE_NORMALIZE, PROBE_READ] {
+                put(
+                    self.group_probe(k, code),
+                    ChunkUniform {
+                        pattern: k as u32,
+                        pattern_end: k as u32 + 1,
+                        pulse: code,
+                        two: 2,
+                        ..self.uniform
+                    },
+                );
+            }
+        }
+        put(
+            self.group_final(),
+            ChunkUniform {
+                pattern: 0,
+                pattern_end: p as u32,
+                two: 2,
+                ..self.uniform
+            },
+        );
         for k in 0..self.max_patterns.max(1) {
             for pulse in [PULSE_PUNISH, PULSE_NORMALIZE] {
                 for sub in 0..self.max_substeps {
@@ -546,9 +772,7 @@ impl Flat {
                         two: 2,
                         ..self.uniform
                     };
-                    let at = self.entry(k, pulse, sub) * stride as usize;
-                    bytes[at..at + size_of::<ChunkUniform>()]
-                        .copy_from_slice(bytemuck::bytes_of(&u));
+                    put(self.entry(k, pulse, sub), u);
                 }
             }
         }
@@ -695,23 +919,32 @@ impl Gpu {
                 cache: None,
             })
         };
+        let steps = Steps {
+            read: pipeline("read_step"),
+            pulse_begin: pipeline("pulse_begin"),
+            pulse_substep: pipeline("pulse_substep"),
+            end_era: pipeline("end_era"),
+            final_read: pipeline("final_read_step"),
+        };
         Ok(Gpu {
-            steps: Steps {
-                read: pipeline("read_step"),
-                pulse_begin: pipeline("pulse_begin"),
-                pulse_substep: pipeline("pulse_substep"),
-                end_era: pipeline("end_era"),
-                final_read: pipeline("final_read_step"),
-            },
+            steps,
             uniform_stride: (size_of::<ChunkUniform>() as u64)
                 .next_multiple_of(limits.min_uniform_buffer_offset_alignment as u64),
             adapter: chosen,
             device,
             queue,
             layout,
+            pipeline_layout,
+            choice: Layout::Auto,
+            groups: Mutex::new(HashMap::new()),
             limits: ChunkLimits {
                 buffer_bytes,
                 lanes,
+                groups: (limits.max_compute_workgroups_per_dimension as usize).min(MAX_LANES),
+                workgroup_bytes: limits.max_compute_workgroup_storage_size as u64,
+                invocations: limits
+                    .max_compute_invocations_per_workgroup
+                    .min(limits.max_compute_workgroup_size_x),
             },
             buffers: Mutex::new(None),
             _adapter: adapter,
@@ -729,7 +962,131 @@ impl Gpu {
     #[doc(hidden)]
     pub fn with_max_lanes(mut self, lanes: usize) -> Self {
         self.limits.lanes = lanes.max(1);
+        self.limits.groups = lanes.max(1);
         self
+    }
+
+    /// The layout asked for.
+    pub fn layout(&self) -> Layout {
+        self.choice
+    }
+
+    /// Use `layout` (default `Layout::Auto`).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.choice = layout;
+        self
+    }
+
+    /// The workgroup shape for a chunk of `slots` whose nodes have at most
+    /// `degree` edges, with the patterns per era dispatch: None where the
+    /// thread layout is asked for, or where the shape does not fit the
+    /// adapter's workgroup memory or invocations, or (lavapipe) where one
+    /// pattern would overrun its loop budget.
+    fn group_plan(&self, slots: Slots, degree: u64, n_sub: u64, n_out: u64, patterns: usize) -> Option<(GroupShape, usize)> {
+        if self.choice == Layout::Thread {
+            return None;
+        }
+        let shape = GroupShape::of(slots);
+        if shape.workgroup_bytes() > self.limits.workgroup_bytes || shape.wg > self.limits.invocations {
+            return None;
+        }
+        let patterns = patterns.max(1);
+        if !self.is_lavapipe() {
+            return Some((shape, patterns));
+        }
+        let (per, rest) = shape.loop_iterations(degree, n_sub, n_out);
+        (per + rest <= LAVAPIPE_LOOP_BUDGET)
+            .then(|| (shape, (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns)))
+    }
+
+    fn is_lavapipe(&self) -> bool {
+        self.adapter.name.contains("llvmpipe")
+    }
+
+    /// The workgroup kernel's pipelines for `shape`, built on first use.
+    fn group_steps(&self, shape: GroupShape) -> Arc<GroupSteps> {
+        let mut cache = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(shape)
+            .or_insert_with(|| {
+                let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("train_group.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(shape.source().into()),
+                });
+                let pipeline = |entry: &str| {
+                    self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                        label: Some(entry),
+                        layout: Some(&self.pipeline_layout),
+                        module: &module,
+                        entry_point: Some(entry),
+                        compilation_options: Default::default(),
+                        cache: None,
+                    })
+                };
+                Arc::new(GroupSteps {
+                    shape,
+                    era: pipeline("era_group"),
+                    final_read: pipeline("final_group"),
+                    probe: pipeline("probe_group"),
+                })
+            })
+            .clone()
+    }
+
+    /// The workgroup shape an instance trains with alone, or None for the
+    /// thread layout.
+    fn instance_layout(&self, inst: &Instance, params: &Params) -> Option<GroupShape> {
+        let degree = inst
+            .adjacency
+            .start
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as u64)
+            .max()
+            .unwrap_or(0);
+        self.group_plan(
+            Slots::of(&inst.network),
+            degree,
+            params.training.n_sub as u64,
+            inst.network.n_out as u64,
+            inst.task.n_patterns(),
+        )
+        .map(|(shape, _)| shape)
+    }
+
+    /// The layout of a chunk: the workgroup pipelines and patterns per era
+    /// dispatch, or None for thread per instance.
+    fn chunk_layout(&self, chunk: &[&(Instance, Arc<Params>)], flat: &mut Flat) -> Option<Arc<GroupSteps>> {
+        let u = &flat.uniform;
+        let slots = Slots {
+            edges: u.m_max as usize,
+            nodes: u.n_max as usize,
+            dense: u.d_max as usize,
+            outputs: u.o_max as usize,
+        };
+        let degree = chunk
+            .iter()
+            .flat_map(|b| b.0.adjacency.start.windows(2).map(|w| (w[1] - w[0]) as u64))
+            .max()
+            .unwrap_or(0);
+        let plan = self.group_plan(
+            slots,
+            degree,
+            flat.max_substeps as u64,
+            u.o_max as u64,
+            flat.max_patterns,
+        );
+        match plan {
+            Some((shape, pps)) => {
+                flat.patterns_per_step = pps;
+                Some(self.group_steps(shape))
+            }
+            None if self.choice == Layout::Group => panic!(
+                "GPU backend: the workgroup layout does not fit this chunk on {} (checked up front \
+                 per grid point; a chunk mixing networks can exceed them)",
+                self.adapter.describe()
+            ),
+            None => None,
+        }
     }
 
     /// Refuse, before any work, a grid point whose single instance cannot
@@ -739,7 +1096,39 @@ impl Gpu {
         if params.training.model != ModelKind::Circuit {
             return Ok(());
         }
-        if self.adapter.name.contains("llvmpipe") {
+        let (n, m) = (params.n_nodes(), params.max_edges());
+        let slots = Slots {
+            edges: m.max(1),
+            nodes: n,
+            dense: dense_bound(n),
+            outputs: params.network.n_out,
+        };
+        let group = self.group_plan(
+            slots,
+            max_degree(params),
+            params.training.n_sub as u64,
+            params.network.n_out as u64,
+            params.n_patterns(),
+        );
+        if self.choice == Layout::Group && group.is_none() {
+            let shape = GroupShape::of(slots);
+            return Err(format!(
+                "the workgroup layout cannot take a network of {n} nodes and up to {m} edges on {}: \
+                 it needs {} bytes of workgroup memory and {} invocations (the adapter allows {} \
+                 and {}){}; use --gpu-layout thread or auto",
+                self.adapter.describe(),
+                shape.workgroup_bytes(),
+                shape.wg,
+                self.limits.workgroup_bytes,
+                self.limits.invocations,
+                if self.is_lavapipe() {
+                    format!(", or one pattern overruns lavapipe's loop budget of {LAVAPIPE_LOOP_BUDGET}")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if self.is_lavapipe() && group.is_none() {
             let bound = loop_iterations_bound(params);
             if bound > LAVAPIPE_LOOP_BUDGET {
                 return Err(format!(
@@ -752,14 +1141,7 @@ impl Gpu {
                 ));
             }
         }
-        let (n, m) = (params.n_nodes(), params.max_edges());
         let p = params.n_patterns();
-        let slots = Slots {
-            edges: m.max(1),
-            nodes: n,
-            dense: dense_bound(n),
-            outputs: params.network.n_out,
-        };
         let one = ChunkNeeds {
             lanes: 1,
             slots,
@@ -789,6 +1171,15 @@ impl Gpu {
         Ok(())
     }
 
+    /// Lanes per chunk at most: the workgroup layout dispatches one
+    /// workgroup per lane, in one dimension.
+    fn lane_cap(&self) -> usize {
+        match self.choice {
+            Layout::Thread => self.limits.lanes,
+            _ => self.limits.lanes.min(self.limits.groups),
+        }
+    }
+
     /// Cut `batch` into chunks that respect the adapter's limits.
     fn plan(&self, batch: &[&(Instance, Arc<Params>)]) -> Vec<Range<usize>> {
         let mut chunks = Vec::new();
@@ -805,7 +1196,7 @@ impl Gpu {
             next.trace_entries += params.training.max_eras * inst.task.n_patterns();
             next.current_words += inst.task.n_patterns() * net.n_out;
             next.max_eras = next.max_eras.max(params.training.max_eras);
-            let fits = next.lanes <= self.limits.lanes
+            let fits = next.lanes <= self.lane_cap()
                 && next
                     .sizes()
                     .each()
@@ -963,9 +1354,8 @@ impl Gpu {
             current_words,
             max_eras,
         };
-        let mut sizes = needs.sizes();
-        sizes.schedule = (max_patterns.max(1) * 2 * max_substeps) as u64 * self.uniform_stride;
-        Flat {
+        let sizes = needs.sizes();
+        let mut flat = Flat {
             uniform: ChunkUniform {
                 n_lanes: lanes as u32,
                 m_max: slots.edges as u32,
@@ -984,8 +1374,11 @@ impl Gpu {
             max_eras,
             max_patterns,
             max_substeps,
+            patterns_per_step: max_patterns.max(1),
             sizes,
-        }
+        };
+        flat.sizes.schedule = flat.schedule_entries() as u64 * self.uniform_stride;
+        flat
     }
 
     /// Buffers for a chunk of `sizes`, reusing (or growing) the last ones.
@@ -1094,15 +1487,15 @@ impl Gpu {
             .write_buffer(&b.state, 0, bytemuck::cast_slice(&flat.states));
     }
 
-    /// Record `steps` in order, each one dispatch over `lanes` instances
-    /// with its schedule entry. wgpu puts a barrier between dispatches that
+    /// Record `steps` in order, each one dispatch of `workgroups` with its
+    /// schedule entry. wgpu puts a barrier between dispatches that
     /// write the same buffers.
     fn dispatch(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         b: &Buffers,
         steps: &[Dispatch],
-        lanes: usize,
+        workgroups: u32,
     ) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: None,
@@ -1112,7 +1505,7 @@ impl Gpu {
             pass.set_pipeline(pipeline);
             let offset = entry as u64 * self.uniform_stride;
             pass.set_bind_group(0, &b.bind_group, &[offset as u32]);
-            pass.dispatch_workgroups((lanes as u32).div_ceil(WORKGROUP), 1, 1);
+            pass.dispatch_workgroups(workgroups, 1, 1);
         }
     }
 
@@ -1178,21 +1571,44 @@ impl Gpu {
                 );
             }
         };
-        let flat = self.flatten(chunk, None);
-        lap("flattened");
+        let mut flat = self.flatten(chunk, None);
+        let group = self.chunk_layout(chunk, &mut flat);
+        lap(&match &group {
+            Some(g) => format!(
+                "flattened; workgroup layout {:?}, {} patterns per dispatch",
+                g.shape, flat.patterns_per_step
+            ),
+            None => "flattened; thread layout".to_string(),
+        });
         let lanes = chunk.len();
+        // The era's dispatches, their workgroups, and the final read's.
+        let (era_steps, final_steps, workgroups): (Vec<Dispatch>, Vec<Dispatch>, u32) = match &group {
+            Some(g) => (
+                (0..flat.group_steps())
+                    .map(|q| (&g.era, flat.group_step(q)))
+                    .collect(),
+                vec![(&g.final_read, flat.group_final())],
+                lanes as u32,
+            ),
+            None => (
+                self.era_steps(&flat),
+                (0..flat.max_patterns)
+                    .map(|k| (&self.steps.final_read, flat.entry(k, PULSE_PUNISH, 0)))
+                    .collect(),
+                (lanes as u32).div_ceil(WORKGROUP),
+            ),
+        };
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         let b = self.buffers(&mut guard, flat.sizes);
         self.upload(b, &flat);
         lap("uploaded");
         let mut encoder = self.encoder();
         encoder.clear_buffer(&b.running, 0, None);
-        let era_steps = self.era_steps(&flat);
         let mut era = 0;
         while era < flat.max_eras {
             let group = ERAS_PER_CHECK.min(flat.max_eras - era);
             for _ in 0..group {
-                self.dispatch(&mut encoder, b, &era_steps, lanes);
+                self.dispatch(&mut encoder, b, &era_steps, workgroups);
             }
             era += group;
             if era < flat.max_eras {
@@ -1206,10 +1622,7 @@ impl Gpu {
                 }
             }
         }
-        let final_steps: Vec<Dispatch> = (0..flat.max_patterns)
-            .map(|k| (&self.steps.final_read, flat.entry(k, PULSE_PUNISH, 0)))
-            .collect();
-        self.dispatch(&mut encoder, b, &final_steps, lanes);
+        self.dispatch(&mut encoder, b, &final_steps, workgroups);
 
         // Copy out what the results need: states, trace, final currents,
         // and the r and alive slots.
@@ -1303,7 +1716,8 @@ impl Gpu {
             .iter()
             .map(|c| (c.r.as_slice(), c.alive.as_slice()))
             .collect();
-        let flat = self.flatten(&chunk, Some(&initial));
+        let mut flat = self.flatten(&chunk, Some(&initial));
+        let group = self.chunk_layout(&chunk, &mut flat);
         let lanes = cases.len();
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         let b = self.buffers(&mut guard, flat.sizes);
@@ -1338,12 +1752,20 @@ impl Gpu {
                 .write_buffer(&b.state, 0, bytemuck::cast_slice(&states));
             let k = pattern as usize;
             let mut dispatches = Vec::new();
-            match pulse {
-                None => dispatches.push((&self.steps.read, flat.entry(k, PULSE_PUNISH, 0))),
-                Some(pulse) => self.pulse_steps(&flat, k, pulse, &mut dispatches),
+            match (&group, pulse) {
+                (Some(g), _) => dispatches.push((
+                    &g.probe,
+                    flat.group_probe(k, pulse.unwrap_or(PROBE_READ)),
+                )),
+                (None, None) => dispatches.push((&self.steps.read, flat.entry(k, PULSE_PUNISH, 0))),
+                (None, Some(pulse)) => self.pulse_steps(&flat, k, pulse, &mut dispatches),
             }
+            let workgroups = match group {
+                Some(_) => lanes as u32,
+                None => (lanes as u32).div_ceil(WORKGROUP),
+            };
             let mut encoder = self.encoder();
-            self.dispatch(&mut encoder, b, &dispatches, lanes);
+            self.dispatch(&mut encoder, b, &dispatches, workgroups);
             // States; then fs from r to the currents: r, g, v, diag, inject,
             // rhs, currents.
             let state_bytes = l * size_of::<InstanceState>() as u64;
@@ -1383,7 +1805,21 @@ fn loop_iterations_bound(params: &Params) -> u64 {
     let net = &params.network;
     let (n, m) = (params.n_nodes() as u64, params.max_edges() as u64);
     let d = dense_bound(n as usize) as u64;
-    let max_degree = match net.topology {
+    let max_degree = max_degree(params);
+    let sum_degree_squared = max_degree * 2 * m;
+    let prepare = 6 * n + 8 * m + n * n / 2 + sum_degree_squared / 2;
+    let fill_sums = n + m;
+    let solve = 3 * n + 5 * m + sum_degree_squared / 2 + d * d * d / 6 + 3 * d * d + 4 * d;
+    let read = prepare + fill_sums + solve + m + net.n_out as u64 * (max_degree + 2);
+    let substep = solve + m + 5 * m;
+    let end_era = 5 * m;
+    read.max(prepare + fill_sums + m).max(substep).max(end_era) + 16
+}
+
+/// The most edges a node of a network of `params` can have.
+fn max_degree(params: &Params) -> u64 {
+    let net = &params.network;
+    match net.topology {
         Topology::Layered => {
             let mut widths = vec![net.n_in];
             widths.extend(&net.hidden);
@@ -1403,15 +1839,7 @@ fn loop_iterations_bound(params: &Params) -> u64 {
                 .unwrap_or(0) as u64
         }
         Topology::RandomBulk => (net.n_bulk + net.n_in + net.n_out) as u64,
-    };
-    let sum_degree_squared = max_degree * 2 * m;
-    let prepare = 6 * n + 8 * m + n * n / 2 + sum_degree_squared / 2;
-    let fill_sums = n + m;
-    let solve = 3 * n + 5 * m + sum_degree_squared / 2 + d * d * d / 6 + 3 * d * d + 4 * d;
-    let read = prepare + fill_sums + solve + m + net.n_out as u64 * (max_degree + 2);
-    let substep = solve + m + 5 * m;
-    let end_era = 5 * m;
-    read.max(prepare + fill_sums + m).max(substep).max(end_era) + 16
+    }
 }
 
 /// Stop, with the reason, on an instance the shader flagged.
@@ -1472,11 +1900,25 @@ impl Executor for Gpu {
         let (circuit, other): (Vec<usize>, Vec<usize>) =
             (0..batch.len()).partition(|&i| batch[i].1.training.model == ModelKind::Circuit);
         let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-        let on_gpu: Vec<&(Instance, Arc<Params>)> = circuit.iter().map(|&i| &batch[i]).collect();
-        for range in self.plan(&on_gpu) {
-            let first = range.start;
-            for (j, out) in self.train_chunk(&on_gpu[range]).into_iter().enumerate() {
-                outcomes[circuit[first + j]] = Some(out);
+        // Instances of one layout and workgroup shape train together, so
+        // that how an instance's work is cut across invocations (and so
+        // the rounding of its sums) depends on its own network alone, never
+        // on what shares its chunk.
+        let mut kinds: Vec<(Option<GroupShape>, Vec<usize>)> = Vec::new();
+        for &i in &circuit {
+            let key = self.instance_layout(&batch[i].0, &batch[i].1);
+            match kinds.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => kinds.push((key, vec![i])),
+            }
+        }
+        for (_, members) in kinds {
+            let on_gpu: Vec<&(Instance, Arc<Params>)> = members.iter().map(|&i| &batch[i]).collect();
+            for range in self.plan(&on_gpu) {
+                let first = range.start;
+                for (j, out) in self.train_chunk(&on_gpu[range]).into_iter().enumerate() {
+                    outcomes[members[first + j]] = Some(out);
+                }
             }
         }
         if !other.is_empty() {
@@ -1501,9 +1943,36 @@ mod tests {
     use super::*;
     use wgpu::naga;
 
+    fn parse(source: &str) -> naga::Module {
+        naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(source)))
+    }
+
     fn module() -> naga::Module {
-        naga::front::wgsl::parse_str(SHADER)
-            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(SHADER)))
+        parse(SHADER)
+    }
+
+    fn validate(source: &str) {
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&parse(source))
+        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(source)));
+    }
+
+    /// Shapes of the networks `memsweep bench` runs, and the smallest.
+    fn shapes() -> Vec<GroupShape> {
+        [(16, 8), (256, 32), (2048, 96), (2560, 112), (1, 2)]
+            .map(|(edges, nodes)| {
+                GroupShape::of(Slots {
+                    edges,
+                    nodes,
+                    dense: dense_bound(nodes),
+                    outputs: 2,
+                })
+            })
+            .to_vec()
     }
 
     /// Size and alignment of the WGSL struct `name`.
@@ -1521,18 +1990,37 @@ mod tests {
 
     #[test]
     fn shader_is_valid_wgsl() {
-        let module = module();
-        naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{}", e.emit_to_string(SHADER)));
+        validate(SHADER);
+        validate(GROUP_SHADER);
+        for shape in shapes() {
+            validate(&shape.source());
+        }
+    }
+
+    #[test]
+    fn group_shapes_cover_their_networks() {
+        for shape in shapes() {
+            assert!(shape.wg.is_power_of_two() && (32..=256).contains(&shape.wg));
+            assert!(shape.edges() >= shape.wg && shape.nodes % 8 == 0);
+            // The packed triangle's entries are spread over the invocations.
+            assert!(shape.triangle_per_invocation() * shape.wg >= shape.triangle());
+        }
+        let mid = GroupShape::of(Slots {
+            edges: 256,
+            nodes: 32,
+            dense: 30,
+            outputs: 8,
+        });
+        assert_eq!((mid.wg, mid.edges_per_invocation, mid.nodes), (64, 4, 32));
+        // 8-16-8 fits NVIDIA's 48 KiB of workgroup memory many times over;
+        // 16-64-16 once.
+        assert!(mid.workgroup_bytes() < 8 << 10);
+        assert!(shapes()[2].workgroup_bytes() <= 48 << 10);
     }
 
     #[test]
     fn rust_mirrors_of_shader_structs_have_the_wgsl_layout() {
-        let module = module();
+        for module in [module(), parse(GROUP_SHADER)] {
         for (name, size, align) in [
             (
                 "InstanceDesc",
@@ -1561,6 +2049,7 @@ mod tests {
                 walign as usize <= align.max(4),
                 "alignment of {name}: WGSL {walign}, Rust {align}"
             );
+        }
         }
         // A uniform binding's struct must be a multiple of 16 bytes.
         assert_eq!(size_of::<ChunkUniform>() % 16, 0);

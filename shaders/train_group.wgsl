@@ -1,0 +1,975 @@
+// Learning from mistakes (MODEL.md sections 2-7) for a chunk of independent
+// instances, one workgroup per instance, in f32.
+//
+// The same protocol as shaders/train.wgsl (one invocation per instance),
+// cut across the invocations of a workgroup; read it beside
+// - src/protocol/training.rs  (era loop, read, pulse, step_devices, prune),
+// - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
+// - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
+// - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
+// - src/rng.rs                (CounterRng: the counter hash).
+//
+// Who does what (invocation `tid` of WG):
+// - edges: invocation tid owns edges tid, tid + WG, ... and keeps their
+//   resistance, bounds, threshold and ends in registers for the whole
+//   dispatch; their conductances are shared (`g`), for the node sums and
+//   the Schur complement;
+// - nodes, dense rows and eliminated nodes: strided over the invocations;
+// - the packed lower triangle of the dense system (with the right-hand side
+//   as one more row): each invocation owns fixed entries of it;
+// - the node split of a boundary (prepare): invocation 0 alone, once per
+//   read or pulse, as in circuit.rs.
+// A barrier separates each stage; the Cholesky factorisation takes one per
+// pivot and the back substitution one per row. Everything that steers
+// control flow is loaded through workgroupUniformLoad, so every invocation
+// takes the same branches.
+//
+// One dispatch runs patterns chunk.pattern..chunk.pattern_end of an era for
+// every instance still training (and, with chunk.end_era, the era's end):
+// the host cuts an era into as few dispatches as the driver allows. What
+// survives between dispatches is in global memory with the layout of
+// train.wgsl: the edge slots ron, roff, vt, r, g of `fs` and alive of `us`,
+// interleaved by lane, and `state`. The differences in arithmetic from the
+// CPU kernel are of rounding only (the order of a few sums: node sums are
+// recomputed from the edges every substep, the energy is summed per
+// invocation; the forward substitution multiplies by the pivot's inverse).
+
+// shape begin: gpu.rs GroupShape::header replaces these lines.
+const WG: u32 = 64u;
+const M_MAX: u32 = 256u;
+const N_MAX: u32 = 32u;
+const D_MAX: u32 = 30u;
+const E_PER: u32 = 4u;
+const T_PER: u32 = 8u;
+// shape end
+
+// Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
+// used holds the right-hand side): entry (i, k), k <= i, at i (i + 1) / 2 + k.
+const S_LEN: u32 = (D_MAX + 1u) * (D_MAX + 2u) / 2u;
+// The link table of eliminated node c and dense node a at c * n_dense + a:
+// n_eliminated * n_dense <= N_MAX^2 / 4.
+const L_LEN: u32 = (N_MAX * N_MAX + 3u) / 4u + 1u;
+
+struct InstanceDesc {
+    seed_lo: u32,
+    seed_hi: u32,
+    n_in: u32,
+    n_hidden: u32,
+    n_out: u32,
+    n_edges: u32,
+    n_patterns: u32,
+    mask_words: u32,
+    net_off: u32,
+    task_off: u32,
+    trace_off: u32,
+    currents_off: u32,
+    n_sub: u32,
+    max_eras: u32,
+    prune_below: u32,
+    pad0: u32,
+    v_read: f32,
+    v_punish: f32,
+    v_norm: f32,
+    dt: f32,
+    gmin: f32,
+    alpha: f32,
+    beta: f32,
+    sigma_c2c: f32,
+    f_prune: f32,
+    pad1: u32,
+    pad2: u32,
+    pad3: u32,
+}
+
+struct InstanceState {
+    status: u32,
+    eras_run: u32,
+    converged_era: u32,
+    pruned: u32,
+    updates_lo: u32,
+    updates_hi: u32,
+    recalled: u32,
+    energy_write: f32,
+    winner: u32,
+    mistakes: u32,
+    n_dense: u32,
+    n_eliminated: u32,
+    moving: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+struct Chunk {
+    n_lanes: u32,
+    m_max: u32,
+    n_max: u32,
+    d_max: u32,
+    o_max: u32,
+    // The first pattern of this dispatch.
+    pattern: u32,
+    // Probes only: PULSE_PUNISH, PULSE_NORMALIZE or PROBE_READ.
+    pulse: u32,
+    substep: u32,
+    two: u32,
+    // One past the last pattern of this dispatch.
+    pattern_end: u32,
+    // 1 when this dispatch ends the era.
+    end_era: u32,
+    pad0: u32,
+}
+
+struct TraceEntry {
+    correct: u32,
+    read_power: f32,
+}
+
+@group(0) @binding(0) var<uniform> chunk: Chunk;
+@group(0) @binding(1) var<storage, read> desc: array<InstanceDesc>;
+@group(0) @binding(2) var<storage, read> net: array<u32>;
+@group(0) @binding(3) var<storage, read_write> fs: array<f32>;
+@group(0) @binding(4) var<storage, read_write> us: array<u32>;
+@group(0) @binding(5) var<storage, read_write> state: array<InstanceState>;
+@group(0) @binding(6) var<storage, read_write> trace: array<TraceEntry>;
+@group(0) @binding(7) var<storage, read_write> currents: array<f32>;
+@group(0) @binding(8) var<storage, read_write> running: array<atomic<u32>>;
+
+const RUNNING: u32 = 0u;
+const DONE: u32 = 1u;
+const FAILED: u32 = 2u;
+const LOOP_LIMIT: u32 = 3u;
+
+const FIXED: u32 = 0u;
+const ISOLATED: u32 = 1u;
+const ELIMINATED: u32 = 2u;
+const DENSE: u32 = 3u;
+
+const READ: u32 = 0u;
+const PUNISH: u32 = 1u;
+const NORMALIZE: u32 = 2u;
+
+const PULSE_PUNISH: u32 = 0u;
+const PULSE_NORMALIZE: u32 = 1u;
+const PROBE_READ: u32 = 2u;
+
+const PURPOSE_C2C_A: u32 = 0x63326361u;
+const PURPOSE_C2C_B: u32 = 0x63326362u;
+const PURPOSE_PRUNE: u32 = 0x7072756eu;
+
+const TIE_REL: f32 = 4e-6;
+
+// Shared by the workgroup: the instance's circuit.
+// Conductances; g[M_MAX] = 0 stands for a missing link.
+var<workgroup> g: array<f32, M_MAX + 1u>;
+var<workgroup> v: array<f32, N_MAX>;
+var<workgroup> cond: array<f32, N_MAX>;
+var<workgroup> inject: array<f32, N_MAX>;
+var<workgroup> role: array<u32, N_MAX>;
+var<workgroup> pos: array<u32, N_MAX>;
+var<workgroup> dense_node: array<u32, N_MAX>;
+var<workgroup> elim_node: array<u32, N_MAX>;
+var<workgroup> stack: array<u32, N_MAX>;
+var<workgroup> degree: array<u32, N_MAX>;
+var<workgroup> link: array<u32, L_LEN>;
+var<workgroup> elim_inv: array<f32, N_MAX>;
+var<workgroup> elim_share: array<f32, N_MAX>;
+var<workgroup> s: array<f32, S_LEN>;
+var<workgroup> piv: array<f32, D_MAX + 1u>;
+var<workgroup> piv_inv: array<f32, D_MAX + 1u>;
+var<workgroup> out_cur: array<f32, N_MAX>;
+var<workgroup> partial: array<f32, WG>;
+var<workgroup> moved: atomic<u32>;
+var<workgroup> removed: atomic<u32>;
+var<workgroup> wg_dense: u32;
+var<workgroup> wg_elim: u32;
+var<workgroup> wg_word: u32;
+
+var<private> tid: u32;
+var<private> lane: u32;
+var<private> d: InstanceDesc;
+var<private> n_nodes: u32;
+var<private> n_edges: u32;
+var<private> tail_at: u32;
+var<private> head_at: u32;
+var<private> negative_at: u32;
+var<private> start_at: u32;
+var<private> edge_at: u32;
+var<private> other_at: u32;
+var<private> h_c2c_a: u32;
+var<private> h_c2c_b: u32;
+var<private> h_prune: u32;
+var<private> phase: u32;
+var<private> phase_pattern: u32;
+var<private> phase_winner: u32;
+var<private> failed: bool;
+
+// This invocation's edges.
+var<private> e_r: array<f32, E_PER>;
+var<private> e_ron: array<f32, E_PER>;
+var<private> e_roff: array<f32, E_PER>;
+var<private> e_vt: array<f32, E_PER>;
+var<private> e_tail: array<u32, E_PER>;
+var<private> e_head: array<u32, E_PER>;
+var<private> e_neg: array<bool, E_PER>;
+// This invocation's entries of the packed triangle: row << 16 | column.
+var<private> ent: array<u32, T_PER>;
+// Joule this invocation's edges dissipated during the current pattern's
+// pulses.
+var<private> energy: f32;
+
+// Interleaved global slots, as in train.wgsl.
+fn at(slot: u32) -> u32 {
+    return slot * chunk.n_lanes + lane;
+}
+fn at_ron(e: u32) -> u32 { return at(e); }
+fn at_roff(e: u32) -> u32 { return at(chunk.m_max + e); }
+fn at_vt(e: u32) -> u32 { return at(2u * chunk.m_max + e); }
+fn at_r(e: u32) -> u32 { return at(3u * chunk.m_max + e); }
+fn at_g(e: u32) -> u32 { return at(4u * chunk.m_max + e); }
+fn at_v(i: u32) -> u32 { return at(5u * chunk.m_max + i); }
+fn at_cur(o: u32) -> u32 { return at(5u * chunk.m_max + 4u * chunk.n_max + o); }
+fn at_alive(e: u32) -> u32 { return at(e); }
+
+fn tail(e: u32) -> u32 { return net[tail_at + e]; }
+fn head(e: u32) -> u32 { return net[head_at + e]; }
+fn adj_start(i: u32) -> u32 { return net[start_at + i]; }
+fn adj_end(i: u32) -> u32 { return net[start_at + i + 1u]; }
+fn adj_edge(k: u32) -> u32 { return net[edge_at + k]; }
+fn adj_other(k: u32) -> u32 { return net[other_at + k]; }
+fn is_alive(e: u32) -> bool { return g[e] > 0.0; }
+fn output_node(o: u32) -> u32 { return d.n_in + d.n_hidden + o; }
+// Entry (i, k) of the packed triangle.
+fn tri(i: u32, k: u32) -> u32 { return i * (i + 1u) / 2u + k; }
+
+fn target_output(k: u32) -> u32 {
+    return net[d.task_off + k * (1u + d.mask_words)];
+}
+fn input_active(k: u32, i: u32) -> bool {
+    let word = net[d.task_off + k * (1u + d.mask_words) + 1u + i / 32u];
+    return ((word >> (i % 32u)) & 1u) != 0u;
+}
+
+// The value invocation 0 passes, in every invocation.
+fn broadcast(x: u32) -> u32 {
+    if tid == 0u {
+        wg_word = x;
+    }
+    return workgroupUniformLoad(&wg_word);
+}
+
+fn setup(index: u32, local: u32) {
+    tid = local;
+    lane = index;
+    d = desc[index];
+    n_nodes = d.n_in + d.n_hidden + d.n_out;
+    n_edges = d.n_edges;
+    tail_at = d.net_off;
+    head_at = tail_at + n_edges;
+    negative_at = head_at + n_edges;
+    start_at = negative_at + n_edges;
+    edge_at = start_at + n_nodes + 1u;
+    other_at = edge_at + 2u * n_edges;
+    h_c2c_a = hash_prefix(PURPOSE_C2C_A);
+    h_c2c_b = hash_prefix(PURPOSE_C2C_B);
+    h_prune = hash_prefix(PURPOSE_PRUNE);
+    failed = false;
+    energy = 0.0;
+}
+
+// Bring the instance's edges in: resistances and bounds to registers,
+// conductances to the workgroup; and this invocation's triangle entries.
+fn load_edges() {
+    for (var j = 0u; j < E_PER; j++) {
+        let e = tid + j * WG;
+        if e < n_edges {
+            e_ron[j] = fs[at_ron(e)];
+            e_roff[j] = fs[at_roff(e)];
+            e_vt[j] = fs[at_vt(e)];
+            e_r[j] = fs[at_r(e)];
+            e_tail[j] = tail(e);
+            e_head[j] = head(e);
+            e_neg[j] = net[negative_at + e] != 0u;
+            g[e] = fs[at_g(e)];
+        }
+    }
+    if tid == 0u {
+        g[M_MAX] = 0.0;
+    }
+    for (var t = 0u; t < T_PER; t++) {
+        let p = tid + t * WG;
+        var i = u32((sqrt(8.0 * f32(p) + 1.0) - 1.0) * 0.5);
+        if tri(i + 1u, 0u) <= p {
+            i++;
+        }
+        if tri(i, 0u) > p {
+            i--;
+        }
+        ent[t] = select(0xffff0000u, (i << 16u) | (p - tri(i, 0u)), p < S_LEN);
+    }
+    workgroupBarrier();
+}
+
+fn store_edges() {
+    for (var j = 0u; j < E_PER; j++) {
+        let e = tid + j * WG;
+        if e < n_edges {
+            fs[at_r(e)] = e_r[j];
+            fs[at_g(e)] = g[e];
+            us[at_alive(e)] = select(0u, 1u, g[e] > 0.0);
+        }
+    }
+}
+
+fn mix32(x0: u32) -> u32 {
+    var x = x0;
+    x ^= x >> 16u;
+    x *= 0x7feb352du;
+    x ^= x >> 15u;
+    x *= 0x846ca68bu;
+    return x ^ (x >> 16u);
+}
+
+fn hash_prefix(purpose: u32) -> u32 {
+    var h = mix32(d.seed_lo ^ 0x9e3779b9u);
+    h = mix32((h + d.seed_hi) ^ 0x85ebca6bu);
+    return mix32((h + purpose) ^ 0xc2b2ae35u);
+}
+
+fn bits(prefix: u32, w: vec4<u32>) -> u32 {
+    var h = prefix;
+    for (var i = 0u; i < 4u; i++) {
+        h = mix32((h + w[i]) ^ 0x27d4eb2fu);
+    }
+    return h;
+}
+
+fn normal(w: vec4<u32>) -> f32 {
+    let u1 = f32((bits(h_c2c_a, w) >> 8u) + 1u) * (1.0 / 16777216.0);
+    let u2 = f32(bits(h_c2c_b, w) >> 8u) * (1.0 / 16777216.0);
+    return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
+}
+
+fn is_fixed(i: u32) -> bool {
+    var fixed = true;
+    if i < d.n_in {
+        if phase == PUNISH {
+            fixed = input_active(phase_pattern, i);
+        }
+    } else if i < d.n_in + d.n_hidden {
+        fixed = false;
+    } else if phase == PUNISH {
+        fixed = i == output_node(phase_winner);
+    }
+    return fixed;
+}
+
+fn fixed_volts(i: u32) -> f32 {
+    var volts = 0.0;
+    if i < d.n_in {
+        if phase == READ {
+            if input_active(phase_pattern, i) {
+                volts = d.v_read;
+            }
+        } else if phase == PUNISH {
+            volts = -d.v_punish;
+        } else {
+            volts = d.v_norm;
+        }
+    }
+    return volts;
+}
+
+// circuit.rs Solver::prepare, by invocation 0: roles, the dense and the
+// eliminated nodes, as train.wgsl prepare() up to the links.
+fn classify() {
+    let n = n_nodes;
+    var top = 0u;
+    for (var i = 0u; i < n; i++) {
+        if is_fixed(i) {
+            role[i] = FIXED;
+            stack[top] = i;
+            top++;
+        } else {
+            role[i] = ISOLATED;
+        }
+    }
+    while top > 0u {
+        top--;
+        let i = stack[top];
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let j = adj_other(k);
+            if is_alive(adj_edge(k)) && role[j] == ISOLATED {
+                role[j] = DENSE;
+                stack[top] = j;
+                top++;
+            }
+        }
+    }
+    // Greedy independent set, fewest free neighbours first; `stack` holds
+    // the order.
+    var n_order = 0u;
+    for (var i = 0u; i < n; i++) {
+        if role[i] == DENSE {
+            stack[n_order] = i;
+            n_order++;
+            var deg = 0u;
+            for (var k = adj_start(i); k < adj_end(i); k++) {
+                if is_alive(adj_edge(k)) && !is_fixed(adj_other(k)) {
+                    deg++;
+                }
+            }
+            degree[i] = deg;
+        }
+    }
+    for (var c = 1u; c < n_order; c++) {
+        let i = stack[c];
+        let key = degree[i];
+        var j = c;
+        while j > 0u && degree[stack[j - 1u]] > key {
+            stack[j] = stack[j - 1u];
+            j--;
+        }
+        stack[j] = i;
+    }
+    var nd = 0u;
+    var ne = 0u;
+    for (var c = 0u; c < n_order; c++) {
+        let i = stack[c];
+        var next_to_eliminated = false;
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            if is_alive(adj_edge(k)) && role[adj_other(k)] == ELIMINATED {
+                next_to_eliminated = true;
+            }
+        }
+        if next_to_eliminated {
+            pos[i] = nd;
+            dense_node[nd] = i;
+            nd++;
+        } else {
+            role[i] = ELIMINATED;
+            elim_node[ne] = i;
+            ne++;
+        }
+    }
+    if nd > D_MAX {
+        failed = true;
+        nd = 0u;
+        ne = 0u;
+    }
+    wg_dense = nd;
+    wg_elim = ne;
+}
+
+// The node split of the current boundary, the link table and the fixed
+// voltages; returns (n_dense, n_eliminated).
+fn prepare() -> vec2<u32> {
+    workgroupBarrier();
+    if tid == 0u {
+        classify();
+    }
+    let nd = workgroupUniformLoad(&wg_dense);
+    let ne = workgroupUniformLoad(&wg_elim);
+    for (var c = tid; c < ne; c += WG) {
+        let row = c * nd;
+        for (var a = 0u; a < nd; a++) {
+            link[row + a] = M_MAX;
+        }
+        let i = elim_node[c];
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let j = adj_other(k);
+            if is_alive(adj_edge(k)) && role[j] == DENSE {
+                link[row + pos[j]] = adj_edge(k);
+            }
+        }
+    }
+    for (var i = tid; i < n_nodes; i += WG) {
+        let r = role[i];
+        if r == FIXED {
+            v[i] = fixed_volts(i);
+        } else if r == ISOLATED {
+            v[i] = 0.0;
+        }
+    }
+    workgroupBarrier();
+    return vec2<u32>(nd, ne);
+}
+
+// circuit.rs NodeSums::fill, one node per invocation: conductance and
+// injected current from the edges, in adjacency order.
+fn sums() {
+    for (var i = tid; i < n_nodes; i += WG) {
+        var total = 0.0;
+        var inj = 0.0;
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let ge = g[adj_edge(k)];
+            let j = adj_other(k);
+            total += ge;
+            if role[j] == FIXED {
+                inj += ge * v[j];
+            }
+        }
+        cond[i] = total;
+        inject[i] = inj;
+    }
+    workgroupBarrier();
+}
+
+// circuit.rs Solver::solve_from_sums: node voltages for the split `sp`.
+fn solve(sp: vec2<u32>) {
+    let nd = sp.x;
+    let ne = sp.y;
+    for (var c = tid; c < ne; c += WG) {
+        let i = elim_node[c];
+        let inv = 1.0 / (d.gmin + cond[i]);
+        elim_inv[c] = inv;
+        elim_share[c] = inject[i] * inv;
+    }
+    workgroupBarrier();
+    // Rows: diagonal, couplings between dense nodes, right-hand side (row
+    // nd of the triangle).
+    let rhs_row = tri(nd, 0u);
+    for (var a = tid; a < nd; a += WG) {
+        let i = dense_node[a];
+        let base = tri(a, 0u);
+        for (var b = 0u; b < a; b++) {
+            s[base + b] = 0.0;
+        }
+        s[base + a] = d.gmin + cond[i];
+        for (var k = adj_start(i); k < adj_end(i); k++) {
+            let j = adj_other(k);
+            if role[j] == DENSE && pos[j] < a {
+                s[base + pos[j]] -= g[adj_edge(k)];
+            }
+        }
+        var rhs = inject[i];
+        for (var c = 0u; c < ne; c++) {
+            rhs += g[link[c * nd + a]] * elim_share[c];
+        }
+        s[rhs_row + a] = rhs;
+    }
+    workgroupBarrier();
+    // Eliminating node c couples every pair of its dense neighbours: rank-one
+    // updates, each entry by its owner, over c in order.
+    for (var t = 0u; t < T_PER; t++) {
+        let i = ent[t] >> 16u;
+        let k = ent[t] & 0xffffu;
+        if i < nd {
+            let p = tri(i, k);
+            var acc = s[p];
+            for (var c = 0u; c < ne; c++) {
+                let row = c * nd;
+                acc -= (g[link[row + i]] * elim_inv[c]) * g[link[row + k]];
+            }
+            s[p] = acc;
+        }
+    }
+    workgroupBarrier();
+    // Right-looking Cholesky of the triangle, the right-hand side row riding
+    // along (forward substitution). Column j is left unscaled: L_ij is
+    // s(i, j) * piv_inv[j].
+    for (var j = 0u; j < nd; j++) {
+        let dj = sqrt(s[tri(j, j)]);
+        let inv = 1.0 / dj;
+        if tid == 0u {
+            piv[j] = dj;
+            piv_inv[j] = inv;
+        }
+        for (var t = 0u; t < T_PER; t++) {
+            let i = ent[t] >> 16u;
+            let k = ent[t] & 0xffffu;
+            if k > j && k < nd && i <= nd {
+                let p = tri(i, k);
+                s[p] -= (s[tri(i, j)] * inv) * (s[tri(k, j)] * inv);
+            }
+        }
+        workgroupBarrier();
+    }
+    // y = L^-1 b, into the right-hand side row.
+    for (var a = tid; a < nd; a += WG) {
+        s[rhs_row + a] = s[rhs_row + a] / piv[a];
+    }
+    workgroupBarrier();
+    // Back substitution, column by column: x_k, then every row above it.
+    for (var kk = 0u; kk < nd; kk++) {
+        let k = nd - 1u - kk;
+        let xk = s[rhs_row + k] / piv[k];
+        for (var a = tid; a < k; a += WG) {
+            s[rhs_row + a] -= (s[tri(k, a)] * piv_inv[a]) * xk;
+        }
+        workgroupBarrier();
+    }
+    for (var a = tid; a < nd; a += WG) {
+        v[dense_node[a]] = s[rhs_row + a] / piv[a];
+    }
+    workgroupBarrier();
+    for (var c = tid; c < ne; c += WG) {
+        let i = elim_node[c];
+        var total = inject[i];
+        let row = c * nd;
+        for (var a = 0u; a < nd; a++) {
+            total += g[link[row + a]] * v[dense_node[a]];
+        }
+        v[i] = total / (d.gmin + cond[i]);
+    }
+    workgroupBarrier();
+}
+
+// Power dissipated in this invocation's edges, watt.
+fn own_power() -> f32 {
+    var p = 0.0;
+    for (var j = 0u; j < E_PER; j++) {
+        let e = tid + j * WG;
+        if e < n_edges {
+            let dv = v[e_tail[j]] - v[e_head[j]];
+            p += g[e] * dv * dv;
+        }
+    }
+    return p;
+}
+
+// Sum of every invocation's x, in invocation 0 (others get a partial).
+fn reduce(x: f32) -> f32 {
+    partial[tid] = x;
+    workgroupBarrier();
+    var total = 0.0;
+    if tid == 0u {
+        for (var t = 0u; t < WG; t++) {
+            total += partial[t];
+        }
+    }
+    workgroupBarrier();
+    return total;
+}
+
+fn node_current(node: u32) -> f32 {
+    var i_out = 0.0;
+    for (var k = adj_start(node); k < adj_end(node); k++) {
+        i_out += g[adj_edge(k)] * (v[adj_other(k)] - v[node]);
+    }
+    return i_out;
+}
+
+fn winner() -> u32 {
+    var largest = out_cur[0];
+    for (var o = 1u; o < d.n_out; o++) {
+        let c = out_cur[o];
+        if c > largest {
+            largest = c;
+        }
+    }
+    let band = largest - TIE_REL * abs(largest);
+    var w = d.n_out;
+    for (var o = 0u; o < d.n_out; o++) {
+        if w == d.n_out && out_cur[o] >= band {
+            w = o;
+        }
+    }
+    return select(w, 0u, w == d.n_out);
+}
+
+struct ReadResult {
+    // The same in every invocation.
+    winner: u32,
+    // In invocation 0.
+    power: f32,
+}
+
+// training.rs Trainer::read.
+fn read_pattern(k: u32) -> ReadResult {
+    phase = READ;
+    phase_pattern = k;
+    let sp = prepare();
+    sums();
+    solve(sp);
+    for (var o = tid; o < d.n_out; o += WG) {
+        out_cur[o] = node_current(output_node(o));
+    }
+    let p = reduce(own_power());
+    var w = 0u;
+    if tid == 0u {
+        w = winner();
+    }
+    return ReadResult(broadcast(w), p);
+}
+
+fn resistance_rate(v: f32, vt: f32) -> f32 {
+    var rate: f32;
+    if v > vt {
+        rate = -d.beta * (v - vt);
+    } else if v < -vt {
+        rate = -d.beta * (v + vt);
+    } else {
+        rate = -d.alpha * v;
+    }
+    return rate;
+}
+
+// training.rs Trainer::step_devices for this invocation's edges; flags
+// `moved` if a resistance changed.
+fn move_devices(dt: f32, counter: vec3<u32>) {
+    let sigma = d.sigma_c2c;
+    var changed = false;
+    for (var j = 0u; j < E_PER; j++) {
+        let e = tid + j * WG;
+        if e < n_edges && g[e] > 0.0 {
+            var dv = v[e_tail[j]] - v[e_head[j]];
+            if e_neg[j] {
+                dv = -dv;
+            }
+            let rate = resistance_rate(dv, e_vt[j]);
+            if rate != 0.0 {
+                var noise = 1.0;
+                if sigma > 0.0 {
+                    let z = normal(vec4<u32>(counter, e));
+                    noise = exp(sigma * z - 0.5 * sigma * sigma);
+                }
+                let r_old = e_r[j];
+                var r = r_old + dt * rate * noise;
+                if r < e_ron[j] {
+                    r = e_ron[j];
+                } else if r > e_roff[j] {
+                    r = e_roff[j];
+                }
+                if r != r_old {
+                    e_r[j] = r;
+                    g[e] = 1.0 / r;
+                    changed = true;
+                }
+            }
+        }
+    }
+    if changed {
+        atomicOr(&moved, 1u);
+    }
+}
+
+fn set_pulse_phase(pulse: u32, k: u32, w: u32) {
+    phase = select(NORMALIZE, PUNISH, pulse == PULSE_PUNISH);
+    phase_pattern = k;
+    phase_winner = w;
+}
+
+// training.rs Trainer::pulse: the split, then n_sub Euler substeps; once a
+// substep moves nothing, the rest of the pulse is accounted at once.
+// Returns the alive edges (in invocation 0), for the update count.
+fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
+    set_pulse_phase(which, k, w);
+    let sp = prepare();
+    sums();
+    var n_alive = 0u;
+    if tid == 0u {
+        for (var e = 0u; e < n_edges; e++) {
+            if is_alive(e) {
+                n_alive++;
+            }
+        }
+    }
+    var moving = true;
+    for (var sub = 0u; sub < n_sub; sub++) {
+        if moving {
+            solve(sp);
+            let p = own_power();
+            if tid == 0u {
+                atomicStore(&moved, 0u);
+            }
+            workgroupBarrier();
+            move_devices(d.dt, vec3<u32>(era, 2u * k + which, sub));
+            moving = workgroupUniformLoad(&moved) != 0u;
+            if moving {
+                energy += p * d.dt;
+                sums();
+            } else {
+                energy += p * d.dt * f32(n_sub - sub);
+            }
+        }
+    }
+    return n_alive;
+}
+
+fn add_updates(st: ptr<function, InstanceState>, x: u32) {
+    let lo = (*st).updates_lo + x;
+    if lo < x {
+        (*st).updates_hi += 1u;
+    }
+    (*st).updates_lo = lo;
+}
+
+// training.rs Trainer::prune for this invocation's edges, at the end of
+// `era`; the count goes to `removed`.
+fn prune(era: u32) {
+    var count = 0u;
+    for (var j = 0u; j < E_PER; j++) {
+        let e = tid + j * WG;
+        if e < n_edges && d.prune_below != 0u && g[e] > 0.0 {
+            let threshold = e_ron[j] + d.f_prune * (e_roff[j] - e_ron[j]);
+            if e_r[j] >= threshold
+                && (bits(h_prune, vec4<u32>(era, 0u, 0u, e)) >> 8u) < d.prune_below {
+                g[e] = 0.0;
+                count++;
+            }
+        }
+    }
+    if count > 0u {
+        atomicAdd(&removed, count);
+    }
+}
+
+// A loop of two iterations that the driver cannot fold: see train.wgsl.
+fn loops_intact() -> bool {
+    var n = 0u;
+    for (var i = 0u; i < chunk.two; i++) {
+        n++;
+    }
+    return n == 2u;
+}
+
+// Add the energy of the pattern's pulses to the instance's (in invocation
+// 0). Once per pattern, whatever the patterns per dispatch, so that the
+// sum's rounding depends on the instance alone.
+fn bank_energy(st: ptr<function, InstanceState>) {
+    let e = reduce(energy);
+    energy = 0.0;
+    if tid == 0u {
+        (*st).energy_write += e;
+    }
+}
+
+// Keep the instance's state (in invocation 0), and flag a step that went
+// wrong.
+fn finish(st: ptr<function, InstanceState>) {
+    if tid == 0u {
+        if failed {
+            (*st).status = FAILED;
+        }
+        if !loops_intact() {
+            (*st).status = LOOP_LIMIT;
+        }
+        state[lane] = *st;
+    }
+}
+
+// Patterns chunk.pattern..chunk.pattern_end of the current era, each a read
+// and, after a mistake, a punish and a normalize pulse; with chunk.end_era,
+// the era's end: prune, then stop on convergence or at max_eras.
+@compute @workgroup_size(WG)
+fn era_group(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    if wid.x < chunk.n_lanes {
+        setup(wid.x, local);
+        var st = state[lane];
+        let era = st.eras_run;
+        if broadcast(st.status) == RUNNING {
+            load_edges();
+            let n_patterns = desc[wid.x].n_patterns;
+            let n_sub = desc[wid.x].n_sub;
+            let last = min(chunk.pattern_end, n_patterns);
+            for (var k = chunk.pattern; k < last; k++) {
+                let rd = read_pattern(k);
+                let wanted = target_output(k);
+                if tid == 0u {
+                    let correct = rd.winner == wanted;
+                    let at = d.trace_off + era * d.n_patterns + k;
+                    trace[at] = TraceEntry(select(0u, 1u, correct), rd.power);
+                    st.winner = rd.winner;
+                    if !correct {
+                        st.mistakes++;
+                    }
+                }
+                if rd.winner != wanted {
+                    let alive_a = pulse(PULSE_PUNISH, k, rd.winner, era, n_sub);
+                    let alive_b = pulse(PULSE_NORMALIZE, k, rd.winner, era, n_sub);
+                    add_updates(&st, (alive_a + alive_b) * n_sub);
+                    bank_energy(&st);
+                }
+            }
+            if chunk.end_era == 1u {
+                if tid == 0u {
+                    atomicStore(&removed, 0u);
+                }
+                workgroupBarrier();
+                prune(era);
+                let pruned = workgroupUniformLoad(&removed);
+                if tid == 0u {
+                    st.pruned += pruned;
+                    st.eras_run = era + 1u;
+                    if st.mistakes == 0u {
+                        st.converged_era = era;
+                        st.status = DONE;
+                    } else if era + 1u >= d.max_eras {
+                        st.status = DONE;
+                    } else {
+                        atomicAdd(&running[era], 1u);
+                    }
+                    st.mistakes = 0u;
+                }
+            }
+            store_edges();
+            finish(&st);
+        }
+    }
+}
+
+// training.rs train(), after the eras: read every pattern once more.
+@compute @workgroup_size(WG)
+fn final_group(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    if wid.x < chunk.n_lanes {
+        setup(wid.x, local);
+        var st = state[lane];
+        load_edges();
+        let n_patterns = desc[wid.x].n_patterns;
+        for (var k = 0u; k < n_patterns; k++) {
+            let rd = read_pattern(k);
+            if tid == 0u {
+                if rd.winner == target_output(k) {
+                    st.recalled++;
+                }
+                for (var o = 0u; o < d.n_out; o++) {
+                    currents[d.currents_off + k * d.n_out + o] = out_cur[o];
+                }
+                st.winner = rd.winner;
+            }
+        }
+        finish(&st);
+    }
+}
+
+// Tests only (gpu.rs Gpu::probe): one read (chunk.pulse == PROBE_READ) or
+// one pulse of pattern chunk.pattern after a mistake won by state.winner,
+// in era state.eras_run; node voltages, output currents and resistances go
+// to their slots of train.wgsl.
+@compute @workgroup_size(WG)
+fn probe_group(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    if wid.x < chunk.n_lanes {
+        setup(wid.x, local);
+        var st = state[lane];
+        let w = broadcast(st.winner);
+        load_edges();
+        let k = chunk.pattern;
+        if chunk.pulse == PROBE_READ {
+            let rd = read_pattern(k);
+            if tid == 0u {
+                st.winner = rd.winner;
+                for (var o = 0u; o < d.n_out; o++) {
+                    fs[at_cur(o)] = out_cur[o];
+                }
+            }
+        } else if w != target_output(k) {
+            let n_alive = pulse(chunk.pulse, k, w, st.eras_run, desc[wid.x].n_sub);
+            add_updates(&st, n_alive * desc[wid.x].n_sub);
+            bank_energy(&st);
+        }
+        for (var i = tid; i < n_nodes; i += WG) {
+            fs[at_v(i)] = v[i];
+        }
+        store_edges();
+        finish(&st);
+    }
+}
