@@ -13,21 +13,26 @@
 # (target/release/deps/gpu-<hash>). Neither binary needs the source tree.
 #
 # Environment:
-#   GPU_INSTANCES  instances of every bench configuration on the GPU (10000)
+#   GPU_INSTANCES  instances of 2-4-2 and 8-16-8 on the GPU (10000)
+#   GPU_MID        instances of 16-64-16 on the GPU (5000)
 #   GPU_LARGE      instances of 8-16-8 in a second, larger GPU run (50000)
-#   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (2000)
+#   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (0: not run)
+#   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
+#                  (MEMSWEEP_GROUP_WG; empty: none)
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
 #   CPU_SCALE      multiplies the CPU's bench instance counts (4)
 #   MID_SIZE       instances per mid-size agreement configuration (200)
-#   BENCH_TIMEOUT  seconds for each of the five bench runs (90; configurations
-#                  not done by then are missing from the table)
+#   BENCH_TIMEOUT  seconds for each bench run (90; configurations not done by
+#                  then are missing from the table)
 #   OUT            if set, logs and bench JSON are also written there
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 GPU_INSTANCES=${GPU_INSTANCES:-10000}
+GPU_MID=${GPU_MID:-5000}
 GPU_LARGE=${GPU_LARGE:-50000}
-GPU_DEEP=${GPU_DEEP:-2000}
+GPU_DEEP=${GPU_DEEP:-0}
+GROUP_WG_SWEEP=${GROUP_WG_SWEEP:-}
 CPU_THREADS=${CPU_THREADS:-2}
 CPU_SCALE=${CPU_SCALE:-4}
 MID_SIZE=${MID_SIZE:-200}
@@ -71,37 +76,53 @@ echo "(tests: exit $tests_status, $((SECONDS - start)) s)"
 echo "== bench: CPU on $CPU_THREADS threads; GPU on $GPU_INSTANCES instances per configuration"
 start=$SECONDS
 bench_status=0
+runs=()
+# bench LABEL ARGS...: one `memsweep bench` run, its rows labelled LABEL.
 bench() {
-    timeout "$BENCH_TIMEOUT" "$MEMSWEEP" bench --json "$@" >>"$LOG/bench.jsonl" 2>>"$LOG/bench.err" ||
-        bench_status=1
+    local label=$1
+    shift
+    runs+=("$label")
+    timeout "$BENCH_TIMEOUT" "$MEMSWEEP" bench --json "$@" >>"$LOG/bench-$label.jsonl" \
+        2>>"$LOG/bench-$label.err" || { bench_status=1; echo "bench $label: failed or timed out"; }
 }
-: >"$LOG/bench.jsonl"
-: >"$LOG/bench.err"
-bench --backend cpu --threads "$CPU_THREADS" --scale "$CPU_SCALE" \
+rm -f "$LOG"/bench-*.jsonl "$LOG"/bench-*.err
+bench cpu --backend cpu --threads "$CPU_THREADS" --scale "$CPU_SCALE" \
     --config 2-4-2 --config 8-16-8 --config 16-64-16 --config '8-[32,32,32]-8'
-bench --backend gpu --gpu-layout group --gpu-instances "$GPU_INSTANCES" \
-    --config 2-4-2 --config 8-16-8 --config 16-64-16
-MEMSWEEP_GPU_TIMING=1 bench --backend gpu --gpu-layout group --gpu-instances "$GPU_LARGE" \
-    --config 8-16-8
-bench --backend gpu --gpu-layout thread --gpu-instances "$GPU_INSTANCES" \
+bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_INSTANCES" \
     --config 2-4-2 --config 8-16-8
-bench --backend gpu --gpu-instances "$GPU_DEEP" --config '8-[32,32,32]-8'
-grep -v "XDG_RUNTIME_DIR" "$LOG/bench.err" | grep -E "backend|skipped|error|panicked" | sort | uniq | head -8
-grep "gpu: " "$LOG/bench.err" | tail -6
+bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_MID" --config 16-64-16
+MEMSWEEP_GPU_TIMING=1 bench group-large --backend gpu --gpu-layout group \
+    --gpu-instances "$GPU_LARGE" --config 8-16-8
+bench thread --backend gpu --gpu-layout thread --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+for wg in $GROUP_WG_SWEEP; do
+    MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+done
+if [[ $GPU_DEEP -gt 0 ]]; then
+    bench auto --backend gpu --gpu-instances "$GPU_DEEP" --config '8-[32,32,32]-8'
+fi
+cat "$LOG"/bench-*.err | grep -v "XDG_RUNTIME_DIR" | grep -E "skipped|error|panicked" | sort -u | head -8
+grep -h "gpu: " "$LOG/bench-group-large.err" | tail -6
 echo "(bench: exit $bench_status, $((SECONDS - start)) s)"
 
 echo "== table"
-python3 - "$LOG/bench.jsonl" <<'EOF'
+python3 - "$LOG" "${runs[@]}" <<'EOF'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-rows = [r for r in rows if "backend" in r]
+log, labels = sys.argv[1], sys.argv[2:]
+rows = []
+for label in dict.fromkeys(labels):
+    for line in open(f"{log}/bench-{label}.jsonl"):
+        r = json.loads(line) if line.startswith("{") else {}
+        if "backend" in r:
+            r["label"] = label if r["backend"] != "cpu" else "cpu"
+            rows.append(r)
 cpu = {r["config"]: r for r in rows if r["backend"] == "cpu"}
-print(f"{'config':<16} {'backend':>10} {'instances':>9} {'s':>8} {'inst/s':>10} "
+print(f"{'config':<16} {'run':>11} {'instances':>9} {'s':>8} {'inst/s':>10} "
       f"{'updates/s':>10} {'recalled/P':>10} {'Pr[all]':>7} {'x cpu':>7}")
 for r in rows:
     c = cpu.get(r["config"])
     x = f"{r['instances_per_s'] / c['instances_per_s']:.1f}" if c and r["backend"] != "cpu" else ""
-    print(f"{r['config']:<16} {r['backend']:>10} {r['instances']:>9} {r['seconds']:>8.2f} "
+    print(f"{r['config']:<16} {r['label']:>11} {r['instances']:>9} {r['seconds']:>8.2f} "
           f"{r['instances_per_s']:>10.1f} {r['updates_per_s']:>10.3e} "
           f"{r['mean_recalled_frac']:>10.3f} {r['p_learned_all']:>7.3f} {x:>7}")
 EOF

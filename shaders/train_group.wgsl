@@ -46,9 +46,14 @@ const T_PER: u32 = 8u;
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
 // used holds the right-hand side): entry (i, k), k <= i, at i (i + 1) / 2 + k.
 const S_LEN: u32 = (D_MAX + 1u) * (D_MAX + 2u) / 2u;
-// The link table of eliminated node c and dense node a at c * n_dense + a:
-// n_eliminated * n_dense <= N_MAX^2 / 4.
+// The link table: the conductance between eliminated node c and dense node
+// a at c * n_dense + a (0 where they are not joined); n_eliminated *
+// n_dense <= N_MAX^2 / 4.
 const L_LEN: u32 = (N_MAX * N_MAX + 3u) / 4u + 1u;
+// 32-bit words of a node set.
+const W: u32 = (N_MAX + 31u) / 32u;
+// No link slot.
+const NONE: u32 = 0xffffffffu;
 
 struct InstanceDesc {
     seed_lo: u32,
@@ -159,8 +164,8 @@ const PURPOSE_PRUNE: u32 = 0x7072756eu;
 const TIE_REL: f32 = 4e-6;
 
 // Shared by the workgroup: the instance's circuit.
-// Conductances; g[M_MAX] = 0 stands for a missing link.
-var<workgroup> g: array<f32, M_MAX + 1u>;
+// Conductances.
+var<workgroup> g: array<f32, M_MAX>;
 var<workgroup> v: array<f32, N_MAX>;
 var<workgroup> cond: array<f32, N_MAX>;
 var<workgroup> inject: array<f32, N_MAX>;
@@ -168,9 +173,15 @@ var<workgroup> role: array<u32, N_MAX>;
 var<workgroup> pos: array<u32, N_MAX>;
 var<workgroup> dense_node: array<u32, N_MAX>;
 var<workgroup> elim_node: array<u32, N_MAX>;
-var<workgroup> stack: array<u32, N_MAX>;
+// Dense candidates in elimination order.
+var<workgroup> order: array<u32, N_MAX>;
 var<workgroup> degree: array<u32, N_MAX>;
-var<workgroup> link: array<u32, L_LEN>;
+// Node sets, W words each: alive neighbours of every node, fixed nodes,
+// nodes reached from a fixed one.
+var<workgroup> nbr: array<u32, N_MAX * W>;
+var<workgroup> fixed_set: array<u32, W>;
+var<workgroup> reached: array<u32, W>;
+var<workgroup> link: array<f32, L_LEN>;
 var<workgroup> elim_inv: array<f32, N_MAX>;
 var<workgroup> elim_share: array<f32, N_MAX>;
 var<workgroup> s: array<f32, S_LEN>;
@@ -178,11 +189,15 @@ var<workgroup> piv: array<f32, D_MAX + 1u>;
 var<workgroup> piv_inv: array<f32, D_MAX + 1u>;
 var<workgroup> out_cur: array<f32, N_MAX>;
 var<workgroup> partial: array<f32, WG>;
+var<workgroup> partial_count: array<u32, WG>;
 var<workgroup> moved: atomic<u32>;
 var<workgroup> removed: atomic<u32>;
 var<workgroup> wg_dense: u32;
 var<workgroup> wg_elim: u32;
 var<workgroup> wg_word: u32;
+var<workgroup> wg_candidates: u32;
+// 1 when some alive edge joins two dense nodes (the current split).
+var<workgroup> wg_dense_pairs: atomic<u32>;
 
 var<private> tid: u32;
 var<private> lane: u32;
@@ -211,6 +226,8 @@ var<private> e_vt: array<f32, E_PER>;
 var<private> e_tail: array<u32, E_PER>;
 var<private> e_head: array<u32, E_PER>;
 var<private> e_neg: array<bool, E_PER>;
+// The edge's entry of the link table under the current split, or NONE.
+var<private> e_slot: array<u32, E_PER>;
 // This invocation's entries of the packed triangle: row << 16 | column.
 var<private> ent: array<u32, T_PER>;
 // Joule this invocation's edges dissipated during the current pattern's
@@ -292,9 +309,6 @@ fn load_edges() {
             g[e] = fs[at_g(e)];
         }
     }
-    if tid == 0u {
-        g[M_MAX] = 0.0;
-    }
     for (var t = 0u; t < T_PER; t++) {
         let p = tid + t * WG;
         var i = u32((sqrt(8.0 * f32(p) + 1.0) - 1.0) * 0.5);
@@ -307,6 +321,7 @@ fn load_edges() {
         ent[t] = select(0xffff0000u, (i << 16u) | (p - tri(i, 0u)), p < S_LEN);
     }
     workgroupBarrier();
+    neighbour_sets();
 }
 
 fn store_edges() {
@@ -379,116 +394,185 @@ fn fixed_volts(i: u32) -> f32 {
     return volts;
 }
 
-// circuit.rs Solver::prepare, by invocation 0: roles, the dense and the
-// eliminated nodes, as train.wgsl prepare() up to the links.
-fn classify() {
-    let n = n_nodes;
-    var top = 0u;
-    for (var i = 0u; i < n; i++) {
-        if is_fixed(i) {
-            role[i] = FIXED;
-            stack[top] = i;
-            top++;
-        } else {
-            role[i] = ISOLATED;
-        }
-    }
-    while top > 0u {
-        top--;
-        let i = stack[top];
+// The alive neighbours of every node, as node sets (after loading the
+// edges and after pruning).
+fn neighbour_sets() {
+    for (var i = tid; i < n_nodes; i += WG) {
+        var members: array<u32, W>;
         for (var k = adj_start(i); k < adj_end(i); k++) {
             let j = adj_other(k);
-            if is_alive(adj_edge(k)) && role[j] == ISOLATED {
-                role[j] = DENSE;
-                stack[top] = j;
-                top++;
+            if is_alive(adj_edge(k)) {
+                members[j / 32u] |= 1u << (j % 32u);
             }
         }
+        for (var w = 0u; w < W; w++) {
+            nbr[i * W + w] = members[w];
+        }
     }
-    // Greedy independent set, fewest free neighbours first; `stack` holds
-    // the order.
-    var n_order = 0u;
-    for (var i = 0u; i < n; i++) {
-        if role[i] == DENSE {
-            stack[n_order] = i;
-            n_order++;
-            var deg = 0u;
-            for (var k = adj_start(i); k < adj_end(i); k++) {
-                if is_alive(adj_edge(k)) && !is_fixed(adj_other(k)) {
-                    deg++;
+    workgroupBarrier();
+}
+
+fn in_set(set_word: u32, j: u32) -> bool {
+    return ((set_word >> (j % 32u)) & 1u) != 0u;
+}
+
+// circuit.rs Solver::prepare for the current boundary: roles, the dense
+// and eliminated nodes in the greedy order (fewest free neighbours first,
+// then by node), the link table and the fixed voltages; returns (n_dense,
+// n_eliminated). Node sets make every step a few word operations; the one
+// sequential step (the greedy independent set) runs in invocation 0.
+fn prepare() -> vec2<u32> {
+    workgroupBarrier();
+    for (var i = tid; i < n_nodes; i += WG) {
+        let fixed = is_fixed(i);
+        role[i] = select(ISOLATED, FIXED, fixed);
+        v[i] = select(0.0, fixed_volts(i), fixed);
+    }
+    if tid == 0u {
+        atomicStore(&wg_dense_pairs, 0u);
+    }
+    workgroupBarrier();
+    for (var w = tid; w < W; w += WG) {
+        var word = 0u;
+        for (var b = 0u; b < 32u; b++) {
+            let i = w * 32u + b;
+            if i < n_nodes && role[i] == FIXED {
+                word |= 1u << b;
+            }
+        }
+        fixed_set[w] = word;
+    }
+    workgroupBarrier();
+    // Every node joined to a fixed one by alive edges: breadth first, a
+    // frontier at a time.
+    if tid == 0u {
+        var reach: array<u32, W>;
+        var frontier: array<u32, W>;
+        for (var w = 0u; w < W; w++) {
+            reach[w] = fixed_set[w];
+            frontier[w] = fixed_set[w];
+        }
+        var growing = true;
+        while growing {
+            var next: array<u32, W>;
+            for (var w = 0u; w < W; w++) {
+                var f = frontier[w];
+                while f != 0u {
+                    let i = w * 32u + countTrailingZeros(f);
+                    f &= f - 1u;
+                    for (var x = 0u; x < W; x++) {
+                        next[x] |= nbr[i * W + x];
+                    }
                 }
+            }
+            growing = false;
+            for (var w = 0u; w < W; w++) {
+                frontier[w] = next[w] & ~reach[w];
+                reach[w] |= frontier[w];
+                growing = growing || frontier[w] != 0u;
+            }
+        }
+        for (var w = 0u; w < W; w++) {
+            reached[w] = reach[w];
+        }
+    }
+    workgroupBarrier();
+    // Free nodes reached are dense candidates; their free degree.
+    for (var i = tid; i < n_nodes; i += WG) {
+        if role[i] != FIXED && in_set(reached[i / 32u], i) {
+            role[i] = DENSE;
+            var deg = 0u;
+            for (var w = 0u; w < W; w++) {
+                deg += countOneBits(nbr[i * W + w] & ~fixed_set[w]);
             }
             degree[i] = deg;
         }
     }
-    for (var c = 1u; c < n_order; c++) {
-        let i = stack[c];
-        let key = degree[i];
-        var j = c;
-        while j > 0u && degree[stack[j - 1u]] > key {
-            stack[j] = stack[j - 1u];
-            j--;
+    workgroupBarrier();
+    // Each candidate's place in the order by (free degree, node).
+    var mine = 0u;
+    for (var i = tid; i < n_nodes; i += WG) {
+        if role[i] == DENSE {
+            let key = degree[i];
+            var rank = 0u;
+            for (var j = 0u; j < n_nodes; j++) {
+                if role[j] == DENSE && (degree[j] < key || (degree[j] == key && j < i)) {
+                    rank++;
+                }
+            }
+            order[rank] = i;
+            mine++;
         }
-        stack[j] = i;
     }
-    var nd = 0u;
-    var ne = 0u;
-    for (var c = 0u; c < n_order; c++) {
-        let i = stack[c];
-        var next_to_eliminated = false;
-        for (var k = adj_start(i); k < adj_end(i); k++) {
-            if is_alive(adj_edge(k)) && role[adj_other(k)] == ELIMINATED {
-                next_to_eliminated = true;
+    partial_count[tid] = mine;
+    workgroupBarrier();
+    // Greedy independent set: a candidate none of whose alive neighbours
+    // is eliminated yet is eliminated.
+    if tid == 0u {
+        var candidates = 0u;
+        for (var t = 0u; t < WG; t++) {
+            candidates += partial_count[t];
+        }
+        var elim: array<u32, W>;
+        var nd = 0u;
+        var ne = 0u;
+        for (var c = 0u; c < candidates; c++) {
+            let i = order[c];
+            var touches = 0u;
+            for (var w = 0u; w < W; w++) {
+                touches |= nbr[i * W + w] & elim[w];
+            }
+            if touches != 0u {
+                pos[i] = nd;
+                dense_node[nd] = i;
+                nd++;
+            } else {
+                role[i] = ELIMINATED;
+                pos[i] = ne;
+                elim_node[ne] = i;
+                elim[i / 32u] |= 1u << (i % 32u);
+                ne++;
             }
         }
-        if next_to_eliminated {
-            pos[i] = nd;
-            dense_node[nd] = i;
-            nd++;
-        } else {
-            role[i] = ELIMINATED;
-            elim_node[ne] = i;
-            ne++;
+        if nd > D_MAX {
+            failed = true;
+            nd = 0u;
+            ne = 0u;
         }
-    }
-    if nd > D_MAX {
-        failed = true;
-        nd = 0u;
-        ne = 0u;
-    }
-    wg_dense = nd;
-    wg_elim = ne;
-}
-
-// The node split of the current boundary, the link table and the fixed
-// voltages; returns (n_dense, n_eliminated).
-fn prepare() -> vec2<u32> {
-    workgroupBarrier();
-    if tid == 0u {
-        classify();
+        wg_dense = nd;
+        wg_elim = ne;
     }
     let nd = workgroupUniformLoad(&wg_dense);
     let ne = workgroupUniformLoad(&wg_elim);
-    for (var c = tid; c < ne; c += WG) {
-        let row = c * nd;
-        for (var a = 0u; a < nd; a++) {
-            link[row + a] = M_MAX;
-        }
-        let i = elim_node[c];
-        for (var k = adj_start(i); k < adj_end(i); k++) {
-            let j = adj_other(k);
-            if is_alive(adj_edge(k)) && role[j] == DENSE {
-                link[row + pos[j]] = adj_edge(k);
+    // The link table: zero, then each edge between an eliminated and a
+    // dense node writes its conductance to its entry (and keeps the entry,
+    // to update it as it moves).
+    for (var x = tid; x < ne * nd; x += WG) {
+        link[x] = 0.0;
+    }
+    workgroupBarrier();
+    var pairs = 0u;
+    for (var j = 0u; j < E_PER; j++) {
+        let e = tid + j * WG;
+        var slot = NONE;
+        if e < n_edges {
+            let rt = role[e_tail[j]];
+            let rh = role[e_head[j]];
+            if rt == ELIMINATED && rh == DENSE {
+                slot = pos[e_tail[j]] * nd + pos[e_head[j]];
+            } else if rh == ELIMINATED && rt == DENSE {
+                slot = pos[e_head[j]] * nd + pos[e_tail[j]];
+            } else if rt == DENSE && rh == DENSE && g[e] > 0.0 {
+                pairs = 1u;
+            }
+            if slot != NONE {
+                link[slot] = g[e];
             }
         }
+        e_slot[j] = slot;
     }
-    for (var i = tid; i < n_nodes; i += WG) {
-        let r = role[i];
-        if r == FIXED {
-            v[i] = fixed_volts(i);
-        } else if r == ISOLATED {
-            v[i] = 0.0;
-        }
+    if pairs != 0u {
+        atomicOr(&wg_dense_pairs, 1u);
     }
     workgroupBarrier();
     return vec2<u32>(nd, ne);
@@ -525,45 +609,45 @@ fn solve(sp: vec2<u32>) {
         elim_share[c] = inject[i] * inv;
     }
     workgroupBarrier();
-    // Rows: diagonal, couplings between dense nodes, right-hand side (row
-    // nd of the triangle).
-    let rhs_row = tri(nd, 0u);
-    for (var a = tid; a < nd; a += WG) {
-        let i = dense_node[a];
-        let base = tri(a, 0u);
-        for (var b = 0u; b < a; b++) {
-            s[base + b] = 0.0;
-        }
-        s[base + a] = d.gmin + cond[i];
-        for (var k = adj_start(i); k < adj_end(i); k++) {
-            let j = adj_other(k);
-            if role[j] == DENSE && pos[j] < a {
-                s[base + pos[j]] -= g[adj_edge(k)];
-            }
-        }
-        var rhs = inject[i];
-        for (var c = 0u; c < ne; c++) {
-            rhs += g[link[c * nd + a]] * elim_share[c];
-        }
-        s[rhs_row + a] = rhs;
-    }
-    workgroupBarrier();
-    // Eliminating node c couples every pair of its dense neighbours: rank-one
-    // updates, each entry by its owner, over c in order.
+    // Each entry by its owner: the diagonal (or 0), less the rank-one
+    // terms of eliminating each c (coupling every pair of c's dense
+    // neighbours), in order of c; row nd is the right-hand side.
     for (var t = 0u; t < T_PER; t++) {
         let i = ent[t] >> 16u;
         let k = ent[t] & 0xffffu;
         if i < nd {
-            let p = tri(i, k);
-            var acc = s[p];
+            var acc = 0.0;
+            if i == k {
+                acc = d.gmin + cond[dense_node[i]];
+            }
             for (var c = 0u; c < ne; c++) {
                 let row = c * nd;
-                acc -= (g[link[row + i]] * elim_inv[c]) * g[link[row + k]];
+                acc -= (link[row + i] * elim_inv[c]) * link[row + k];
             }
-            s[p] = acc;
+            s[tri(i, k)] = acc;
+        } else if i == nd && k < nd {
+            var rhs = inject[dense_node[k]];
+            for (var c = 0u; c < ne; c++) {
+                rhs += link[c * nd + k] * elim_share[c];
+            }
+            s[tri(i, k)] = rhs;
         }
     }
     workgroupBarrier();
+    // Couplings between dense nodes (none in a network of one hidden layer).
+    if workgroupUniformLoad(&wg_dense_pairs) != 0u {
+        for (var a = tid; a < nd; a += WG) {
+            let i = dense_node[a];
+            let base = tri(a, 0u);
+            for (var k = adj_start(i); k < adj_end(i); k++) {
+                let j = adj_other(k);
+                if role[j] == DENSE && pos[j] < a {
+                    s[base + pos[j]] -= g[adj_edge(k)];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
     // Right-looking Cholesky of the triangle, the right-hand side row riding
     // along (forward substitution). Column j is left unscaled: L_ij is
     // s(i, j) * piv_inv[j].
@@ -585,6 +669,7 @@ fn solve(sp: vec2<u32>) {
         workgroupBarrier();
     }
     // y = L^-1 b, into the right-hand side row.
+    let rhs_row = tri(nd, 0u);
     for (var a = tid; a < nd; a += WG) {
         s[rhs_row + a] = s[rhs_row + a] / piv[a];
     }
@@ -599,7 +684,9 @@ fn solve(sp: vec2<u32>) {
         workgroupBarrier();
     }
     for (var a = tid; a < nd; a += WG) {
-        v[dense_node[a]] = s[rhs_row + a] / piv[a];
+        let x = s[rhs_row + a] / piv[a];
+        s[rhs_row + a] = x;
+        v[dense_node[a]] = x;
     }
     workgroupBarrier();
     for (var c = tid; c < ne; c += WG) {
@@ -607,7 +694,7 @@ fn solve(sp: vec2<u32>) {
         var total = inject[i];
         let row = c * nd;
         for (var a = 0u; a < nd; a++) {
-            total += g[link[row + a]] * v[dense_node[a]];
+            total += link[row + a] * s[rhs_row + a];
         }
         v[i] = total / (d.gmin + cond[i]);
     }
@@ -732,7 +819,11 @@ fn move_devices(dt: f32, counter: vec3<u32>) {
                 }
                 if r != r_old {
                     e_r[j] = r;
-                    g[e] = 1.0 / r;
+                    let ge = 1.0 / r;
+                    g[e] = ge;
+                    if e_slot[j] != NONE {
+                        link[e_slot[j]] = ge;
+                    }
                     changed = true;
                 }
             }

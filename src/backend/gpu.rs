@@ -286,9 +286,16 @@ pub struct GroupShape {
 }
 
 impl GroupShape {
-    /// About four edges per invocation, from 32 to 256 invocations.
+    /// About four edges per invocation, from 32 to 256 invocations (or the
+    /// power of two in that range that MEMSWEEP_GROUP_WG names: a knob
+    /// for measuring, which changes only how the work is cut).
     fn of(slots: Slots) -> GroupShape {
-        let wg = slots.edges.div_ceil(4).next_power_of_two().clamp(32, 256) as u32;
+        let wg = std::env::var("MEMSWEEP_GROUP_WG")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .filter(|w| w.is_power_of_two() && (32..=256).contains(w))
+            .unwrap_or_else(|| slots.edges.div_ceil(4).next_power_of_two().clamp(32, 256))
+            as u32;
         GroupShape {
             wg,
             edges_per_invocation: (slots.edges as u32).div_ceil(wg),
@@ -316,14 +323,16 @@ impl GroupShape {
     /// Bytes of workgroup memory (train_group.wgsl's `var<workgroup>`s).
     pub fn workgroup_bytes(self) -> u64 {
         let n = self.nodes as u64;
+        let sets = n.div_ceil(32);
         let links = (n * n).div_ceil(4) + 1;
-        let words = (self.edges() as u64 + 1)
+        let words = self.edges() as u64
             + 12 * n
+            + (n + 2) * sets
             + links
             + self.triangle() as u64
             + 2 * (self.dense() as u64 + 1)
-            + self.wg as u64
-            + 5;
+            + 2 * self.wg as u64
+            + 7;
         4 * words
     }
 
@@ -358,12 +367,15 @@ impl GroupShape {
         let wg = self.wg as u64;
         let per = |x: u64| x.div_ceil(wg);
         let (e, t) = (self.edges_per_invocation as u64, self.triangle_per_invocation() as u64);
-        let prepare = 3 * n + 6 * m + n * n / 2 + per(n) * (d + degree) + per(n);
+        let w = n.div_ceil(32);
+        // Invocation 0's share: the breadth-first search and the greedy
+        // set run there.
+        let prepare = 4 * per(n) + 32 * w + 2 * n * w + per(n) * n + wg + n * w + per(n * n / 4) + e;
         let sums = per(n) * degree;
-        let solve = per(n) * (1 + d + degree + n + d) + t * n + d * t + 2 * per(d) + d * per(d);
+        let solve = 2 * per(n) + t * n + per(n) * degree + d * t + 2 * per(d) + d * per(d) + per(n) * d;
         let read = prepare + sums + solve + per(n_out) * degree + e + wg + 2 * n_out;
         let pulse = prepare + sums + m + n_sub * (solve + 2 * e + 4 * e + sums);
-        let rest = e + t + 4 * e + wg + 2 * e + 16;
+        let rest = e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
         (read + 2 * pulse, rest)
     }
 }
