@@ -19,6 +19,9 @@
 #   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (0: not run)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
 #                  (MEMSWEEP_GROUP_WG; empty: none)
+#   CHECKS_SWEEP   runtime checks to time 8-16-8 and 16-64-16 with besides
+#                  wgpu's default (MEMSWEEP_GPU_CHECKS: bounds, none; empty:
+#                  none)
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
 #   CPU_SCALE      multiplies the CPU's bench instance counts (4)
 #   MID_SIZE       instances per mid-size agreement configuration (200)
@@ -33,6 +36,7 @@ GPU_MID=${GPU_MID:-5000}
 GPU_LARGE=${GPU_LARGE:-50000}
 GPU_DEEP=${GPU_DEEP:-0}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP:-}
+CHECKS_SWEEP=${CHECKS_SWEEP:-}
 CPU_THREADS=${CPU_THREADS:-2}
 CPU_SCALE=${CPU_SCALE:-4}
 MID_SIZE=${MID_SIZE:-200}
@@ -97,6 +101,12 @@ bench thread --backend gpu --gpu-layout thread --gpu-instances "$GPU_INSTANCES" 
 for wg in $GROUP_WG_SWEEP; do
     MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+done
+for checks in $CHECKS_SWEEP; do
+    MEMSWEEP_GPU_CHECKS=$checks bench "group-$checks" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+    MEMSWEEP_GPU_CHECKS=$checks bench "group-$checks" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_MID" --config 16-64-16
 done
 if [[ $GPU_DEEP -gt 0 ]]; then
     bench auto --backend gpu --gpu-instances "$GPU_DEEP" --config '8-[32,32,32]-8'

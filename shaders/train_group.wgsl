@@ -40,7 +40,6 @@ const M_MAX: u32 = 256u;
 const N_MAX: u32 = 32u;
 const D_MAX: u32 = 30u;
 const E_PER: u32 = 4u;
-const T_PER: u32 = 8u;
 // shape end
 
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
@@ -228,8 +227,6 @@ var<private> e_head: array<u32, E_PER>;
 var<private> e_neg: array<bool, E_PER>;
 // The edge's entry of the link table under the current split, or NONE.
 var<private> e_slot: array<u32, E_PER>;
-// This invocation's entries of the packed triangle: row << 16 | column.
-var<private> ent: array<u32, T_PER>;
 // Joule this invocation's edges dissipated during the current pattern's
 // pulses.
 var<private> energy: f32;
@@ -257,6 +254,17 @@ fn is_alive(e: u32) -> bool { return g[e] > 0.0; }
 fn output_node(o: u32) -> u32 { return d.n_in + d.n_hidden + o; }
 // Entry (i, k) of the packed triangle.
 fn tri(i: u32, k: u32) -> u32 { return i * (i + 1u) / 2u + k; }
+// The row of the q-th entry of a packed triangle.
+fn tri_row(q: u32) -> u32 {
+    var i = u32((sqrt(8.0 * f32(q) + 1.0) - 1.0) * 0.5);
+    if tri(i + 1u, 0u) <= q {
+        i++;
+    }
+    if tri(i, 0u) > q {
+        i--;
+    }
+    return i;
+}
 
 fn target_output(k: u32) -> u32 {
     return net[d.task_off + k * (1u + d.mask_words)];
@@ -308,17 +316,6 @@ fn load_edges() {
             e_neg[j] = net[negative_at + e] != 0u;
             g[e] = fs[at_g(e)];
         }
-    }
-    for (var t = 0u; t < T_PER; t++) {
-        let p = tid + t * WG;
-        var i = u32((sqrt(8.0 * f32(p) + 1.0) - 1.0) * 0.5);
-        if tri(i + 1u, 0u) <= p {
-            i++;
-        }
-        if tri(i, 0u) > p {
-            i--;
-        }
-        ent[t] = select(0xffff0000u, (i << 16u) | (p - tri(i, 0u)), p < S_LEN);
     }
     workgroupBarrier();
     neighbour_sets();
@@ -609,12 +606,14 @@ fn solve(sp: vec2<u32>) {
         elim_share[c] = inject[i] * inv;
     }
     workgroupBarrier();
-    // Each entry by its owner: the diagonal (or 0), less the rank-one
-    // terms of eliminating each c (coupling every pair of c's dense
-    // neighbours), in order of c; row nd is the right-hand side.
-    for (var t = 0u; t < T_PER; t++) {
-        let i = ent[t] >> 16u;
-        let k = ent[t] & 0xffffu;
+    // Each entry of rows 0..=nd (less entry (nd, nd)), strided over the
+    // invocations: the diagonal (or 0), less the rank-one terms of
+    // eliminating each c (coupling every pair of c's dense neighbours), in
+    // order of c; row nd is the right-hand side.
+    let entries = tri(nd + 1u, 0u) - 1u;
+    for (var p = tid; p < entries; p += WG) {
+        let i = tri_row(p);
+        let k = p - tri(i, 0u);
         if i < nd {
             var acc = 0.0;
             if i == k {
@@ -624,13 +623,13 @@ fn solve(sp: vec2<u32>) {
                 let row = c * nd;
                 acc -= (link[row + i] * elim_inv[c]) * link[row + k];
             }
-            s[tri(i, k)] = acc;
-        } else if i == nd && k < nd {
+            s[p] = acc;
+        } else {
             var rhs = inject[dense_node[k]];
             for (var c = 0u; c < ne; c++) {
                 rhs += link[c * nd + k] * elim_share[c];
             }
-            s[tri(i, k)] = rhs;
+            s[p] = rhs;
         }
     }
     workgroupBarrier();
@@ -658,13 +657,15 @@ fn solve(sp: vec2<u32>) {
             piv[j] = dj;
             piv_inv[j] = inv;
         }
-        for (var t = 0u; t < T_PER; t++) {
-            let i = ent[t] >> 16u;
-            let k = ent[t] & 0xffffu;
-            if k > j && k < nd && i <= nd {
-                let p = tri(i, k);
-                s[p] -= (s[tri(i, j)] * inv) * (s[tri(k, j)] * inv);
-            }
+        // The trailing entries: rows j + 1..=nd, columns j + 1 up to the
+        // row (at most nd - 1): a triangle of nd - j rows less its last
+        // entry, strided over the invocations.
+        let rows = nd - j;
+        for (var q = tid; q + 1u < tri(rows, 0u); q += WG) {
+            let a = tri_row(q);
+            let i = j + 1u + a;
+            let k = j + 1u + q - tri(a, 0u);
+            s[tri(i, k)] -= (s[tri(i, j)] * inv) * (s[tri(k, j)] * inv);
         }
         workgroupBarrier();
     }

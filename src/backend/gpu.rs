@@ -76,6 +76,7 @@ use std::ops::Range;
 use std::sync::{mpsc, Arc, Mutex};
 
 use bytemuck::{Pod, Zeroable};
+use rayon::prelude::*;
 
 use crate::backend::cpu::{Cpu, Precision};
 use crate::backend::Executor;
@@ -346,15 +347,13 @@ impl GroupShape {
             .expect("train_group.wgsl: no shape end");
         format!(
             "{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
-             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
-             const T_PER: u32 = {}u;\n{}",
+             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
             self.nodes,
             self.dense(),
             self.edges_per_invocation,
-            self.triangle_per_invocation(),
             &GROUP_SHADER[end..]
         )
     }
@@ -1021,10 +1020,17 @@ impl Gpu {
         cache
             .entry(shape)
             .or_insert_with(|| {
-                let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let desc = wgpu::ShaderModuleDescriptor {
                     label: Some("train_group.wgsl"),
                     source: wgpu::ShaderSource::Wgsl(shape.source().into()),
-                });
+                };
+                let module = match group_checks() {
+                    Some(checks) => {
+                        // SAFETY: see group_checks.
+                        unsafe { self.device.create_shader_module_trusted(desc, checks) }
+                    }
+                    None => self.device.create_shader_module(desc),
+                };
                 let pipeline = |entry: &str| {
                     self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                         label: Some(entry),
@@ -1333,31 +1339,46 @@ impl Gpu {
                 ..Default::default()
             });
         }
-        // The initial device state, interleaved. Lanes go in blocks of 64, so
-        // that consecutive writes share cache lines.
+        // The initial device state, interleaved: one slot (a row of
+        // `lanes` words) per task.
         let m = slots.edges;
-        for first in (0..lanes).step_by(64) {
-            for e in 0..m {
-                for lane in first..(first + 64).min(lanes) {
+        let state_of = |lane: usize, e: usize| match states {
+            Some(s) => (s[lane].0[e], s[lane].1[e]),
+            None => (chunk[lane].0.devices.r0[e] as f32, true),
+        };
+        fs_init
+            .par_chunks_mut(lanes.max(1))
+            .enumerate()
+            .for_each(|(slot, row)| {
+                let (kind, e) = (slot / m, slot % m);
+                for (lane, x) in row.iter_mut().enumerate() {
                     let inst = &chunk[lane].0;
                     if e >= inst.network.n_edges() {
                         continue;
                     }
                     let dev = &inst.devices;
-                    let (r, alive) = match states {
-                        Some(s) => (s[lane].0[e], s[lane].1[e]),
-                        None => (dev.r0[e] as f32, true),
+                    *x = match kind {
+                        0 => dev.ron[e] as f32,
+                        1 => dev.roff[e] as f32,
+                        2 => dev.vt[e] as f32,
+                        3 => state_of(lane, e).0,
+                        _ => match state_of(lane, e) {
+                            (r, true) => 1.0 / r,
+                            (_, false) => 0.0,
+                        },
                     };
-                    let at = |slot: usize| slot * lanes + lane;
-                    fs_init[at(e)] = dev.ron[e] as f32;
-                    fs_init[at(m + e)] = dev.roff[e] as f32;
-                    fs_init[at(2 * m + e)] = dev.vt[e] as f32;
-                    fs_init[at(3 * m + e)] = r;
-                    fs_init[at(4 * m + e)] = if alive { 1.0 / r } else { 0.0 };
-                    us_init[at(e)] = alive as u32;
                 }
-            }
-        }
+            });
+        us_init
+            .par_chunks_mut(lanes.max(1))
+            .enumerate()
+            .for_each(|(e, row)| {
+                for (lane, x) in row.iter_mut().enumerate() {
+                    if e < chunk[lane].0.network.n_edges() {
+                        *x = state_of(lane, e).1 as u32;
+                    }
+                }
+            });
         let needs = ChunkNeeds {
             lanes,
             slots,
@@ -1668,7 +1689,7 @@ impl Gpu {
         let alive: &[u32] = bytemuck::cast_slice(part(4));
 
         chunk
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(lane, (inst, _))| {
                 let st = states[lane];
@@ -1851,6 +1872,27 @@ fn max_degree(params: &Params) -> u64 {
                 .unwrap_or(0) as u64
         }
         Topology::RandomBulk => (net.n_bulk + net.n_in + net.n_out) as u64,
+    }
+}
+
+/// The runtime checks wgpu adds to the workgroup kernel: all of them
+/// (None, the default) unless MEMSWEEP_GPU_CHECKS says `bounds` (array
+/// bounds checks only: no loop bounding) or `none`. A knob for measuring.
+/// Without loop bounding the kernel must have no infinite loop: every loop
+/// in train_group.wgsl runs over nodes, edges, patterns or substeps, or
+/// (the breadth-first search, the bit scans) stops when a finite set stops
+/// growing or is empty. Without bounds checks every index must be in
+/// range, which the host's shapes guarantee for valid networks.
+fn group_checks() -> Option<wgpu::ShaderRuntimeChecks> {
+    match std::env::var("MEMSWEEP_GPU_CHECKS").as_deref() {
+        Ok("bounds") => {
+            let mut checks = wgpu::ShaderRuntimeChecks::unchecked();
+            checks.bounds_checks = true;
+            checks.int_div_checks = true;
+            Some(checks)
+        }
+        Ok("none") => Some(wgpu::ShaderRuntimeChecks::unchecked()),
+        _ => None,
     }
 }
 
