@@ -20,7 +20,7 @@
 // - the node split of a boundary (prepare): invocation 0 alone, once per
 //   read or pulse, as in circuit.rs.
 // A barrier separates each stage; the Cholesky factorisation takes one per
-// pivot and the back substitution one per row. Everything that steers
+// pivot and the back substitution one per four rows. Everything that steers
 // control flow is loaded through workgroupUniformLoad, so every invocation
 // takes the same branches.
 //
@@ -32,7 +32,7 @@
 // interleaved by lane, and `state`. The differences in arithmetic from the
 // CPU kernel are of rounding only (the order of a few sums: node sums are
 // recomputed from the edges every substep, the energy is summed per
-// invocation; the forward substitution multiplies by the pivot's inverse).
+// invocation; pivots are scaled by their reciprocal square roots).
 
 // shape begin: gpu.rs GroupShape::header replaces these lines.
 const WG: u32 = 64u;
@@ -184,8 +184,9 @@ var<workgroup> link: array<f32, L_LEN>;
 var<workgroup> elim_inv: array<f32, N_MAX>;
 var<workgroup> elim_share: array<f32, N_MAX>;
 var<workgroup> s: array<f32, S_LEN>;
-var<workgroup> piv: array<f32, D_MAX + 1u>;
+// The reciprocal square roots of the pivots, and the dense solution.
 var<workgroup> piv_inv: array<f32, D_MAX + 1u>;
+var<workgroup> piv: array<f32, D_MAX + 1u>;
 var<workgroup> out_cur: array<f32, N_MAX>;
 var<workgroup> partial: array<f32, WG>;
 var<workgroup> partial_count: array<u32, WG>;
@@ -649,12 +650,10 @@ fn solve(sp: vec2<u32>) {
     }
     // Right-looking Cholesky of the triangle, the right-hand side row riding
     // along (forward substitution). Column j is left unscaled: L_ij is
-    // s(i, j) * piv_inv[j].
+    // s(i, j) * piv_inv[j], and y_j is s(nd, j) * piv_inv[j].
     for (var j = 0u; j < nd; j++) {
-        let dj = sqrt(s[tri(j, j)]);
-        let inv = 1.0 / dj;
+        let inv = inverseSqrt(s[tri(j, j)]);
         if tid == 0u {
-            piv[j] = dj;
             piv_inv[j] = inv;
         }
         // The trailing entries: rows j + 1..=nd, columns j + 1 up to the
@@ -669,33 +668,48 @@ fn solve(sp: vec2<u32>) {
         }
         workgroupBarrier();
     }
-    // y = L^-1 b, into the right-hand side row.
+    // Back substitution, four rows per barrier, last row first: with w_a =
+    // s(nd, a) - sum over b > a of s(b, a) x_b (kept in row nd), x_a is
+    // w_a * piv_inv[a]^2. Every invocation computes the block's x (into
+    // piv, by invocation 0); each row above the block then takes the
+    // block's terms, last row first.
     let rhs_row = tri(nd, 0u);
-    for (var a = tid; a < nd; a += WG) {
-        s[rhs_row + a] = s[rhs_row + a] / piv[a];
-    }
-    workgroupBarrier();
-    // Back substitution, column by column: x_k, then every row above it.
-    for (var kk = 0u; kk < nd; kk++) {
-        let k = nd - 1u - kk;
-        let xk = s[rhs_row + k] / piv[k];
-        for (var a = tid; a < k; a += WG) {
-            s[rhs_row + a] -= (s[tri(k, a)] * piv_inv[a]) * xk;
+    for (var step = 0u; step < (nd + 3u) / 4u; step++) {
+        let top = nd - 4u * step;
+        let low = select(top - 4u, 0u, top < 4u);
+        var xb: array<f32, 4>;
+        for (var r1 = top; r1 > low; r1--) {
+            let r = r1 - 1u;
+            var w = s[rhs_row + r];
+            for (var c1 = top; c1 > r1; c1--) {
+                w -= s[tri(c1 - 1u, r)] * xb[top - c1];
+            }
+            xb[top - r1] = (w * piv_inv[r]) * piv_inv[r];
+        }
+        if tid == 0u {
+            for (var r1 = top; r1 > low; r1--) {
+                piv[r1 - 1u] = xb[top - r1];
+            }
+        }
+        for (var a = tid; a < low; a += WG) {
+            var w = s[rhs_row + a];
+            for (var c1 = top; c1 > low; c1--) {
+                w -= s[tri(c1 - 1u, a)] * xb[top - c1];
+            }
+            s[rhs_row + a] = w;
         }
         workgroupBarrier();
     }
+    // The node voltages: dense ones as solved, eliminated ones from them.
     for (var a = tid; a < nd; a += WG) {
-        let x = s[rhs_row + a] / piv[a];
-        s[rhs_row + a] = x;
-        v[dense_node[a]] = x;
+        v[dense_node[a]] = piv[a];
     }
-    workgroupBarrier();
     for (var c = tid; c < ne; c += WG) {
         let i = elim_node[c];
         var total = inject[i];
         let row = c * nd;
         for (var a = 0u; a < nd; a++) {
-            total += link[row + a] * s[rhs_row + a];
+            total += link[row + a] * piv[a];
         }
         v[i] = total / (d.gmin + cond[i]);
     }

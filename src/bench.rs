@@ -64,6 +64,9 @@ pub struct BenchResult {
     pub backend: String,
     pub instances: usize,
     pub seconds: f64,
+    /// Of `seconds`, the time spent setting up the instances (networks,
+    /// devices, tasks) before training.
+    pub build_seconds: f64,
     pub instances_per_s: f64,
     pub updates_per_s: f64,
     pub mean_recalled_frac: f64,
@@ -73,11 +76,12 @@ pub struct BenchResult {
 impl BenchResult {
     pub fn to_json(&self) -> String {
         format!(
-            "{{\"config\":\"{}\",\"backend\":\"{}\",\"instances\":{},\"seconds\":{:.6},\"instances_per_s\":{:.3},\"updates_per_s\":{:.4e},\"mean_recalled_frac\":{:.4},\"p_learned_all\":{:.4}}}",
+            "{{\"config\":\"{}\",\"backend\":\"{}\",\"instances\":{},\"seconds\":{:.6},\"build_seconds\":{:.6},\"instances_per_s\":{:.3},\"updates_per_s\":{:.4e},\"mean_recalled_frac\":{:.4},\"p_learned_all\":{:.4}}}",
             self.config,
             self.backend,
             self.instances,
             self.seconds,
+            self.build_seconds,
             self.instances_per_s,
             self.updates_per_s,
             self.mean_recalled_frac,
@@ -111,6 +115,7 @@ pub fn run_config(config: &BenchConfig, executor: &dyn Executor, seed: u64) -> B
             })
             .collect()
     };
+    let build_seconds = start.elapsed().as_secs_f64();
     let outcomes = executor.train(&batch);
     let seconds = start.elapsed().as_secs_f64();
     let updates: u64 = outcomes.iter().map(|o| o.updates).sum();
@@ -121,6 +126,7 @@ pub fn run_config(config: &BenchConfig, executor: &dyn Executor, seed: u64) -> B
         backend: executor.name().to_string(),
         instances: outcomes.len(),
         seconds,
+        build_seconds,
         instances_per_s: n / seconds,
         updates_per_s: updates as f64 / seconds,
         mean_recalled_frac: outcomes.iter().map(|o| o.recalled as f64 / p).sum::<f64>() / n,
