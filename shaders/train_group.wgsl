@@ -873,12 +873,13 @@ fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
     var moving = true;
     for (var sub = 0u; sub < n_sub; sub++) {
         if moving {
-            solve(sp);
-            let p = own_power();
+            // Every invocation has read `moved` (a barrier of sums() or
+            // prepare() came since), and solve() ends with a barrier.
             if tid == 0u {
                 atomicStore(&moved, 0u);
             }
-            workgroupBarrier();
+            solve(sp);
+            let p = own_power();
             move_devices(d.dt, vec3<u32>(era, 2u * k + which, sub));
             moving = workgroupUniformLoad(&moved) != 0u;
             if moving {
