@@ -284,6 +284,10 @@ pub struct GroupShape {
     pub wg: u32,
     pub edges_per_invocation: u32,
     pub nodes: u32,
+    /// Edge ends, polarity, bounds and threshold read from memory where
+    /// used rather than held in registers (MEMSWEEP_GROUP_LEAN=1; a knob
+    /// for measuring).
+    pub lean: bool,
 }
 
 impl GroupShape {
@@ -301,6 +305,7 @@ impl GroupShape {
             wg,
             edges_per_invocation: (slots.edges as u32).div_ceil(wg),
             nodes: (slots.nodes as u32).next_multiple_of(8),
+            lean: std::env::var("MEMSWEEP_GROUP_LEAN").as_deref() == Ok("1"),
         }
     }
 
@@ -347,13 +352,15 @@ impl GroupShape {
             .expect("train_group.wgsl: no shape end");
         format!(
             "{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
-             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n{}",
+             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
+             const LEAN: bool = {};\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
             self.nodes,
             self.dense(),
             self.edges_per_invocation,
+            self.lean,
             &GROUP_SHADER[end..]
         )
     }
@@ -2048,6 +2055,7 @@ mod tests {
         validate(GROUP_SHADER);
         for shape in shapes() {
             validate(&shape.source());
+            validate(&GroupShape { lean: !shape.lean, ..shape }.source());
         }
     }
 
