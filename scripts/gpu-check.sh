@@ -21,8 +21,6 @@
 #                  (MEMSWEEP_GROUP_WG; empty: none)
 #   CHECKS_SWEEP   runtime checks to time 8-16-8 and 16-64-16 with besides
 #                  the default (MEMSWEEP_GPU_CHECKS: all, none; empty: none)
-#   LEAN_SWEEP     if set, also time 8-16-8 and 16-64-16 with
-#                  MEMSWEEP_GROUP_LEAN=1
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
 #   CPU_SCALE      multiplies the CPU's bench instance counts (4)
 #   MID_SIZE       instances per mid-size agreement configuration (200)
@@ -38,7 +36,6 @@ GPU_LARGE=${GPU_LARGE:-50000}
 GPU_DEEP=${GPU_DEEP:-0}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP:-}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
-LEAN_SWEEP=${LEAN_SWEEP:-}
 CPU_THREADS=${CPU_THREADS:-2}
 CPU_SCALE=${CPU_SCALE:-4}
 MID_SIZE=${MID_SIZE:-200}
@@ -104,12 +101,6 @@ for wg in $GROUP_WG_SWEEP; do
     MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
-if [[ -n $LEAN_SWEEP ]]; then
-    MEMSWEEP_GROUP_LEAN=1 bench group-lean --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
-    MEMSWEEP_GROUP_LEAN=1 bench group-lean --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_MID" --config 16-64-16
-fi
 for checks in $CHECKS_SWEEP; do
     MEMSWEEP_GPU_CHECKS=$checks bench "group-$checks" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8

@@ -40,7 +40,6 @@ const M_MAX: u32 = 256u;
 const N_MAX: u32 = 32u;
 const D_MAX: u32 = 30u;
 const E_PER: u32 = 4u;
-const LEAN: bool = false;
 // shape end
 
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
@@ -229,45 +228,6 @@ var<private> e_head: array<u32, E_PER>;
 var<private> e_neg: array<bool, E_PER>;
 // The edge's entry of the link table under the current split, or NONE.
 var<private> e_slot: array<u32, E_PER>;
-// Edge j of this invocation: its ends, polarity, bounds and threshold, in
-// registers, or with LEAN (fewer registers) read where they are kept.
-fn edge_tail(j: u32) -> u32 {
-    if LEAN {
-        return tail(tid + j * WG);
-    }
-    return e_tail[j];
-}
-fn edge_head(j: u32) -> u32 {
-    if LEAN {
-        return head(tid + j * WG);
-    }
-    return e_head[j];
-}
-fn edge_negative(j: u32) -> bool {
-    if LEAN {
-        return net[negative_at + tid + j * WG] != 0u;
-    }
-    return e_neg[j];
-}
-fn edge_ron(j: u32) -> f32 {
-    if LEAN {
-        return fs[at_ron(tid + j * WG)];
-    }
-    return e_ron[j];
-}
-fn edge_roff(j: u32) -> f32 {
-    if LEAN {
-        return fs[at_roff(tid + j * WG)];
-    }
-    return e_roff[j];
-}
-fn edge_vt(j: u32) -> f32 {
-    if LEAN {
-        return fs[at_vt(tid + j * WG)];
-    }
-    return e_vt[j];
-}
-
 // Joule this invocation's edges dissipated during the current pattern's
 // pulses.
 var<private> energy: f32;
@@ -349,14 +309,12 @@ fn load_edges() {
         let e = tid + j * WG;
         if e < n_edges {
             e_r[j] = fs[at_r(e)];
-            if !LEAN {
-                e_ron[j] = fs[at_ron(e)];
-                e_roff[j] = fs[at_roff(e)];
-                e_vt[j] = fs[at_vt(e)];
-                e_tail[j] = tail(e);
-                e_head[j] = head(e);
-                e_neg[j] = net[negative_at + e] != 0u;
-            }
+            e_ron[j] = fs[at_ron(e)];
+            e_roff[j] = fs[at_roff(e)];
+            e_vt[j] = fs[at_vt(e)];
+            e_tail[j] = tail(e);
+            e_head[j] = head(e);
+            e_neg[j] = net[negative_at + e] != 0u;
             g[e] = fs[at_g(e)];
         }
     }
@@ -596,12 +554,12 @@ fn prepare() -> vec2<u32> {
         let e = tid + j * WG;
         var slot = NONE;
         if e < n_edges {
-            let rt = role[edge_tail(j)];
-            let rh = role[edge_head(j)];
+            let rt = role[e_tail[j]];
+            let rh = role[e_head[j]];
             if rt == ELIMINATED && rh == DENSE {
-                slot = pos[edge_tail(j)] * nd + pos[edge_head(j)];
+                slot = pos[e_tail[j]] * nd + pos[e_head[j]];
             } else if rh == ELIMINATED && rt == DENSE {
-                slot = pos[edge_head(j)] * nd + pos[edge_tail(j)];
+                slot = pos[e_head[j]] * nd + pos[e_tail[j]];
             } else if rt == DENSE && rh == DENSE && g[e] > 0.0 {
                 pairs = 1u;
             }
@@ -764,7 +722,7 @@ fn own_power() -> f32 {
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
         if e < n_edges {
-            let dv = v[edge_tail(j)] - v[edge_head(j)];
+            let dv = v[e_tail[j]] - v[e_head[j]];
             p += g[e] * dv * dv;
         }
     }
@@ -856,11 +814,11 @@ fn move_devices(dt: f32, counter: vec3<u32>) {
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
         if e < n_edges && g[e] > 0.0 {
-            var dv = v[edge_tail(j)] - v[edge_head(j)];
-            if edge_negative(j) {
+            var dv = v[e_tail[j]] - v[e_head[j]];
+            if e_neg[j] {
                 dv = -dv;
             }
-            let rate = resistance_rate(dv, edge_vt(j));
+            let rate = resistance_rate(dv, e_vt[j]);
             if rate != 0.0 {
                 var noise = 1.0;
                 if sigma > 0.0 {
@@ -869,8 +827,8 @@ fn move_devices(dt: f32, counter: vec3<u32>) {
                 }
                 let r_old = e_r[j];
                 var r = r_old + dt * rate * noise;
-                let ron = edge_ron(j);
-                let roff = edge_roff(j);
+                let ron = e_ron[j];
+                let roff = e_roff[j];
                 if r < ron {
                     r = ron;
                 } else if r > roff {
@@ -952,8 +910,8 @@ fn prune(era: u32) {
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
         if e < n_edges && d.prune_below != 0u && g[e] > 0.0 {
-            let ron = edge_ron(j);
-            let threshold = ron + d.f_prune * (edge_roff(j) - ron);
+            let ron = e_ron[j];
+            let threshold = ron + d.f_prune * (e_roff[j] - ron);
             if e_r[j] >= threshold
                 && (bits(h_prune, vec4<u32>(era, 0u, 0u, e)) >> 8u) < d.prune_below {
                 g[e] = 0.0;

@@ -1,12 +1,29 @@
-//! The GPU executor: `shaders/train.wgsl`, run through wgpu, trains a chunk
+//! The GPU executor: WGSL compute shaders, run through wgpu, train a chunk
 //! of instances at once with the protocol of `protocol::training`, step by
-//! step and in f32.
+//! step and in f32, in one of two layouts (`Layout`): a workgroup per
+//! instance (`shaders/train_group.wgsl`) wherever its workgroup memory fits
+//! the adapter, else an invocation per instance (`shaders/train.wgsl`).
 //!
 //! Not here: the protocol itself (MODEL.md, `protocol::training`), which the
-//! shader mirrors function by function, or the set-up of instances
+//! shaders mirror function by function, or the set-up of instances
 //! (`Instance::build`, on the CPU as for every backend).
 //!
-//! Layout. One invocation trains one instance (thread per instance). An
+//! Workgroup layout. The kernel's shape (`GroupShape`: invocations, edges
+//! per invocation, node count, hence the sizes of its workgroup arrays) is
+//! written into the shader's first lines per chunk, and its pipelines are
+//! built on first use. The shader's own comment says who does what. It
+//! keeps the persistent state in the same interleaved slots of `fs`, `us`
+//! and `state` as the thread layout (below), reads them at the start of a
+//! dispatch and writes them back at its end, so buffers, upload, readback
+//! and probes are shared. One dispatch runs a whole era (on lavapipe as
+//! many patterns as its loop budget allows; `GroupShape::loop_iterations`).
+//! Instances are grouped by layout and shape before chunking, so that how
+//! an instance's sums are cut across invocations depends on its network
+//! alone. On an H200, 8-16-8 trains about 17,900 instances/s with 10,000
+//! in flight (22 times that host's 2-thread CPU backend, 9 times the thread
+//! layout) and 16-64-16 about 610/s (15 times); the README has the table.
+//!
+//! Thread layout. One invocation trains one instance. An
 //! instance's state and scratch (resistances, conductances, node voltages,
 //! the node split, the dense Schur complement) live in two storage buffers,
 //! `fs` (f32) and `us` (u32), interleaved by lane: word `slot` of lane `l` is
@@ -37,23 +54,24 @@
 //! networks whose single step could exceed it (on an H200 every size runs).
 //!
 //! Thread per instance needs many instances in flight: on an H200, 8-16-8
-//! trains about 1,900 instances/s with 10,000 in flight and 5,900/s with
-//! 100,000 (25 times the 2-thread CPU backend); 16-64-16 about 180/s with
-//! 20,000 (13 times). A step is bound by memory traffic (each instance's
-//! Schur complement and conductances, kilobytes, do not stay in cache); a
-//! layout with a workgroup per instance and its Schur complement in
-//! workgroup memory is the next step for large networks.
+//! trains about 2,000 instances/s with 10,000 in flight and 5,900/s with
+//! 100,000; 16-64-16 about 180/s with 20,000. A step is bound by memory
+//! traffic (each instance's Schur complement and conductances, kilobytes,
+//! do not stay in cache).
 //!
 //! Chunking. Every storage binding must fit the adapter's
 //! `max_storage_buffer_binding_size` (128 MiB on lavapipe) and
 //! `max_buffer_size`, and a dispatch at most
-//! `max_compute_workgroups_per_dimension` workgroups of 64. A batch is cut,
+//! `max_compute_workgroups_per_dimension` workgroups (of 64 lanes in the
+//! thread layout, of one lane in the workgroup layout). A batch is cut,
 //! in order, into chunks that respect all three; buffers are allocated for
 //! the largest chunk seen and reused. A network whose single instance does
 //! not fit is refused up front (`Gpu::check`) with the limit in the message.
 //!
-//! Comparison with the CPU (tests/gpu.rs). The shader computes in f32 and
-//! mirrors the CPU kernel's order of operations, so it is compared with
+//! Comparison with the CPU (tests/gpu.rs, every test in both layouts). The
+//! shaders compute in f32 and follow the CPU kernel step by step (the
+//! workgroup layout sums a few terms in another order), so they are
+//! compared with
 //! `Cpu { precision: F32 }` instance by instance, and with the f64
 //! reference in distribution:
 //! - single steps (a read, a punish pulse, a normalize pulse) from random
@@ -66,7 +84,8 @@
 //! - whole training: `recalled` and `converged_era` identical for at least
 //!   95% of instances (a rounding difference can flip a near-tied winner or
 //!   a device at its threshold, after which the two runs part ways;
-//!   measured: all of them, on lavapipe and on an H200), and the grid-point
+//!   measured: 99% to all, in both layouts, on lavapipe and on an H200),
+//!   and the grid-point
 //!   means (mean recalled / P, Pr[learned_all]) within three standard errors
 //!   of the f64 CPU backend's.
 
@@ -284,10 +303,6 @@ pub struct GroupShape {
     pub wg: u32,
     pub edges_per_invocation: u32,
     pub nodes: u32,
-    /// Edge ends, polarity, bounds and threshold read from memory where
-    /// used rather than held in registers (MEMSWEEP_GROUP_LEAN=1; a knob
-    /// for measuring).
-    pub lean: bool,
 }
 
 impl GroupShape {
@@ -305,7 +320,6 @@ impl GroupShape {
             wg,
             edges_per_invocation: (slots.edges as u32).div_ceil(wg),
             nodes: (slots.nodes as u32).next_multiple_of(8),
-            lean: std::env::var("MEMSWEEP_GROUP_LEAN").as_deref() == Ok("1"),
         }
     }
 
@@ -352,15 +366,13 @@ impl GroupShape {
             .expect("train_group.wgsl: no shape end");
         format!(
             "{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
-             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
-             const LEAN: bool = {};\n{}",
+             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
             self.nodes,
             self.dense(),
             self.edges_per_invocation,
-            self.lean,
             &GROUP_SHADER[end..]
         )
     }
@@ -372,13 +384,18 @@ impl GroupShape {
         let (n, m, d) = (self.nodes as u64, self.edges() as u64, self.dense() as u64);
         let wg = self.wg as u64;
         let per = |x: u64| x.div_ceil(wg);
-        let (e, t) = (self.edges_per_invocation as u64, self.triangle_per_invocation() as u64);
+        let (e, t) = (
+            self.edges_per_invocation as u64,
+            self.triangle_per_invocation() as u64,
+        );
         let w = n.div_ceil(32);
         // Invocation 0's share: the breadth-first search and the greedy
         // set run there.
-        let prepare = 4 * per(n) + 32 * w + 2 * n * w + per(n) * n + wg + n * w + per(n * n / 4) + e;
+        let prepare =
+            4 * per(n) + 32 * w + 2 * n * w + per(n) * n + wg + n * w + per(n * n / 4) + e;
         let sums = per(n) * degree;
-        let solve = 2 * per(n) + t * n + per(n) * degree + d * t + 2 * per(d) + d * per(d) + per(n) * d;
+        let solve =
+            2 * per(n) + t * n + per(n) * degree + d * t + 2 * per(d) + d * per(d) + per(n) * d;
         let read = prepare + sums + solve + per(n_out) * degree + e + wg + 2 * n_out;
         let pulse = prepare + sums + m + n_sub * (solve + 2 * e + 4 * e + sums);
         let rest = e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
@@ -1000,12 +1017,21 @@ impl Gpu {
     /// thread layout is asked for, or where the shape does not fit the
     /// adapter's workgroup memory or invocations, or (lavapipe) where one
     /// pattern would overrun its loop budget.
-    fn group_plan(&self, slots: Slots, degree: u64, n_sub: u64, n_out: u64, patterns: usize) -> Option<(GroupShape, usize)> {
+    fn group_plan(
+        &self,
+        slots: Slots,
+        degree: u64,
+        n_sub: u64,
+        n_out: u64,
+        patterns: usize,
+    ) -> Option<(GroupShape, usize)> {
         if self.choice == Layout::Thread {
             return None;
         }
         let shape = GroupShape::of(slots);
-        if shape.workgroup_bytes() > self.limits.workgroup_bytes || shape.wg > self.limits.invocations {
+        if shape.workgroup_bytes() > self.limits.workgroup_bytes
+            || shape.wg > self.limits.invocations
+        {
             return None;
         }
         let patterns = patterns.max(1);
@@ -1013,8 +1039,12 @@ impl Gpu {
             return Some((shape, patterns));
         }
         let (per, rest) = shape.loop_iterations(degree, n_sub, n_out);
-        (per + rest <= LAVAPIPE_LOOP_BUDGET)
-            .then(|| (shape, (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns)))
+        (per + rest <= LAVAPIPE_LOOP_BUDGET).then(|| {
+            (
+                shape,
+                (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns),
+            )
+        })
     }
 
     fn is_lavapipe(&self) -> bool {
@@ -1032,17 +1062,20 @@ impl Gpu {
                     source: wgpu::ShaderSource::Wgsl(shape.source().into()),
                 };
                 // SAFETY: see group_checks.
-                let module =
-                    unsafe { self.device.create_shader_module_trusted(desc, group_checks()) };
+                let module = unsafe {
+                    self.device
+                        .create_shader_module_trusted(desc, group_checks())
+                };
                 let pipeline = |entry: &str| {
-                    self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                        label: Some(entry),
-                        layout: Some(&self.pipeline_layout),
-                        module: &module,
-                        entry_point: Some(entry),
-                        compilation_options: Default::default(),
-                        cache: None,
-                    })
+                    self.device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(entry),
+                            layout: Some(&self.pipeline_layout),
+                            module: &module,
+                            entry_point: Some(entry),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        })
                 };
                 Arc::new(GroupSteps {
                     shape,
@@ -1076,7 +1109,11 @@ impl Gpu {
 
     /// The layout of a chunk: the workgroup pipelines and patterns per era
     /// dispatch, or None for thread per instance.
-    fn chunk_layout(&self, chunk: &[&(Instance, Arc<Params>)], flat: &mut Flat) -> Option<Arc<GroupSteps>> {
+    fn chunk_layout(
+        &self,
+        chunk: &[&(Instance, Arc<Params>)],
+        flat: &mut Flat,
+    ) -> Option<Arc<GroupSteps>> {
         let u = &flat.uniform;
         let slots = Slots {
             edges: u.m_max as usize,
@@ -1618,7 +1655,8 @@ impl Gpu {
         });
         let lanes = chunk.len();
         // The era's dispatches, their workgroups, and the final read's.
-        let (era_steps, final_steps, workgroups): (Vec<Dispatch>, Vec<Dispatch>, u32) = match &group {
+        let (era_steps, final_steps, workgroups): (Vec<Dispatch>, Vec<Dispatch>, u32) = match &group
+        {
             Some(g) => (
                 (0..flat.group_steps())
                     .map(|q| (&g.era, flat.group_step(q)))
@@ -1789,10 +1827,9 @@ impl Gpu {
             let k = pattern as usize;
             let mut dispatches = Vec::new();
             match (&group, pulse) {
-                (Some(g), _) => dispatches.push((
-                    &g.probe,
-                    flat.group_probe(k, pulse.unwrap_or(PROBE_READ)),
-                )),
+                (Some(g), _) => {
+                    dispatches.push((&g.probe, flat.group_probe(k, pulse.unwrap_or(PROBE_READ))))
+                }
                 (None, None) => dispatches.push((&self.steps.read, flat.entry(k, PULSE_PUNISH, 0))),
                 (None, Some(pulse)) => self.pulse_steps(&flat, k, pulse, &mut dispatches),
             }
@@ -1974,7 +2011,8 @@ impl Executor for Gpu {
             }
         }
         for (_, members) in kinds {
-            let on_gpu: Vec<&(Instance, Arc<Params>)> = members.iter().map(|&i| &batch[i]).collect();
+            let on_gpu: Vec<&(Instance, Arc<Params>)> =
+                members.iter().map(|&i| &batch[i]).collect();
             for range in self.plan(&on_gpu) {
                 let first = range.start;
                 for (j, out) in self.train_chunk(&on_gpu[range]).into_iter().enumerate() {
@@ -2055,7 +2093,6 @@ mod tests {
         validate(GROUP_SHADER);
         for shape in shapes() {
             validate(&shape.source());
-            validate(&GroupShape { lean: !shape.lean, ..shape }.source());
         }
     }
 
@@ -2083,35 +2120,35 @@ mod tests {
     #[test]
     fn rust_mirrors_of_shader_structs_have_the_wgsl_layout() {
         for module in [module(), parse(GROUP_SHADER)] {
-        for (name, size, align) in [
-            (
-                "InstanceDesc",
-                size_of::<InstanceDesc>(),
-                align_of::<InstanceDesc>(),
-            ),
-            (
-                "InstanceState",
-                size_of::<InstanceState>(),
-                align_of::<InstanceState>(),
-            ),
-            (
-                "Chunk",
-                size_of::<ChunkUniform>(),
-                align_of::<ChunkUniform>(),
-            ),
-            (
-                "TraceEntry",
-                size_of::<TraceEntry>(),
-                align_of::<TraceEntry>(),
-            ),
-        ] {
-            let (wsize, walign) = wgsl_layout(&module, name);
-            assert_eq!(size as u32, wsize, "size of {name}");
-            assert!(
-                walign as usize <= align.max(4),
-                "alignment of {name}: WGSL {walign}, Rust {align}"
-            );
-        }
+            for (name, size, align) in [
+                (
+                    "InstanceDesc",
+                    size_of::<InstanceDesc>(),
+                    align_of::<InstanceDesc>(),
+                ),
+                (
+                    "InstanceState",
+                    size_of::<InstanceState>(),
+                    align_of::<InstanceState>(),
+                ),
+                (
+                    "Chunk",
+                    size_of::<ChunkUniform>(),
+                    align_of::<ChunkUniform>(),
+                ),
+                (
+                    "TraceEntry",
+                    size_of::<TraceEntry>(),
+                    align_of::<TraceEntry>(),
+                ),
+            ] {
+                let (wsize, walign) = wgsl_layout(&module, name);
+                assert_eq!(size as u32, wsize, "size of {name}");
+                assert!(
+                    walign as usize <= align.max(4),
+                    "alignment of {name}: WGSL {walign}, Rust {align}"
+                );
+            }
         }
         // A uniform binding's struct must be a multiple of 16 bytes.
         assert_eq!(size_of::<ChunkUniform>() % 16, 0);
