@@ -478,3 +478,40 @@ fn abstract_instances_run_on_the_cpu_and_their_rows_say_so() {
         assert_eq!(r.backend, expected, "replica {}", r.replica);
     }
 }
+
+/// `--gpu-layout group` with a network whose workgroup memory no adapter
+/// has (8-[64,64,64]-8: 208 nodes, 9,216 edges): one line naming the
+/// layout, the need and the limit, exit status 2, nothing written.
+#[test]
+fn a_network_too_large_for_the_workgroup_layout_is_refused_up_front() {
+    if gpu().is_none() {
+        return;
+    }
+    let bin = std::env::var("MEMSWEEP_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_memsweep").to_string());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "name = \"big\"\nreplicas = 2\n[network]\nn_in = 8\nhidden = [64, 64, 64]\nn_out = 8\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(&bin)
+        .args(["run", "s.toml", "--backend", "gpu", "--gpu-layout", "group"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("workgroup layout")
+            && lines[0].contains("bytes of workgroup memory")
+            && lines[0].contains("--gpu-layout thread"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("results").exists());
+}
