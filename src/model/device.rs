@@ -31,14 +31,18 @@ impl Devices {
             r0: Vec::with_capacity(n_edges),
         };
         let r_mid = (p.ron * p.roff).sqrt();
+        let spread = p.sigma_d2d != 0.0;
         for _ in 0..n_edges {
-            // Draw all three even when sigma_d2d = 0, so the stream does not
-            // depend on it.
-            let (z, z1, z2) = (
-                rng::standard_normal(&mut d2d),
-                rng::standard_normal(&mut d2d),
-                rng::standard_normal(&mut d2d),
-            );
+            // Without spread the draws would be multiplied by zero: skip
+            // them (the stream serves nothing else, so no later draw moves).
+            let mut normal = || {
+                if spread {
+                    rng::standard_normal(&mut d2d)
+                } else {
+                    0.0
+                }
+            };
+            let (z, z1, z2) = (normal(), normal(), normal());
             let mut ron = p.ron * (p.sigma_d2d * z).exp();
             let mut roff = p.roff * (p.sigma_d2d * z1).exp();
             if roff <= ron {
