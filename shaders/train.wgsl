@@ -13,211 +13,33 @@
 // factorisation. The era loop is cut into steps, one dispatch each (see
 // read_step at the end).
 //
-// Memory (src/backend/gpu.rs builds it):
-// - `chunk`: the chunk's layout and this dispatch's step (pattern, pulse,
-//   substep), one entry of a schedule bound at a dynamic offset;
-// - `desc[lane]`: the instance's description and parameters (InstanceDesc);
-// - `net`: topology and adjacency (shared by instances with the same
-//   network) and each instance's task, at offsets given in its description;
-// - `fs`, `us`: per-instance state and scratch, interleaved by lane: value
-//   `slot` of lane `lane` sits at `slot * chunk.n_lanes + lane`, so that the
-//   invocations of a subgroup, stepping through equal-sized networks in
-//   lockstep, touch consecutive words;
-// - `state[lane]`: what survives between dispatches (InstanceState);
-// - `trace`, `currents`: results, at offsets given in the description;
-// - `running[era]`: how many instances still train after that era.
-
-struct InstanceDesc {
-    seed_lo: u32,
-    seed_hi: u32,
-    n_in: u32,
-    n_hidden: u32,
-    n_out: u32,
-    n_edges: u32,
-    n_patterns: u32,
-    // 32-bit words per pattern's active-input mask.
-    mask_words: u32,
-    // Into `net`: tail[M], head[M], negative[M], adj_start[N + 1],
-    // adj_edge[2M], adj_other[2M].
-    net_off: u32,
-    // Into `net`: per pattern, its target then its active-input mask.
-    task_off: u32,
-    // Into `trace`: max_eras * n_patterns entries, era-major.
-    trace_off: u32,
-    // Into `currents`: n_patterns * n_out final read currents.
-    currents_off: u32,
-    n_sub: u32,
-    max_eras: u32,
-    // An edge eligible for pruning goes when its 24-bit uniform draw is
-    // below this: ceil(p_prune * 2^24), exact for any f64 p_prune.
-    prune_below: u32,
-    pad0: u32,
-    v_read: f32,
-    v_punish: f32,
-    v_norm: f32,
-    // tau / n_sub, seconds.
-    dt: f32,
-    gmin: f32,
-    alpha: f32,
-    beta: f32,
-    sigma_c2c: f32,
-    f_prune: f32,
-    pad1: u32,
-    pad2: u32,
-    pad3: u32,
-}
-
-struct InstanceState {
-    status: u32,
-    eras_run: u32,
-    converged_era: u32,
-    pruned: u32,
-    updates_lo: u32,
-    updates_hi: u32,
-    // Patterns recalled by the final read.
-    recalled: u32,
-    // Joule.
-    energy_write: f32,
-    // The winner of the last read.
-    winner: u32,
-    // Mistakes in the current era.
-    mistakes: u32,
-    // The node split of the current pulse (the roles are in `us`).
-    n_dense: u32,
-    n_eliminated: u32,
-    // 1 while the current pulse still moves devices.
-    moving: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
-
-// One dispatch's uniform (a dynamic offset into the chunk's schedule): the
-// chunk's layout, and the step of the era loop this dispatch runs.
-struct Chunk {
-    n_lanes: u32,
-    // Slot counts of the interleaved state: edges, nodes, dense-system
-    // size and outputs, each the maximum over the chunk's instances.
-    m_max: u32,
-    n_max: u32,
-    d_max: u32,
-    o_max: u32,
-    // The pattern k of this step.
-    pattern: u32,
-    // PULSE_PUNISH or PULSE_NORMALIZE, in pulse steps.
-    pulse: u32,
-    // The Euler substep, in pulse_substep.
-    substep: u32,
-    // Always 2: the trip count of the loop-limit canary.
-    two: u32,
-    // Used by train_group.wgsl only.
-    pattern_end: u32,
-    end_era: u32,
-    pad0: u32,
-}
-
-struct TraceEntry {
-    correct: u32,
-    // Watt.
-    read_power: f32,
-}
-
-@group(0) @binding(0) var<uniform> chunk: Chunk;
-@group(0) @binding(1) var<storage, read> desc: array<InstanceDesc>;
-@group(0) @binding(2) var<storage, read> net: array<u32>;
-@group(0) @binding(3) var<storage, read_write> fs: array<f32>;
-@group(0) @binding(4) var<storage, read_write> us: array<u32>;
-@group(0) @binding(5) var<storage, read_write> state: array<InstanceState>;
-@group(0) @binding(6) var<storage, read_write> trace: array<TraceEntry>;
-@group(0) @binding(7) var<storage, read_write> currents: array<f32>;
-// running[era]: instances still training after that era.
-@group(0) @binding(8) var<storage, read_write> running: array<atomic<u32>>;
-
-const RUNNING: u32 = 0u;
-const DONE: u32 = 1u;
-// The dense system outgrew its scratch: a bug, reported by the host.
-const FAILED: u32 = 2u;
-// The driver cut a loop short (lavapipe ends every loop of an invocation
-// after 65535 iterations in all): reported by the host.
-const LOOP_LIMIT: u32 = 3u;
-const NO_ERA: u32 = 0xffffffffu;
-
-// Node roles (circuit.rs NodeRole).
-const FIXED: u32 = 0u;
-const ISOLATED: u32 = 1u;
-const ELIMINATED: u32 = 2u;
-const DENSE: u32 = 3u;
-
-// Protocol phases (phase.rs).
-const READ: u32 = 0u;
-const PUNISH: u32 = 1u;
-const NORMALIZE: u32 = 2u;
-
-// Pulse ids in the c2c noise counter (training.rs Pulse).
-const PULSE_PUNISH: u32 = 0u;
-const PULSE_NORMALIZE: u32 = 1u;
-
-// rng.rs purposes.
-const PURPOSE_C2C_A: u32 = 0x63326361u;
-const PURPOSE_C2C_B: u32 = 0x63326362u;
-const PURPOSE_PRUNE: u32 = 0x7072756eu;
-
-// real.rs: f32 TIE_REL.
-const TIE_REL: f32 = 4e-6;
-
-var<private> lane: u32;
-var<private> d: InstanceDesc;
-var<private> n_nodes: u32;
-var<private> n_edges: u32;
-var<private> tail_at: u32;
-var<private> head_at: u32;
-var<private> negative_at: u32;
-var<private> start_at: u32;
-var<private> edge_at: u32;
-var<private> other_at: u32;
-// The counter hash after seed and purpose, which every draw shares.
-var<private> h_c2c_a: u32;
-var<private> h_c2c_b: u32;
-var<private> h_prune: u32;
-
-// The boundary of the current phase.
-var<private> phase: u32;
-var<private> phase_pattern: u32;
-var<private> phase_winner: u32;
+// common.wgsl (which gpu.rs puts before this file) holds the buffers, the
+// description of an instance, the draws and the phase boundaries. Here the
+// whole state and scratch of an instance lives in `fs` and `us`,
+// interleaved by lane, so that the invocations of a subgroup, stepping
+// through equal-sized networks in lockstep, touch consecutive words.
 
 // The split of the last prepare().
 var<private> n_dense: u32;
 var<private> n_eliminated: u32;
-var<private> failed: bool;
 
 // Accumulators of the current dispatch.
 var<private> energy_write: f32;
 var<private> updates_lo: u32;
 var<private> updates_hi: u32;
 
-// Interleaved addresses. f32 slots: ron, roff, vt, r, g (per edge);
-// v, conductance and inject sums, rhs (per node); currents (per output);
-// schur (d_max^2).
-fn at(slot: u32) -> u32 {
-    return slot * chunk.n_lanes + lane;
-}
-fn at_ron(e: u32) -> u32 { return at(e); }
-fn at_roff(e: u32) -> u32 { return at(chunk.m_max + e); }
-fn at_vt(e: u32) -> u32 { return at(2u * chunk.m_max + e); }
-fn at_r(e: u32) -> u32 { return at(3u * chunk.m_max + e); }
-fn at_g(e: u32) -> u32 { return at(4u * chunk.m_max + e); }
-fn at_v(i: u32) -> u32 { return at(5u * chunk.m_max + i); }
+// Interleaved scratch (common.wgsl has the persistent slots). f32: after
+// ron, roff, vt, r, g (per edge) and v (per node), conductance and inject
+// sums, rhs (per node); currents (per output); schur (d_max^2).
 fn at_conductance(i: u32) -> u32 { return at(5u * chunk.m_max + chunk.n_max + i); }
 fn at_inject(i: u32) -> u32 { return at(5u * chunk.m_max + 2u * chunk.n_max + i); }
 fn at_rhs(a: u32) -> u32 { return at(5u * chunk.m_max + 3u * chunk.n_max + a); }
-fn at_cur(o: u32) -> u32 { return at(5u * chunk.m_max + 4u * chunk.n_max + o); }
 fn at_schur(a: u32, b: u32) -> u32 {
     return at(5u * chunk.m_max + 4u * chunk.n_max + chunk.o_max + a * n_dense + b);
 }
 // u32 slots: alive (per edge); role, pos, dense, eliminated, order,
 // free_degree, stack, link_start (per node, and one); link_pos, link_edge
 // (two per edge).
-fn at_alive(e: u32) -> u32 { return at(e); }
 fn at_role(i: u32) -> u32 { return at(chunk.m_max + i); }
 fn at_pos(i: u32) -> u32 { return at(chunk.m_max + chunk.n_max + i); }
 fn at_dense(a: u32) -> u32 { return at(chunk.m_max + 2u * chunk.n_max + a); }
@@ -233,23 +55,8 @@ fn at_link_edge(l: u32) -> u32 {
     return at(3u * chunk.m_max + 8u * chunk.n_max + 1u + l);
 }
 
-fn tail(e: u32) -> u32 { return net[tail_at + e]; }
-fn head(e: u32) -> u32 { return net[head_at + e]; }
-fn adj_start(i: u32) -> u32 { return net[start_at + i]; }
-fn adj_end(i: u32) -> u32 { return net[start_at + i + 1u]; }
-fn adj_edge(k: u32) -> u32 { return net[edge_at + k]; }
-fn adj_other(k: u32) -> u32 { return net[other_at + k]; }
 fn is_alive(e: u32) -> bool { return us[at_alive(e)] != 0u; }
 fn role(i: u32) -> u32 { return us[at_role(i)]; }
-fn output_node(o: u32) -> u32 { return d.n_in + d.n_hidden + o; }
-
-fn target_output(k: u32) -> u32 {
-    return net[d.task_off + k * (1u + d.mask_words)];
-}
-fn input_active(k: u32, i: u32) -> bool {
-    let word = net[d.task_off + k * (1u + d.mask_words) + 1u + i / 32u];
-    return ((word >> (i % 32u)) & 1u) != 0u;
-}
 
 // Load the description of this invocation's instance; false past the chunk.
 fn begin(index: u32) -> bool {
@@ -261,87 +68,11 @@ fn begin(index: u32) -> bool {
 }
 
 fn load(index: u32) {
-    lane = index;
-    d = desc[index];
-    n_nodes = d.n_in + d.n_hidden + d.n_out;
-    n_edges = d.n_edges;
-    tail_at = d.net_off;
-    head_at = tail_at + n_edges;
-    negative_at = head_at + n_edges;
-    start_at = negative_at + n_edges;
-    edge_at = start_at + n_nodes + 1u;
-    other_at = edge_at + 2u * n_edges;
-    h_c2c_a = hash_prefix(PURPOSE_C2C_A);
-    h_c2c_b = hash_prefix(PURPOSE_C2C_B);
-    h_prune = hash_prefix(PURPOSE_PRUNE);
-    failed = false;
+    describe(index);
     let st = state[index];
     energy_write = st.energy_write;
     updates_lo = st.updates_lo;
     updates_hi = st.updates_hi;
-}
-
-// rng.rs: mix32 and CounterRng::bits, with the seed and purpose words
-// hashed once per dispatch.
-fn mix32(x0: u32) -> u32 {
-    var x = x0;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    return x ^ (x >> 16u);
-}
-
-fn hash_prefix(purpose: u32) -> u32 {
-    var h = mix32(d.seed_lo ^ 0x9e3779b9u);
-    h = mix32((h + d.seed_hi) ^ 0x85ebca6bu);
-    return mix32((h + purpose) ^ 0xc2b2ae35u);
-}
-
-fn bits(prefix: u32, w: vec4<u32>) -> u32 {
-    var h = prefix;
-    for (var i = 0u; i < 4u; i++) {
-        h = mix32((h + w[i]) ^ 0x27d4eb2fu);
-    }
-    return h;
-}
-
-// CounterRng::normal in f32: Box-Muller from two 24-bit uniforms.
-fn normal(w: vec4<u32>) -> f32 {
-    let u1 = f32((bits(h_c2c_a, w) >> 8u) + 1u) * (1.0 / 16777216.0);
-    let u2 = f32(bits(h_c2c_b, w) >> 8u) * (1.0 / 16777216.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
-}
-
-// phase.rs: whether the current phase fixes node i, and at what voltage.
-fn is_fixed(i: u32) -> bool {
-    var fixed = true;
-    if i < d.n_in {
-        if phase == PUNISH {
-            fixed = input_active(phase_pattern, i);
-        }
-    } else if i < d.n_in + d.n_hidden {
-        fixed = false;
-    } else if phase == PUNISH {
-        fixed = i == output_node(phase_winner);
-    }
-    return fixed;
-}
-
-fn fixed_volts(i: u32) -> f32 {
-    var volts = 0.0;
-    if i < d.n_in {
-        if phase == READ {
-            if input_active(phase_pattern, i) {
-                volts = d.v_read;
-            }
-        } else if phase == PUNISH {
-            volts = -d.v_punish;
-        } else {
-            volts = d.v_norm;
-        }
-    }
-    return volts;
 }
 
 // circuit.rs Solver::prepare: classify the nodes for the current boundary.
@@ -620,11 +351,6 @@ fn winner() -> u32 {
     return select(w, 0u, w == d.n_out);
 }
 
-struct ReadResult {
-    winner: u32,
-    power: f32,
-}
-
 // training.rs Trainer::read: solve, output currents, winner, read power.
 fn read_pattern(k: u32) -> ReadResult {
     phase = READ;
@@ -644,19 +370,6 @@ fn add_updates(x: u32) {
         updates_hi += 1u;
     }
     updates_lo = lo;
-}
-
-// device.rs resistance_rate, ohm/s.
-fn resistance_rate(v: f32, vt: f32) -> f32 {
-    var rate: f32;
-    if v > vt {
-        rate = -d.beta * (v - vt);
-    } else if v < -vt {
-        rate = -d.beta * (v + vt);
-    } else {
-        rate = -d.alpha * v;
-    }
-    return rate;
 }
 
 // training.rs Trainer::step_devices (the power is power() here): Euler-update
@@ -879,13 +592,3 @@ fn finish_step(st: ptr<function, InstanceState>) {
     }
 }
 
-// A loop of two iterations (the count comes from the uniform, so no
-// compiler folds it): once llvmpipe's loop budget is spent, every loop runs
-// its body once, and this one counts 1.
-fn loops_intact() -> bool {
-    var n = 0u;
-    for (var i = 0u; i < chunk.two; i++) {
-        n++;
-    }
-    return n == 2u;
-}

@@ -9,16 +9,20 @@
 // - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
 // - src/rng.rs                (CounterRng: the counter hash).
 //
+// common.wgsl (which gpu.rs puts before this file) holds the buffers, the
+// description of an instance, the draws and the phase boundaries.
+//
 // Who does what (invocation `tid` of WG):
 // - edges: invocation tid owns edges tid, tid + WG, ... and keeps their
 //   resistance, bounds, threshold and ends in registers for the whole
 //   dispatch; their conductances are shared (`g`), for the node sums and
-//   the Schur complement;
-// - nodes, dense rows and eliminated nodes: strided over the invocations;
-// - the packed lower triangle of the dense system (with the right-hand side
-//   as one more row): each invocation owns fixed entries of it;
-// - the node split of a boundary (prepare): invocation 0 alone, once per
-//   read or pulse, as in circuit.rs.
+//   the Schur complement, and each keeps its entry of the link table;
+// - nodes, eliminated nodes and the entries of the packed lower triangle of
+//   the dense system (with the right-hand side as one more row): strided
+//   over the invocations, stage by stage;
+// - the node split of a boundary (prepare), once per read or pulse, as in
+//   circuit.rs: from node bit sets, in parallel, except the breadth-first
+//   search and the greedy independent set, which invocation 0 runs.
 // A barrier separates each stage; the Cholesky factorisation takes one per
 // pivot and the back substitution one per four rows. Everything that steers
 // control flow is loaded through workgroupUniformLoad, so every invocation
@@ -53,114 +57,6 @@ const L_LEN: u32 = (N_MAX * N_MAX + 3u) / 4u + 1u;
 const W: u32 = (N_MAX + 31u) / 32u;
 // No link slot.
 const NONE: u32 = 0xffffffffu;
-
-struct InstanceDesc {
-    seed_lo: u32,
-    seed_hi: u32,
-    n_in: u32,
-    n_hidden: u32,
-    n_out: u32,
-    n_edges: u32,
-    n_patterns: u32,
-    mask_words: u32,
-    net_off: u32,
-    task_off: u32,
-    trace_off: u32,
-    currents_off: u32,
-    n_sub: u32,
-    max_eras: u32,
-    prune_below: u32,
-    pad0: u32,
-    v_read: f32,
-    v_punish: f32,
-    v_norm: f32,
-    dt: f32,
-    gmin: f32,
-    alpha: f32,
-    beta: f32,
-    sigma_c2c: f32,
-    f_prune: f32,
-    pad1: u32,
-    pad2: u32,
-    pad3: u32,
-}
-
-struct InstanceState {
-    status: u32,
-    eras_run: u32,
-    converged_era: u32,
-    pruned: u32,
-    updates_lo: u32,
-    updates_hi: u32,
-    recalled: u32,
-    energy_write: f32,
-    winner: u32,
-    mistakes: u32,
-    n_dense: u32,
-    n_eliminated: u32,
-    moving: u32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
-}
-
-struct Chunk {
-    n_lanes: u32,
-    m_max: u32,
-    n_max: u32,
-    d_max: u32,
-    o_max: u32,
-    // The first pattern of this dispatch.
-    pattern: u32,
-    // Probes only: PULSE_PUNISH, PULSE_NORMALIZE or PROBE_READ.
-    pulse: u32,
-    substep: u32,
-    two: u32,
-    // One past the last pattern of this dispatch.
-    pattern_end: u32,
-    // 1 when this dispatch ends the era.
-    end_era: u32,
-    pad0: u32,
-}
-
-struct TraceEntry {
-    correct: u32,
-    read_power: f32,
-}
-
-@group(0) @binding(0) var<uniform> chunk: Chunk;
-@group(0) @binding(1) var<storage, read> desc: array<InstanceDesc>;
-@group(0) @binding(2) var<storage, read> net: array<u32>;
-@group(0) @binding(3) var<storage, read_write> fs: array<f32>;
-@group(0) @binding(4) var<storage, read_write> us: array<u32>;
-@group(0) @binding(5) var<storage, read_write> state: array<InstanceState>;
-@group(0) @binding(6) var<storage, read_write> trace: array<TraceEntry>;
-@group(0) @binding(7) var<storage, read_write> currents: array<f32>;
-@group(0) @binding(8) var<storage, read_write> running: array<atomic<u32>>;
-
-const RUNNING: u32 = 0u;
-const DONE: u32 = 1u;
-const FAILED: u32 = 2u;
-const LOOP_LIMIT: u32 = 3u;
-
-const FIXED: u32 = 0u;
-const ISOLATED: u32 = 1u;
-const ELIMINATED: u32 = 2u;
-const DENSE: u32 = 3u;
-
-const READ: u32 = 0u;
-const PUNISH: u32 = 1u;
-const NORMALIZE: u32 = 2u;
-
-const PULSE_PUNISH: u32 = 0u;
-const PULSE_NORMALIZE: u32 = 1u;
-const PROBE_READ: u32 = 2u;
-
-const PURPOSE_C2C_A: u32 = 0x63326361u;
-const PURPOSE_C2C_B: u32 = 0x63326362u;
-const PURPOSE_PRUNE: u32 = 0x7072756eu;
-
-const TIE_REL: f32 = 4e-6;
 
 // Shared by the workgroup: the instance's circuit.
 // Conductances.
@@ -200,23 +96,6 @@ var<workgroup> wg_candidates: u32;
 var<workgroup> wg_dense_pairs: atomic<u32>;
 
 var<private> tid: u32;
-var<private> lane: u32;
-var<private> d: InstanceDesc;
-var<private> n_nodes: u32;
-var<private> n_edges: u32;
-var<private> tail_at: u32;
-var<private> head_at: u32;
-var<private> negative_at: u32;
-var<private> start_at: u32;
-var<private> edge_at: u32;
-var<private> other_at: u32;
-var<private> h_c2c_a: u32;
-var<private> h_c2c_b: u32;
-var<private> h_prune: u32;
-var<private> phase: u32;
-var<private> phase_pattern: u32;
-var<private> phase_winner: u32;
-var<private> failed: bool;
 
 // This invocation's edges.
 var<private> e_r: array<f32, E_PER>;
@@ -232,27 +111,7 @@ var<private> e_slot: array<u32, E_PER>;
 // pulses.
 var<private> energy: f32;
 
-// Interleaved global slots, as in train.wgsl.
-fn at(slot: u32) -> u32 {
-    return slot * chunk.n_lanes + lane;
-}
-fn at_ron(e: u32) -> u32 { return at(e); }
-fn at_roff(e: u32) -> u32 { return at(chunk.m_max + e); }
-fn at_vt(e: u32) -> u32 { return at(2u * chunk.m_max + e); }
-fn at_r(e: u32) -> u32 { return at(3u * chunk.m_max + e); }
-fn at_g(e: u32) -> u32 { return at(4u * chunk.m_max + e); }
-fn at_v(i: u32) -> u32 { return at(5u * chunk.m_max + i); }
-fn at_cur(o: u32) -> u32 { return at(5u * chunk.m_max + 4u * chunk.n_max + o); }
-fn at_alive(e: u32) -> u32 { return at(e); }
-
-fn tail(e: u32) -> u32 { return net[tail_at + e]; }
-fn head(e: u32) -> u32 { return net[head_at + e]; }
-fn adj_start(i: u32) -> u32 { return net[start_at + i]; }
-fn adj_end(i: u32) -> u32 { return net[start_at + i + 1u]; }
-fn adj_edge(k: u32) -> u32 { return net[edge_at + k]; }
-fn adj_other(k: u32) -> u32 { return net[other_at + k]; }
 fn is_alive(e: u32) -> bool { return g[e] > 0.0; }
-fn output_node(o: u32) -> u32 { return d.n_in + d.n_hidden + o; }
 // Entry (i, k) of the packed triangle.
 fn tri(i: u32, k: u32) -> u32 { return i * (i + 1u) / 2u + k; }
 // The row of the q-th entry of a packed triangle.
@@ -267,14 +126,6 @@ fn tri_row(q: u32) -> u32 {
     return i;
 }
 
-fn target_output(k: u32) -> u32 {
-    return net[d.task_off + k * (1u + d.mask_words)];
-}
-fn input_active(k: u32, i: u32) -> bool {
-    let word = net[d.task_off + k * (1u + d.mask_words) + 1u + i / 32u];
-    return ((word >> (i % 32u)) & 1u) != 0u;
-}
-
 // The value invocation 0 passes, in every invocation.
 fn broadcast(x: u32) -> u32 {
     if tid == 0u {
@@ -285,20 +136,7 @@ fn broadcast(x: u32) -> u32 {
 
 fn setup(index: u32, local: u32) {
     tid = local;
-    lane = index;
-    d = desc[index];
-    n_nodes = d.n_in + d.n_hidden + d.n_out;
-    n_edges = d.n_edges;
-    tail_at = d.net_off;
-    head_at = tail_at + n_edges;
-    negative_at = head_at + n_edges;
-    start_at = negative_at + n_edges;
-    edge_at = start_at + n_nodes + 1u;
-    other_at = edge_at + 2u * n_edges;
-    h_c2c_a = hash_prefix(PURPOSE_C2C_A);
-    h_c2c_b = hash_prefix(PURPOSE_C2C_B);
-    h_prune = hash_prefix(PURPOSE_PRUNE);
-    failed = false;
+    describe(index);
     energy = 0.0;
 }
 
@@ -331,65 +169,6 @@ fn store_edges() {
             us[at_alive(e)] = select(0u, 1u, g[e] > 0.0);
         }
     }
-}
-
-fn mix32(x0: u32) -> u32 {
-    var x = x0;
-    x ^= x >> 16u;
-    x *= 0x7feb352du;
-    x ^= x >> 15u;
-    x *= 0x846ca68bu;
-    return x ^ (x >> 16u);
-}
-
-fn hash_prefix(purpose: u32) -> u32 {
-    var h = mix32(d.seed_lo ^ 0x9e3779b9u);
-    h = mix32((h + d.seed_hi) ^ 0x85ebca6bu);
-    return mix32((h + purpose) ^ 0xc2b2ae35u);
-}
-
-fn bits(prefix: u32, w: vec4<u32>) -> u32 {
-    var h = prefix;
-    for (var i = 0u; i < 4u; i++) {
-        h = mix32((h + w[i]) ^ 0x27d4eb2fu);
-    }
-    return h;
-}
-
-fn normal(w: vec4<u32>) -> f32 {
-    let u1 = f32((bits(h_c2c_a, w) >> 8u) + 1u) * (1.0 / 16777216.0);
-    let u2 = f32(bits(h_c2c_b, w) >> 8u) * (1.0 / 16777216.0);
-    return sqrt(-2.0 * log(u1)) * cos(6.2831855 * u2);
-}
-
-fn is_fixed(i: u32) -> bool {
-    var fixed = true;
-    if i < d.n_in {
-        if phase == PUNISH {
-            fixed = input_active(phase_pattern, i);
-        }
-    } else if i < d.n_in + d.n_hidden {
-        fixed = false;
-    } else if phase == PUNISH {
-        fixed = i == output_node(phase_winner);
-    }
-    return fixed;
-}
-
-fn fixed_volts(i: u32) -> f32 {
-    var volts = 0.0;
-    if i < d.n_in {
-        if phase == READ {
-            if input_active(phase_pattern, i) {
-                volts = d.v_read;
-            }
-        } else if phase == PUNISH {
-            volts = -d.v_punish;
-        } else {
-            volts = d.v_norm;
-        }
-    }
-    return volts;
 }
 
 // The alive neighbours of every node, as node sets (after loading the
@@ -769,13 +548,6 @@ fn winner() -> u32 {
     return select(w, 0u, w == d.n_out);
 }
 
-struct ReadResult {
-    // The same in every invocation.
-    winner: u32,
-    // In invocation 0.
-    power: f32,
-}
-
 // training.rs Trainer::read.
 fn read_pattern(k: u32) -> ReadResult {
     phase = READ;
@@ -792,18 +564,6 @@ fn read_pattern(k: u32) -> ReadResult {
         w = winner();
     }
     return ReadResult(broadcast(w), p);
-}
-
-fn resistance_rate(v: f32, vt: f32) -> f32 {
-    var rate: f32;
-    if v > vt {
-        rate = -d.beta * (v - vt);
-    } else if v < -vt {
-        rate = -d.beta * (v + vt);
-    } else {
-        rate = -d.alpha * v;
-    }
-    return rate;
 }
 
 // training.rs Trainer::step_devices for this invocation's edges; flags
@@ -922,15 +682,6 @@ fn prune(era: u32) {
     if count > 0u {
         atomicAdd(&removed, count);
     }
-}
-
-// A loop of two iterations that the driver cannot fold: see train.wgsl.
-fn loops_intact() -> bool {
-    var n = 0u;
-    for (var i = 0u; i < chunk.two; i++) {
-        n++;
-    }
-    return n == 2u;
 }
 
 // Add the energy of the pattern's pulses to the instance's (in invocation

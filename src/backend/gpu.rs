@@ -104,11 +104,18 @@ use crate::model::network::{Adjacency, Network};
 use crate::params::{ModelKind, Params, Topology};
 use crate::protocol::training::{EraRead, Outcome};
 
-/// The protocol kernel, thread per instance.
+/// What both kernels share: buffers, structs, draws, phase boundaries.
+pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+/// The protocol kernel, thread per instance (after `COMMON`).
 pub const SHADER: &str = include_str!("../../shaders/train.wgsl");
-/// The protocol kernel, workgroup per instance; its first lines (the
-/// shape) are replaced per chunk (`GroupShape::source`).
+/// The protocol kernel, workgroup per instance (after `COMMON`); its shape
+/// lines are replaced per chunk (`GroupShape::source`).
 pub const GROUP_SHADER: &str = include_str!("../../shaders/train_group.wgsl");
+
+/// The thread layout's source: `COMMON`, then `SHADER`.
+pub fn thread_source() -> String {
+    format!("{COMMON}\n{SHADER}")
+}
 
 /// Invocations per workgroup; `@workgroup_size` in the shader.
 const WORKGROUP: u32 = 64;
@@ -365,7 +372,7 @@ impl GroupShape {
             .find("// shape end")
             .expect("train_group.wgsl: no shape end");
         format!(
-            "{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
+            "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
              const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
@@ -904,7 +911,7 @@ impl Gpu {
 
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("train.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(SHADER.into()),
+            source: wgpu::ShaderSource::Wgsl(thread_source().into()),
         });
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
@@ -2048,7 +2055,7 @@ mod tests {
     }
 
     fn module() -> naga::Module {
-        parse(SHADER)
+        parse(&thread_source())
     }
 
     fn validate(source: &str) {
@@ -2089,8 +2096,8 @@ mod tests {
 
     #[test]
     fn shader_is_valid_wgsl() {
-        validate(SHADER);
-        validate(GROUP_SHADER);
+        validate(&thread_source());
+        validate(&format!("{COMMON}\n{GROUP_SHADER}"));
         for shape in shapes() {
             validate(&shape.source());
         }
@@ -2119,7 +2126,7 @@ mod tests {
 
     #[test]
     fn rust_mirrors_of_shader_structs_have_the_wgsl_layout() {
-        for module in [module(), parse(GROUP_SHADER)] {
+        for module in [module(), parse(&shapes()[1].source())] {
             for (name, size, align) in [
                 (
                     "InstanceDesc",
