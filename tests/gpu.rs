@@ -375,13 +375,25 @@ fn mid_size_training_on(gpu: &Gpu) {
 #[cfg(target_os = "linux")]
 #[test]
 fn backend_gpu_without_an_adapter_fails_with_one_line_and_exit_2() {
+    let line = refusal(
+        "name = \"g\"\nreplicas = 2\n",
+        &["--backend", "gpu"],
+        &[("WGPU_BACKEND", "metal")],
+    );
+    assert!(line.contains("--backend gpu") && line.contains("adapter"));
+}
+
+/// `memsweep run s.toml ARGS` on the sweep file `spec`, with `env`: assert
+/// exit status 2, one line on stderr and no results, and return the line.
+fn refusal(spec: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let bin = std::env::var("MEMSWEEP_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_memsweep").to_string());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("s.toml"), "name = \"g\"\nreplicas = 2\n").unwrap();
+    std::fs::write(dir.path().join("s.toml"), spec).unwrap();
     let out = std::process::Command::new(&bin)
-        .args(["run", "s.toml", "--backend", "gpu"])
-        .env("WGPU_BACKEND", "metal")
+        .args(["run", "s.toml"])
+        .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir.path())
         .output()
         .unwrap_or_else(|e| panic!("{bin}: {e} (set MEMSWEEP_BIN)"));
@@ -393,8 +405,8 @@ fn backend_gpu_without_an_adapter_fails_with_one_line_and_exit_2() {
         .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
         .collect();
     assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(lines[0].contains("--backend gpu") && lines[0].contains("adapter"));
     assert!(!dir.path().join("results").exists());
+    lines[0].to_string()
 }
 
 /// An instance's outcome does not depend on what else shares its chunk
@@ -487,31 +499,15 @@ fn a_network_too_large_for_the_workgroup_layout_is_refused_up_front() {
     if gpu().is_none() {
         return;
     }
-    let bin = std::env::var("MEMSWEEP_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_memsweep").to_string());
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("s.toml"),
+    let line = refusal(
         "name = \"big\"\nreplicas = 2\n[network]\nn_in = 8\nhidden = [64, 64, 64]\nn_out = 8\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(&bin)
-        .args(["run", "s.toml", "--backend", "gpu", "--gpu-layout", "group"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
-        .collect();
-    assert_eq!(lines.len(), 1, "{stderr}");
-    assert!(
-        lines[0].contains("workgroup layout")
-            && lines[0].contains("bytes of workgroup memory")
-            && lines[0].contains("--gpu-layout thread"),
-        "{stderr}"
+        &["--backend", "gpu", "--gpu-layout", "group"],
+        &[],
     );
-    assert!(!dir.path().join("results").exists());
+    assert!(
+        line.contains("workgroup layout")
+            && line.contains("bytes of workgroup memory")
+            && line.contains("--gpu-layout thread"),
+        "{line}"
+    );
 }
