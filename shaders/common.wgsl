@@ -327,6 +327,23 @@ fn loops_intact() -> bool {
     return n == 2u;
 }
 
+// training.rs train(), after era `era`'s pruning removed `pruned` edges:
+// stop on convergence (no mistake in the era) or at max_eras, else count the
+// instance as still training.
+fn close_era(st: ptr<function, InstanceState>, era: u32, pruned: u32) {
+    (*st).pruned += pruned;
+    (*st).eras_run = era + 1u;
+    if (*st).mistakes == 0u {
+        (*st).converged_era = era;
+        (*st).status = DONE;
+    } else if era + 1u >= d.max_eras {
+        (*st).status = DONE;
+    } else {
+        atomicAdd(&running[era], 1u);
+    }
+    (*st).mistakes = 0u;
+}
+
 struct ReadResult {
     // The same in every invocation.
     winner: u32,

@@ -540,17 +540,7 @@ fn end_era(@builtin(global_invocation_id) gid: vec3<u32>) {
         var st = state[lane];
         if st.status == RUNNING {
             let era = st.eras_run;
-            st.pruned += prune(era);
-            st.eras_run = era + 1u;
-            if st.mistakes == 0u {
-                st.converged_era = era;
-                st.status = DONE;
-            } else if era + 1u >= d.max_eras {
-                st.status = DONE;
-            } else {
-                atomicAdd(&running[era], 1u);
-            }
-            st.mistakes = 0u;
+            close_era(&st, era, prune(era));
             finish_step(&st);
             state[lane] = st;
         }

@@ -753,17 +753,7 @@ fn era_group(
                 prune(era);
                 let pruned = workgroupUniformLoad(&removed);
                 if tid == 0u {
-                    st.pruned += pruned;
-                    st.eras_run = era + 1u;
-                    if st.mistakes == 0u {
-                        st.converged_era = era;
-                        st.status = DONE;
-                    } else if era + 1u >= d.max_eras {
-                        st.status = DONE;
-                    } else {
-                        atomicAdd(&running[era], 1u);
-                    }
-                    st.mistakes = 0u;
+                    close_era(&st, era, pruned);
                 }
             }
             store_edges();
