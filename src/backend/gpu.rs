@@ -1236,17 +1236,19 @@ impl Gpu {
         Ok(())
     }
 
-    /// Lanes per chunk at most: the workgroup layout dispatches one
-    /// workgroup per lane, in one dimension.
-    fn lane_cap(&self) -> usize {
-        match self.choice {
-            Layout::Thread => self.limits.lanes,
-            _ => self.limits.lanes.min(self.limits.groups),
+    /// Lanes per chunk at most: the workgroup layout (`group`) dispatches
+    /// one workgroup per lane, in one dimension.
+    fn lane_cap(&self, group: bool) -> usize {
+        if group {
+            self.limits.lanes.min(self.limits.groups)
+        } else {
+            self.limits.lanes
         }
     }
 
-    /// Cut `batch` into chunks that respect the adapter's limits.
-    fn plan(&self, batch: &[&(Instance, Arc<Params>)]) -> Vec<Range<usize>> {
+    /// Cut `batch` into chunks that respect the adapter's limits, for the
+    /// workgroup layout if `group`.
+    fn plan(&self, batch: &[&(Instance, Arc<Params>)], group: bool) -> Vec<Range<usize>> {
         let mut chunks = Vec::new();
         let mut start = 0;
         let mut needs = ChunkNeeds::default();
@@ -1261,7 +1263,7 @@ impl Gpu {
             next.trace_entries += params.training.max_eras * inst.task.n_patterns();
             next.current_words += inst.task.n_patterns() * net.n_out;
             next.max_eras = next.max_eras.max(params.training.max_eras);
-            let fits = next.lanes <= self.lane_cap()
+            let fits = next.lanes <= self.lane_cap(group)
                 && next
                     .sizes()
                     .each()
@@ -1792,7 +1794,11 @@ impl Gpu {
             .map(|c| (c.instance.clone(), Arc::new(c.params.clone())))
             .collect();
         let chunk: Vec<&(Instance, Arc<Params>)> = owned.iter().collect();
-        assert_eq!(self.plan(&chunk).len(), 1, "probe cases must fit one chunk");
+        assert_eq!(
+            self.plan(&chunk, self.choice != Layout::Thread).len(),
+            1,
+            "probe cases must fit one chunk"
+        );
         let initial: Vec<(&[f32], &[bool])> = cases
             .iter()
             .map(|c| (c.r.as_slice(), c.alive.as_slice()))
@@ -2017,10 +2023,10 @@ impl Executor for Gpu {
                 None => kinds.push((key, vec![i])),
             }
         }
-        for (_, members) in kinds {
+        for (shape, members) in kinds {
             let on_gpu: Vec<&(Instance, Arc<Params>)> =
                 members.iter().map(|&i| &batch[i]).collect();
-            for range in self.plan(&on_gpu) {
+            for range in self.plan(&on_gpu, shape.is_some()) {
                 let first = range.start;
                 for (j, out) in self.train_chunk(&on_gpu[range]).into_iter().enumerate() {
                     outcomes[members[first + j]] = Some(out);
