@@ -288,6 +288,15 @@ impl Adjacency {
     pub fn range(&self, node: usize) -> std::ops::Range<usize> {
         self.start[node] as usize..self.start[node + 1] as usize
     }
+
+    /// The most edges any node has (0 without nodes).
+    pub fn max_degree(&self) -> usize {
+        self.start
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 #[cfg(test)]
