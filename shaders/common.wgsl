@@ -28,7 +28,8 @@ struct InstanceDesc {
     // 32-bit words per pattern's active-input mask.
     mask_words: u32,
     // Into `net`: tail[M], head[M], negative[M], adj_start[N + 1],
-    // adj_edge[2M], adj_other[2M].
+    // adj_edge[2M], adj_other[2M], then the parity class (network.rs
+    // Network::parity_class) as a set of ceil(N / 32) words.
     net_off: u32,
     // Into `net`: per pattern, its target then its active-input mask.
     task_off: u32,
@@ -170,6 +171,7 @@ var<private> negative_at: u32;
 var<private> start_at: u32;
 var<private> edge_at: u32;
 var<private> other_at: u32;
+var<private> class_at: u32;
 // The counter hash after seed and purpose, which every draw shares.
 var<private> h_c2c_a: u32;
 var<private> h_c2c_b: u32;
@@ -196,6 +198,7 @@ fn describe(index: u32) {
     start_at = negative_at + n_edges;
     edge_at = start_at + n_nodes + 1u;
     other_at = edge_at + 2u * n_edges;
+    class_at = other_at + 2u * n_edges;
     h_c2c_a = hash_prefix(PURPOSE_C2C_A);
     h_c2c_b = hash_prefix(PURPOSE_C2C_B);
     h_prune = hash_prefix(PURPOSE_PRUNE);
@@ -228,6 +231,9 @@ fn adj_end(i: u32) -> u32 { return net[start_at + i + 1u]; }
 fn adj_edge(k: u32) -> u32 { return net[edge_at + k]; }
 
 fn adj_other(k: u32) -> u32 { return net[other_at + k]; }
+
+// Word w of the parity class's node set.
+fn class_word(w: u32) -> u32 { return net[class_at + w]; }
 
 fn output_node(o: u32) -> u32 { return d.n_in + d.n_hidden + o; }
 

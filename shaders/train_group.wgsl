@@ -96,6 +96,8 @@ var<workgroup> wg_candidates: u32;
 var<workgroup> wg_dense_pairs: atomic<u32>;
 
 var<private> tid: u32;
+// Nodes in the parity class.
+var<private> class_size: u32;
 
 // This invocation's edges.
 var<private> e_r: array<f32, E_PER>;
@@ -138,6 +140,10 @@ fn setup(index: u32, local: u32) {
     tid = local;
     describe(index);
     energy = 0.0;
+    class_size = 0u;
+    for (var w = 0u; w < (n_nodes + 31u) / 32u; w++) {
+        class_size += countOneBits(class_word(w));
+    }
 }
 
 // Bring the instance's edges in: resistances and bounds to registers,
@@ -193,11 +199,69 @@ fn in_set(set_word: u32, j: u32) -> bool {
     return ((set_word >> (j % 32u)) & 1u) != 0u;
 }
 
+// The candidates (free nodes reached, role DENSE) ranked by (degree[i],
+// node) into `order`, then split greedily (invocation 0): a candidate none
+// of whose alive neighbours is eliminated yet is eliminated. Returns
+// (n_dense, n_eliminated).
+fn rank_and_split() -> vec2<u32> {
+    // Each candidate's place in the order by (degree[i], node).
+    var mine = 0u;
+    for (var i = tid; i < n_nodes; i += WG) {
+        if role[i] == DENSE {
+            let key = degree[i];
+            var rank = 0u;
+            for (var j = 0u; j < n_nodes; j++) {
+                if role[j] == DENSE && (degree[j] < key || (degree[j] == key && j < i)) {
+                    rank++;
+                }
+            }
+            order[rank] = i;
+            mine++;
+        }
+    }
+    partial_count[tid] = mine;
+    workgroupBarrier();
+    // Greedy independent set: a candidate none of whose alive neighbours
+    // is eliminated yet is eliminated.
+    if tid == 0u {
+        var candidates = 0u;
+        for (var t = 0u; t < WG; t++) {
+            candidates += partial_count[t];
+        }
+        var elim: array<u32, W>;
+        var nd = 0u;
+        var ne = 0u;
+        for (var c = 0u; c < candidates; c++) {
+            let i = order[c];
+            var touches = 0u;
+            for (var w = 0u; w < W; w++) {
+                touches |= nbr[i * W + w] & elim[w];
+            }
+            if touches != 0u {
+                pos[i] = nd;
+                dense_node[nd] = i;
+                nd++;
+            } else {
+                role[i] = ELIMINATED;
+                pos[i] = ne;
+                elim_node[ne] = i;
+                elim[i / 32u] |= 1u << (i % 32u);
+                ne++;
+            }
+        }
+        wg_dense = nd;
+        wg_elim = ne;
+    }
+    return vec2<u32>(workgroupUniformLoad(&wg_dense), workgroupUniformLoad(&wg_elim));
+}
+
 // circuit.rs Solver::prepare for the current boundary: roles, the dense
 // and eliminated nodes in the greedy order (fewest free neighbours first,
-// then by node), the link table and the fixed voltages; returns (n_dense,
-// n_eliminated). Node sets make every step a few word operations; the one
-// sequential step (the greedy independent set) runs in invocation 0.
+// then by node; or the parity class first, where that order leaves more
+// nodes dense than lie outside the class), the link table and the fixed
+// voltages; returns (n_dense, n_eliminated). Node sets make every step a
+// few word operations; the one sequential step (the greedy independent
+// set) runs in invocation 0.
 fn prepare() -> vec2<u32> {
     workgroupBarrier();
     for (var i = tid; i < n_nodes; i += WG) {
@@ -266,61 +330,30 @@ fn prepare() -> vec2<u32> {
         }
     }
     workgroupBarrier();
-    // Each candidate's place in the order by (free degree, node).
-    var mine = 0u;
-    for (var i = tid; i < n_nodes; i += WG) {
-        if role[i] == DENSE {
-            let key = degree[i];
-            var rank = 0u;
-            for (var j = 0u; j < n_nodes; j++) {
-                if role[j] == DENSE && (degree[j] < key || (degree[j] == key && j < i)) {
-                    rank++;
-                }
+    var sp = rank_and_split();
+    // A split that leaves more nodes dense than lie outside the parity
+    // class: eliminate the class first instead (an independent set, so all
+    // its free nodes go), then the rest in the same order, which leaves at
+    // most the nodes outside the class dense.
+    if sp.x > n_nodes - class_size {
+        for (var i = tid; i < n_nodes; i += WG) {
+            if role[i] == ELIMINATED {
+                role[i] = DENSE;
             }
-            order[rank] = i;
-            mine++;
+            if role[i] == DENSE && !in_set(class_word(i / 32u), i) {
+                degree[i] += N_MAX;
+            }
         }
+        workgroupBarrier();
+        sp = rank_and_split();
     }
-    partial_count[tid] = mine;
-    workgroupBarrier();
-    // Greedy independent set: a candidate none of whose alive neighbours
-    // is eliminated yet is eliminated.
-    if tid == 0u {
-        var candidates = 0u;
-        for (var t = 0u; t < WG; t++) {
-            candidates += partial_count[t];
-        }
-        var elim: array<u32, W>;
-        var nd = 0u;
-        var ne = 0u;
-        for (var c = 0u; c < candidates; c++) {
-            let i = order[c];
-            var touches = 0u;
-            for (var w = 0u; w < W; w++) {
-                touches |= nbr[i * W + w] & elim[w];
-            }
-            if touches != 0u {
-                pos[i] = nd;
-                dense_node[nd] = i;
-                nd++;
-            } else {
-                role[i] = ELIMINATED;
-                pos[i] = ne;
-                elim_node[ne] = i;
-                elim[i / 32u] |= 1u << (i % 32u);
-                ne++;
-            }
-        }
-        if nd > D_MAX {
-            failed = true;
-            nd = 0u;
-            ne = 0u;
-        }
-        wg_dense = nd;
-        wg_elim = ne;
+    var nd = sp.x;
+    var ne = sp.y;
+    if nd > D_MAX {
+        failed = true;
+        nd = 0u;
+        ne = 0u;
     }
-    let nd = workgroupUniformLoad(&wg_dense);
-    let ne = workgroupUniformLoad(&wg_elim);
     // The link table: zero, then each edge between an eliminated and a
     // dense node writes its conductance to its entry (and keeps the entry,
     // to update it as it moves).

@@ -213,6 +213,29 @@ impl Params {
         }
     }
 
+    /// A size that `Network::parity_class` reaches for every network of
+    /// these parameters: the odd layers of a layered network (the even ones
+    /// too unless skip edges join inputs to outputs over an odd number of
+    /// hidden layers), the terminals of a random_bulk network (its bulk
+    /// too if it has no edges).
+    pub fn parity_class_size(&self) -> usize {
+        let n = &self.network;
+        let (even, odd, even_independent, odd_independent) = match n.topology {
+            Topology::Layered => {
+                let mut widths = vec![n.n_in];
+                widths.extend(&n.hidden);
+                widths.push(n.n_out);
+                let of = |parity: usize| -> usize { widths.iter().skip(parity).step_by(2).sum() };
+                let skip_joins_even = n.skip > 0.0 && n.hidden.len() % 2 == 1;
+                (of(0), of(1), !skip_joins_even, true)
+            }
+            Topology::RandomBulk => (n.n_in + n.n_out, n.n_bulk, true, n.p_bulk <= 0.0),
+        };
+        let even = if even_independent { even } else { 0 };
+        let odd = if odd_independent { odd } else { 0 };
+        even.max(odd)
+    }
+
     /// The largest number of edges a network of these parameters can have.
     pub fn max_edges(&self) -> usize {
         let n = &self.network;

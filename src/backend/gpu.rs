@@ -234,16 +234,32 @@ struct Slots {
     nodes: usize,
     dense: usize,
     outputs: usize,
+    /// The workgroup kernel's bound on the dense system.
+    group_dense: usize,
 }
 
 impl Slots {
     fn of(net: &Network) -> Slots {
         let n = net.n_nodes();
+        let class = net.parity_class().iter().filter(|&&c| c).count();
         Slots {
             edges: net.n_edges().max(1),
             nodes: n,
             dense: dense_bound(n),
             outputs: net.n_out,
+            group_dense: group_dense_bound(n, class),
+        }
+    }
+
+    /// The slots of the largest network `params` may generate.
+    fn of_params(params: &Params) -> Slots {
+        let n = params.n_nodes();
+        Slots {
+            edges: params.max_edges().max(1),
+            nodes: n,
+            dense: dense_bound(n),
+            outputs: params.network.n_out,
+            group_dense: group_dense_bound(n, params.parity_class_size()),
         }
     }
 
@@ -253,6 +269,7 @@ impl Slots {
             nodes: self.nodes.max(o.nodes),
             dense: self.dense.max(o.dense),
             outputs: self.outputs.max(o.outputs),
+            group_dense: self.group_dense.max(o.group_dense),
         }
     }
 
@@ -303,13 +320,14 @@ impl std::str::FromStr for Layout {
 
 /// The compile-time shape of the workgroup kernel for a chunk: invocations
 /// per workgroup and the sizes of its workgroup arrays. Edges round up to
-/// a multiple of the workgroup and nodes to a multiple of 8, so that few
-/// shapes (and pipelines) serve a sweep.
+/// a multiple of the workgroup, nodes and the dense bound to multiples of 8
+/// (`group_dense_bound`), so that few shapes (and pipelines) serve a sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GroupShape {
     pub wg: u32,
     pub edges_per_invocation: u32,
     pub nodes: u32,
+    pub dense: u32,
 }
 
 impl GroupShape {
@@ -327,6 +345,7 @@ impl GroupShape {
             wg,
             edges_per_invocation: (slots.edges as u32).div_ceil(wg),
             nodes: (slots.nodes as u32).next_multiple_of(8),
+            dense: slots.group_dense as u32,
         }
     }
 
@@ -335,7 +354,7 @@ impl GroupShape {
     }
 
     fn dense(self) -> u32 {
-        dense_bound(self.nodes as usize) as u32
+        self.dense
     }
 
     /// Entries of the packed triangle, the right-hand side row included.
@@ -397,15 +416,15 @@ impl GroupShape {
         );
         let w = n.div_ceil(32);
         // Invocation 0's share: the breadth-first search and the greedy
-        // set run there.
+        // set (twice, with the parity class's fallback) run there.
         let prepare =
-            4 * per(n) + 32 * w + 2 * n * w + per(n) * n + wg + n * w + per(n * n / 4) + e;
+            5 * per(n) + 32 * w + 2 * n * w + 2 * (per(n) * n + wg + n * w) + per(n * n / 4) + e;
         let sums = per(n) * degree;
         let solve =
             2 * per(n) + t * n + per(n) * degree + d * t + 2 * per(d) + d * per(d) + per(n) * d;
         let read = prepare + sums + solve + per(n_out) * degree + e + wg + 2 * n_out;
         let pulse = prepare + sums + m + n_sub * (solve + 2 * e + 4 * e + sums);
-        let rest = e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
+        let rest = w + e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
         (read + 2 * pulse, rest)
     }
 }
@@ -417,9 +436,18 @@ fn dense_bound(n: usize) -> usize {
     n.saturating_sub(2).max(1)
 }
 
+/// The workgroup kernel's bound for a network of `n` nodes with a parity
+/// class of `class` nodes (`Network::parity_class`): the kernel falls back
+/// to eliminating that class first whenever its greedy split leaves more
+/// than the other `n - class` nodes dense, so its dense system never
+/// exceeds them. Rounded up to a multiple of 8 (few shapes).
+fn group_dense_bound(n: usize, class: usize) -> usize {
+    (n - class).next_multiple_of(8).min(dense_bound(n)).max(1)
+}
+
 /// u32 words of one network's topology and adjacency in `net`.
 fn topology_words(net: &Network) -> usize {
-    6 * net.n_edges() + net.n_nodes() + 1
+    6 * net.n_edges() + net.n_nodes() + 1 + net.n_nodes().div_ceil(32)
 }
 
 fn mask_words(n_in: usize) -> usize {
@@ -714,6 +742,7 @@ struct Flat {
     max_substeps: usize,
     /// Workgroup layout: patterns per era dispatch.
     patterns_per_step: usize,
+    slots: Slots,
     sizes: Sizes,
 }
 
@@ -1115,13 +1144,7 @@ impl Gpu {
         chunk: &[&(Instance, Arc<Params>)],
         flat: &mut Flat,
     ) -> Option<Arc<GroupSteps>> {
-        let u = &flat.uniform;
-        let slots = Slots {
-            edges: u.m_max as usize,
-            nodes: u.n_max as usize,
-            dense: u.d_max as usize,
-            outputs: u.o_max as usize,
-        };
+        let slots = flat.slots;
         let degree = chunk
             .iter()
             .map(|b| b.0.adjacency.max_degree() as u64)
@@ -1131,7 +1154,7 @@ impl Gpu {
             slots,
             degree,
             flat.max_substeps as u64,
-            u.o_max as u64,
+            slots.outputs as u64,
             flat.max_patterns,
         );
         match plan {
@@ -1156,12 +1179,7 @@ impl Gpu {
             return Ok(());
         }
         let (n, m) = (params.n_nodes(), params.max_edges());
-        let slots = Slots {
-            edges: m.max(1),
-            nodes: n,
-            dense: dense_bound(n),
-            outputs: params.network.n_out,
-        };
+        let slots = Slots::of_params(params);
         let group = self.group_plan(
             slots,
             max_degree(params),
@@ -1204,7 +1222,7 @@ impl Gpu {
         let one = ChunkNeeds {
             lanes: 1,
             slots,
-            net_words: 6 * m + n + 1 + p * (1 + mask_words(params.network.n_in)),
+            net_words: 6 * m + n + 1 + n.div_ceil(32) + p * (1 + mask_words(params.network.n_in)),
             trace_entries: params.training.max_eras * p,
             current_words: p * params.network.n_out,
             max_eras: params.training.max_eras,
@@ -1451,6 +1469,7 @@ impl Gpu {
             max_patterns,
             max_substeps,
             patterns_per_step: max_patterns.max(1),
+            slots,
             sizes,
         };
         flat.sizes.schedule = flat.schedule_entries() as u64 * self.uniform_stride;
@@ -1973,7 +1992,8 @@ fn prune_below(p_prune: f64) -> u32 {
     }
 }
 
-/// tail, head, negative (1 for polarity -1), adjacency start, edge, other.
+/// tail, head, negative (1 for polarity -1), adjacency start, edge, other;
+/// the parity class as a node set.
 fn push_topology(out: &mut Vec<u32>, net: &Network, adj: &Adjacency) {
     out.extend(&net.tail);
     out.extend(&net.head);
@@ -1981,6 +2001,11 @@ fn push_topology(out: &mut Vec<u32>, net: &Network, adj: &Adjacency) {
     out.extend(&adj.start);
     out.extend(&adj.edge);
     out.extend(&adj.other);
+    let mut class = vec![0u32; net.n_nodes().div_ceil(32)];
+    for (i, _) in net.parity_class().iter().enumerate().filter(|c| *c.1) {
+        class[i / 32] |= 1 << (i % 32);
+    }
+    out.extend(class);
 }
 
 impl Executor for Gpu {
@@ -2067,18 +2092,21 @@ mod tests {
         .unwrap_or_else(|e| panic!("{}", e.emit_to_string(source)));
     }
 
-    /// Shapes of the networks `memsweep bench` runs, and the smallest.
+    /// Shapes of the networks `memsweep bench` runs (2-4-2, 8-16-8,
+    /// 16-64-16, 8-[32,32,32]-8), and of the smallest.
     fn shapes() -> Vec<GroupShape> {
-        [(16, 8), (256, 32), (2048, 96), (2560, 112), (1, 2)]
-            .map(|(edges, nodes)| {
-                GroupShape::of(Slots {
-                    edges,
-                    nodes,
-                    dense: dense_bound(nodes),
-                    outputs: 2,
-                })
-            })
-            .to_vec()
+        let mut shapes: Vec<GroupShape> = crate::bench::standard_configs(1.0)
+            .iter()
+            .map(|c| GroupShape::of(Slots::of_params(&c.params())))
+            .collect();
+        shapes.push(GroupShape::of(Slots {
+            edges: 1,
+            nodes: 2,
+            dense: 1,
+            outputs: 1,
+            group_dense: 1,
+        }));
+        shapes
     }
 
     /// Size and alignment of the WGSL struct `name`.
@@ -2111,17 +2139,18 @@ mod tests {
             // The packed triangle's entries are spread over the invocations.
             assert!(shape.triangle_per_invocation() * shape.wg >= shape.triangle());
         }
-        let mid = GroupShape::of(Slots {
-            edges: 256,
-            nodes: 32,
-            dense: 30,
-            outputs: 8,
-        });
-        assert_eq!((mid.wg, mid.edges_per_invocation, mid.nodes), (64, 4, 32));
-        // 8-16-8 fits NVIDIA's 48 KiB of workgroup memory many times over;
-        // 16-64-16 once.
-        assert!(mid.workgroup_bytes() < 8 << 10);
-        assert!(shapes()[2].workgroup_bytes() <= 48 << 10);
+        let dims = |s: GroupShape| (s.wg, s.edges_per_invocation, s.nodes, s.dense);
+        let bench = shapes();
+        // Dense bounds: the free terminals (8-16-8, 16-64-16), the even
+        // layers (8-[32,32,32]-8).
+        assert_eq!(dims(bench[1]), (64, 4, 32, 16));
+        assert_eq!(dims(bench[2]), (256, 8, 96, 32));
+        assert_eq!(dims(bench[3]), (256, 10, 112, 48));
+        // NVIDIA allows 48 KiB of workgroup memory: 8-16-8 needs 5 KiB,
+        // 16-64-16 28 KiB, 8-[32,32,32]-8 37 KiB.
+        assert!(bench[1].workgroup_bytes() < 6 << 10);
+        assert!(bench[2].workgroup_bytes() < 28 << 10);
+        assert!(bench[3].workgroup_bytes() < 40 << 10);
     }
 
     #[test]

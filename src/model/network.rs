@@ -41,6 +41,31 @@ impl Network {
         self.n_in + self.n_hidden + o
     }
 
+    /// The nodes of one layer parity (the odd layers, or the even ones)
+    /// that no edge joins to each other, as a mask: the larger such class,
+    /// the odd one on a tie, or none. It is an independent set of the
+    /// wiring and so of whatever pruning leaves of it; the GPU's workgroup
+    /// kernel can eliminate all its free nodes at once, which bounds the
+    /// dense system by the other class (`Params::parity_class_size` is the
+    /// size every network of a grid point reaches).
+    pub fn parity_class(&self) -> Vec<bool> {
+        let mut joined = [false; 2];
+        for (&u, &v) in self.tail.iter().zip(&self.head) {
+            let (a, b) = (self.layer[u as usize] % 2, self.layer[v as usize] % 2);
+            if a == b {
+                joined[a as usize] = true;
+            }
+        }
+        let size = |parity: u32| self.layer.iter().filter(|&&l| l % 2 == parity).count();
+        let parity = match (joined[1], joined[0]) {
+            (false, false) if size(0) > size(1) => 0,
+            (false, _) => 1,
+            (true, false) => 0,
+            (true, true) => return vec![false; self.n_nodes()],
+        };
+        self.layer.iter().map(|&l| l % 2 == parity).collect()
+    }
+
     /// Generate the network of an instance from its seed.
     pub fn generate(p: &NetworkParams, seed: u64) -> Network {
         let mut topo = rng::stream(seed, Stream::Topology);
@@ -387,6 +412,53 @@ mod tests {
             3 + 5 + 4,
             "one run per node with successors"
         );
+    }
+
+    #[test]
+    fn the_parity_class_is_independent_and_as_large_as_its_parameters_promise() {
+        let layered = |n_in: usize, hidden: &[usize], n_out: usize, skip: f64| {
+            let mut p = Params::default();
+            p.network.n_in = n_in;
+            p.network.hidden = hidden.to_vec();
+            p.network.n_out = n_out;
+            p.network.skip = skip;
+            p
+        };
+        let bulk = |p_bulk: f64| {
+            let mut p = Params::default();
+            p.network.topology = Topology::RandomBulk;
+            p.network.n_bulk = 12;
+            p.network.p_bulk = p_bulk;
+            p
+        };
+        // (parameters, class size every network reaches, the class's layers)
+        let cases = [
+            (layered(8, &[16], 8, 0.0), 16, vec![1]),
+            (layered(8, &[16], 8, 1.0), 16, vec![1]),
+            (layered(2, &[4], 2, 0.0), 4, vec![1]),
+            (layered(8, &[32, 32, 32], 8, 0.0), 64, vec![1, 3]),
+            (layered(8, &[32, 32, 32], 8, 1.0), 64, vec![1, 3]),
+            (layered(8, &[2, 4], 2, 0.0), 12, vec![0, 2]),
+            (layered(8, &[2, 4], 2, 1.0), 12, vec![0, 2]),
+            (layered(4, &[4, 4], 4, 0.0), 8, vec![1, 3]),
+            (layered(2, &[8, 2], 4, 1.0), 12, vec![1, 3]),
+            (bulk(0.3), 4, vec![0, 2]),
+            (bulk(0.0), 12, vec![1]),
+        ];
+        for (params, size, layers) in cases {
+            assert_eq!(params.parity_class_size(), size, "{:?}", params.network);
+            for seed in 0..5 {
+                let net = Network::generate(&params.network, seed);
+                let class = net.parity_class();
+                for e in 0..net.n_edges() {
+                    assert!(!(class[net.tail[e] as usize] && class[net.head[e] as usize]));
+                }
+                let in_layers =
+                    (0..net.n_nodes()).all(|i| class[i] == layers.contains(&net.layer[i]));
+                assert!(in_layers, "{:?}", params.network);
+                assert!(class.iter().filter(|&&c| c).count() >= size);
+            }
+        }
     }
 
     #[test]
