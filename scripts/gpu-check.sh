@@ -16,7 +16,7 @@
 #   GPU_INSTANCES  instances of 2-4-2 and 8-16-8 on the GPU (10000)
 #   GPU_MID        instances of 16-64-16 on the GPU (5000)
 #   GPU_LARGE      instances of 8-16-8 in a second, larger GPU run (50000)
-#   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (0: not run)
+#   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (5000; 0: not run)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
 #                  (MEMSWEEP_GROUP_WG; empty: none)
 #   CHECKS_SWEEP   runtime checks to time 8-16-8 and 16-64-16 with besides
@@ -33,7 +33,7 @@ cd "$(dirname "$0")/.."
 GPU_INSTANCES=${GPU_INSTANCES:-10000}
 GPU_MID=${GPU_MID:-5000}
 GPU_LARGE=${GPU_LARGE:-50000}
-GPU_DEEP=${GPU_DEEP:-0}
+GPU_DEEP=${GPU_DEEP:-5000}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP:-}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
 CPU_THREADS=${CPU_THREADS:-2}
@@ -108,7 +108,8 @@ for checks in $CHECKS_SWEEP; do
         --gpu-instances "$GPU_MID" --config 16-64-16
 done
 if [[ $GPU_DEEP -gt 0 ]]; then
-    bench auto --backend gpu --gpu-instances "$GPU_DEEP" --config '8-[32,32,32]-8'
+    bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_DEEP" \
+        --config '8-[32,32,32]-8'
 fi
 cat "$LOG"/bench-*.err | grep -v "XDG_RUNTIME_DIR" | grep -E "skipped|error|panicked" | sort -u | head -8
 grep -h "gpu: " "$LOG/bench-group-large.err" | tail -6

@@ -88,6 +88,8 @@ var<workgroup> partial: array<f32, WG>;
 var<workgroup> partial_count: array<u32, WG>;
 var<workgroup> moved: atomic<u32>;
 var<workgroup> removed: atomic<u32>;
+// Alive edges, counted at the start of a pulse.
+var<workgroup> alive_count: atomic<u32>;
 var<workgroup> wg_dense: u32;
 var<workgroup> wg_elim: u32;
 var<workgroup> wg_word: u32;
@@ -652,19 +654,25 @@ fn set_pulse_phase(pulse: u32, k: u32, w: u32) {
 
 // training.rs Trainer::pulse: the split, then n_sub Euler substeps; once a
 // substep moves nothing, the rest of the pulse is accounted at once.
-// Returns the alive edges (in invocation 0), for the update count.
+// Returns the alive edges, for the update count.
 fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
     set_pulse_phase(which, k, w);
-    let sp = prepare();
-    sums();
-    var n_alive = 0u;
     if tid == 0u {
-        for (var e = 0u; e < n_edges; e++) {
-            if is_alive(e) {
-                n_alive++;
-            }
+        atomicStore(&alive_count, 0u);
+    }
+    // prepare() begins with a barrier, sums() ends with one.
+    let sp = prepare();
+    var mine = 0u;
+    for (var j = 0u; j < E_PER; j++) {
+        let e = tid + j * WG;
+        if e < n_edges && is_alive(e) {
+            mine++;
         }
     }
+    if mine > 0u {
+        atomicAdd(&alive_count, mine);
+    }
+    sums();
     var moving = true;
     for (var sub = 0u; sub < n_sub; sub++) {
         if moving {
@@ -685,7 +693,7 @@ fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
             }
         }
     }
-    return n_alive;
+    return atomicLoad(&alive_count);
 }
 
 fn add_updates(st: ptr<function, InstanceState>, x: u32) {
