@@ -458,6 +458,9 @@ fn task_words(inst: &Instance) -> usize {
     inst.task.n_patterns() * (1 + mask_words(inst.network.n_in))
 }
 
+/// Rows of the interleaved initial state that `flatten` fills together.
+const INTERLEAVE_ROWS: usize = 32;
+
 /// A network as the dedup key of the shared topology.
 struct SameNetwork<'a>(&'a Network);
 
@@ -470,6 +473,7 @@ impl PartialEq for SameNetwork<'_> {
             && a.tail == b.tail
             && a.head == b.head
             && a.polarity == b.polarity
+            && a.layer == b.layer
     }
 }
 
@@ -482,6 +486,7 @@ impl Hash for SameNetwork<'_> {
         n.tail.hash(h);
         n.head.hash(h);
         n.polarity.hash(h);
+        n.layer.hash(h);
     }
 }
 
@@ -1401,42 +1406,49 @@ impl Gpu {
             });
         }
         // The initial device state, interleaved: one slot (a row of
-        // `lanes` words) per task.
+        // `lanes` words) per task. Filled a block of rows at a time, lane by
+        // lane within it, so that each lane's edges are read in order and
+        // the rows written stay in cache (row by row, every read of a lane
+        // would miss).
         let m = slots.edges;
         let state_of = |lane: usize, e: usize| match states {
             Some(s) => (s[lane].0[e], s[lane].1[e]),
             None => (chunk[lane].0.devices.r0[e] as f32, true),
         };
+        let rows = |block: usize| (block * INTERLEAVE_ROWS..).take(INTERLEAVE_ROWS);
         fs_init
-            .par_chunks_mut(lanes.max(1))
+            .par_chunks_mut(lanes.max(1) * INTERLEAVE_ROWS)
             .enumerate()
-            .for_each(|(slot, row)| {
-                let (kind, e) = (slot / m, slot % m);
-                for (lane, x) in row.iter_mut().enumerate() {
-                    let inst = &chunk[lane].0;
-                    if e >= inst.network.n_edges() {
-                        continue;
-                    }
+            .for_each(|(block, out)| {
+                for (lane, (inst, _)) in chunk.iter().map(|b| (&b.0, &b.1)).enumerate() {
                     let dev = &inst.devices;
-                    *x = match kind {
-                        0 => dev.ron[e] as f32,
-                        1 => dev.roff[e] as f32,
-                        2 => dev.vt[e] as f32,
-                        3 => state_of(lane, e).0,
-                        _ => match state_of(lane, e) {
-                            (r, true) => 1.0 / r,
-                            (_, false) => 0.0,
-                        },
-                    };
+                    for (slot, row) in rows(block).zip(out.chunks_mut(lanes)) {
+                        let (kind, e) = (slot / m, slot % m);
+                        if e >= inst.network.n_edges() {
+                            continue;
+                        }
+                        row[lane] = match kind {
+                            0 => dev.ron[e] as f32,
+                            1 => dev.roff[e] as f32,
+                            2 => dev.vt[e] as f32,
+                            3 => state_of(lane, e).0,
+                            _ => match state_of(lane, e) {
+                                (r, true) => 1.0 / r,
+                                (_, false) => 0.0,
+                            },
+                        };
+                    }
                 }
             });
         us_init
-            .par_chunks_mut(lanes.max(1))
+            .par_chunks_mut(lanes.max(1) * INTERLEAVE_ROWS)
             .enumerate()
-            .for_each(|(e, row)| {
-                for (lane, x) in row.iter_mut().enumerate() {
-                    if e < chunk[lane].0.network.n_edges() {
-                        *x = state_of(lane, e).1 as u32;
+            .for_each(|(block, out)| {
+                for (lane, (inst, _)) in chunk.iter().map(|b| (&b.0, &b.1)).enumerate() {
+                    for (e, row) in rows(block).zip(out.chunks_mut(lanes)) {
+                        if e < inst.network.n_edges() {
+                            row[lane] = state_of(lane, e).1 as u32;
+                        }
                     }
                 }
             });
