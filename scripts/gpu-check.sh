@@ -19,6 +19,9 @@
 #   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (5000; 0: not run)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
 #                  (MEMSWEEP_GROUP_WG; empty: none)
+#   PIVOTS_SWEEP   Cholesky pivots per barrier to time 8-16-8 and 16-64-16
+#                  with besides the default 2 (MEMSWEEP_GROUP_PIVOTS; "1";
+#                  empty: none)
 #   CHECKS_SWEEP   runtime checks to time 8-16-8 and 16-64-16 with besides
 #                  the default (MEMSWEEP_GPU_CHECKS: all, none; empty: none)
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
@@ -35,6 +38,7 @@ GPU_MID=${GPU_MID:-5000}
 GPU_LARGE=${GPU_LARGE:-50000}
 GPU_DEEP=${GPU_DEEP:-5000}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP:-}
+PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
 CPU_THREADS=${CPU_THREADS:-2}
 CPU_SCALE=${CPU_SCALE:-4}
@@ -100,6 +104,12 @@ bench thread --backend gpu --gpu-layout thread --gpu-instances "$GPU_INSTANCES" 
 for wg in $GROUP_WG_SWEEP; do
     MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+done
+for pivots in $PIVOTS_SWEEP; do
+    MEMSWEEP_GROUP_PIVOTS=$pivots bench "group-p$pivots" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+    MEMSWEEP_GROUP_PIVOTS=$pivots bench "group-p$pivots" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_MID" --config 16-64-16
 done
 for checks in $CHECKS_SWEEP; do
     MEMSWEEP_GPU_CHECKS=$checks bench "group-$checks" --backend gpu --gpu-layout group \

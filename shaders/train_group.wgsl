@@ -24,7 +24,8 @@
 //   circuit.rs: from node bit sets, in parallel, except the breadth-first
 //   search and the greedy independent set, which invocation 0 runs.
 // A barrier separates each stage; the Cholesky factorisation takes one per
-// pivot and the back substitution one per four rows. Everything that steers
+// PIVOTS pivots (2 unless MEMSWEEP_GROUP_PIVOTS says 1) and the back
+// substitution one per four rows. Everything that steers
 // control flow is loaded through workgroupUniformLoad, so every invocation
 // takes the same branches.
 //
@@ -44,6 +45,7 @@ const M_MAX: u32 = 256u;
 const N_MAX: u32 = 32u;
 const D_MAX: u32 = 30u;
 const E_PER: u32 = 4u;
+const PIVOTS: u32 = 2u;
 // shape end
 
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
@@ -83,6 +85,9 @@ var<workgroup> s: array<f32, S_LEN>;
 // The reciprocal square roots of the pivots, and the dense solution.
 var<workgroup> piv_inv: array<f32, D_MAX + 1u>;
 var<workgroup> piv: array<f32, D_MAX + 1u>;
+// Two pivots per barrier (PIVOTS == 2): the latest pivot column, in two
+// halves used in turn.
+var<workgroup> pair_col: array<f32, 2u * (D_MAX + 1u)>;
 var<workgroup> out_cur: array<f32, N_MAX>;
 var<workgroup> partial: array<f32, WG>;
 var<workgroup> partial_count: array<u32, WG>;
@@ -410,6 +415,67 @@ fn sums() {
     workgroupBarrier();
 }
 
+// The Cholesky factorisation of solve() two pivots per barrier, with the
+// same operations in the same order as one pivot at a time. For pivots j
+// and j + 1, every invocation computes both pivots; each trailing entry
+// (i, k) past column j + 1 takes both updates, with s(i, j + 1) and
+// s(k, j + 1) as pivot j leaves them computed on the spot. Column j + 1
+// itself, which the other entries read, is written to one half of
+// `pair_col` and copied into the triangle in the next pair's step, which
+// reads only columns j + 2 on.
+fn cholesky_pairs(nd: u32) {
+    for (var j = 0u; j < nd; j += 2u) {
+        let pair = j + 1u < nd;
+        let inv0 = inverseSqrt(s[tri(j, j)]);
+        var l10 = 0.0;
+        var inv1 = 0.0;
+        if pair {
+            l10 = s[tri(j + 1u, j)] * inv0;
+            inv1 = inverseSqrt(s[tri(j + 1u, j + 1u)] - l10 * l10);
+        }
+        if tid == 0u {
+            piv_inv[j] = inv0;
+            if pair {
+                piv_inv[j + 1u] = inv1;
+            }
+        }
+        let half = (j / 2u) % 2u;
+        // The previous pair's column j - 1, rows j..=nd.
+        if j > 0u {
+            let done = (1u - half) * (D_MAX + 1u);
+            for (var i = j + tid; i <= nd; i += WG) {
+                s[tri(i, j - 1u)] = pair_col[done + i];
+            }
+        }
+        // The trailing entries of pivot j (none if it is the last).
+        for (var q = tid; q + 1u < tri(nd - j, 0u); q += WG) {
+            let a = tri_row(q);
+            let i = j + 1u + a;
+            let k = j + 1u + q - tri(a, 0u);
+            let li = s[tri(i, j)] * inv0;
+            if k == j + 1u {
+                if i > k {
+                    pair_col[half * (D_MAX + 1u) + i] = s[tri(i, k)] - li * l10;
+                }
+            } else {
+                let lk = s[tri(k, j)] * inv0;
+                let mi = (s[tri(i, j + 1u)] - li * l10) * inv1;
+                let mk = (s[tri(k, j + 1u)] - lk * l10) * inv1;
+                s[tri(i, k)] = (s[tri(i, k)] - li * lk) - mi * mk;
+            }
+        }
+        workgroupBarrier();
+    }
+    // The last pair's column, if the last step was a pair: its entry in the
+    // right-hand side row.
+    if nd > 0u && nd % 2u == 0u {
+        if tid == 0u {
+            s[tri(nd, nd - 1u)] = pair_col[((nd - 2u) / 2u) % 2u * (D_MAX + 1u) + nd];
+        }
+        workgroupBarrier();
+    }
+}
+
 // circuit.rs Solver::solve_from_sums: node voltages for the split `sp`.
 fn solve(sp: vec2<u32>) {
     let nd = sp.x;
@@ -465,22 +531,26 @@ fn solve(sp: vec2<u32>) {
     // Right-looking Cholesky of the triangle, the right-hand side row riding
     // along (forward substitution). Column j is left unscaled: L_ij is
     // s(i, j) * piv_inv[j], and y_j is s(nd, j) * piv_inv[j].
-    for (var j = 0u; j < nd; j++) {
-        let inv = inverseSqrt(s[tri(j, j)]);
-        if tid == 0u {
-            piv_inv[j] = inv;
+    if PIVOTS == 2u {
+        cholesky_pairs(nd);
+    } else {
+        for (var j = 0u; j < nd; j++) {
+            let inv = inverseSqrt(s[tri(j, j)]);
+            if tid == 0u {
+                piv_inv[j] = inv;
+            }
+            // The trailing entries: rows j + 1..=nd, columns j + 1 up to
+            // the row (at most nd - 1): a triangle of nd - j rows less its
+            // last entry, strided over the invocations.
+            let rows = nd - j;
+            for (var q = tid; q + 1u < tri(rows, 0u); q += WG) {
+                let a = tri_row(q);
+                let i = j + 1u + a;
+                let k = j + 1u + q - tri(a, 0u);
+                s[tri(i, k)] -= (s[tri(i, j)] * inv) * (s[tri(k, j)] * inv);
+            }
+            workgroupBarrier();
         }
-        // The trailing entries: rows j + 1..=nd, columns j + 1 up to the
-        // row (at most nd - 1): a triangle of nd - j rows less its last
-        // entry, strided over the invocations.
-        let rows = nd - j;
-        for (var q = tid; q + 1u < tri(rows, 0u); q += WG) {
-            let a = tri_row(q);
-            let i = j + 1u + a;
-            let k = j + 1u + q - tri(a, 0u);
-            s[tri(i, k)] -= (s[tri(i, j)] * inv) * (s[tri(k, j)] * inv);
-        }
-        workgroupBarrier();
     }
     // Back substitution, four rows per barrier, last row first: with w_a =
     // s(nd, a) - sum over b > a of s(b, a) x_b (kept in row nd), x_a is

@@ -328,6 +328,8 @@ pub struct GroupShape {
     pub edges_per_invocation: u32,
     pub nodes: u32,
     pub dense: u32,
+    /// Pivots of the Cholesky factorisation per barrier: 1 or 2.
+    pub pivots: u32,
 }
 
 impl GroupShape {
@@ -346,6 +348,11 @@ impl GroupShape {
             edges_per_invocation: (slots.edges as u32).div_ceil(wg),
             nodes: (slots.nodes as u32).next_multiple_of(8),
             dense: slots.group_dense as u32,
+            pivots: std::env::var("MEMSWEEP_GROUP_PIVOTS")
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+                .filter(|p| (1..=2).contains(p))
+                .unwrap_or(2),
         }
     }
 
@@ -376,7 +383,7 @@ impl GroupShape {
             + (n + 2) * sets
             + links
             + self.triangle() as u64
-            + 2 * (self.dense() as u64 + 1)
+            + 4 * (self.dense() as u64 + 1)
             + 2 * self.wg as u64
             + 7;
         4 * words
@@ -392,13 +399,15 @@ impl GroupShape {
             .expect("train_group.wgsl: no shape end");
         format!(
             "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
-             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n{}",
+             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
+             const PIVOTS: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
             self.nodes,
             self.dense(),
             self.edges_per_invocation,
+            self.pivots,
             &GROUP_SHADER[end..]
         )
     }
@@ -420,8 +429,13 @@ impl GroupShape {
         let prepare =
             5 * per(n) + 32 * w + 2 * n * w + 2 * (per(n) * n + wg + n * w) + per(n * n / 4) + e;
         let sums = per(n) * degree;
-        let solve =
-            2 * per(n) + t * n + per(n) * degree + d * t + 2 * per(d) + d * per(d) + per(n) * d;
+        let solve = 2 * per(n)
+            + t * n
+            + per(n) * degree
+            + d * (t + per(d))
+            + 2 * per(d)
+            + d * per(d)
+            + per(n) * d;
         let read = prepare + sums + solve + per(n_out) * degree + e + wg + 2 * n_out;
         let pulse = prepare + sums + m + n_sub * (solve + 2 * e + 4 * e + sums);
         let rest = w + e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
@@ -2140,6 +2154,7 @@ mod tests {
         validate(&format!("{COMMON}\n{GROUP_SHADER}"));
         for shape in shapes() {
             validate(&shape.source());
+            validate(&GroupShape { pivots: 1, ..shape }.source());
         }
     }
 
