@@ -95,8 +95,8 @@ var<workgroup> moved: atomic<u32>;
 var<workgroup> removed: atomic<u32>;
 // Alive edges, counted at the start of a pulse.
 var<workgroup> alive_count: atomic<u32>;
-var<workgroup> wg_dense: u32;
-var<workgroup> wg_elim: u32;
+// (n_dense, n_eliminated) of the greedy split.
+var<workgroup> wg_split: vec2<u32>;
 var<workgroup> wg_word: u32;
 var<workgroup> wg_candidates: u32;
 // 1 when some alive edge joins two dense nodes (the current split).
@@ -256,20 +256,19 @@ fn rank_and_split() -> vec2<u32> {
                 ne++;
             }
         }
-        wg_dense = nd;
-        wg_elim = ne;
+        wg_split = vec2<u32>(nd, ne);
     }
-    return vec2<u32>(workgroupUniformLoad(&wg_dense), workgroupUniformLoad(&wg_elim));
+    return workgroupUniformLoad(&wg_split);
 }
 
 // circuit.rs Solver::prepare for the current boundary: roles, the dense
 // and eliminated nodes in the greedy order (fewest free neighbours first,
 // then by node; or the parity class first, where that order leaves more
 // nodes dense than lie outside the class), the link table and the fixed
-// voltages; returns (n_dense, n_eliminated). Node sets make every step a
-// few word operations; the one sequential step (the greedy independent
-// set) runs in invocation 0.
-fn prepare() -> vec2<u32> {
+// voltages; returns (n_dense, n_eliminated, 1 if an alive edge joins two
+// dense nodes). Node sets make every step a few word operations; the one
+// sequential step (the greedy independent set) runs in invocation 0.
+fn prepare() -> vec3<u32> {
     workgroupBarrier();
     for (var i = tid; i < n_nodes; i += WG) {
         let fixed = is_fixed(i);
@@ -391,12 +390,13 @@ fn prepare() -> vec2<u32> {
     if pairs != 0u {
         atomicOr(&wg_dense_pairs, 1u);
     }
-    workgroupBarrier();
-    return vec2<u32>(nd, ne);
+    return vec3<u32>(nd, ne, workgroupUniformLoad(&wg_dense_pairs));
 }
 
 // circuit.rs NodeSums::fill, one node per invocation: conductance and
-// injected current from the edges, in adjacency order.
+// injected current from the edges, in adjacency order; and for an
+// eliminated node, its reciprocal diagonal and share of the right-hand
+// side.
 fn sums() {
     for (var i = tid; i < n_nodes; i += WG) {
         var total = 0.0;
@@ -411,6 +411,12 @@ fn sums() {
         }
         cond[i] = total;
         inject[i] = inj;
+        // What solve() needs of an eliminated node.
+        if role[i] == ELIMINATED {
+            let inv = 1.0 / (d.gmin + total);
+            elim_inv[pos[i]] = inv;
+            elim_share[pos[i]] = inj * inv;
+        }
     }
     workgroupBarrier();
 }
@@ -476,17 +482,11 @@ fn cholesky_pairs(nd: u32) {
     }
 }
 
-// circuit.rs Solver::solve_from_sums: node voltages for the split `sp`.
-fn solve(sp: vec2<u32>) {
+// circuit.rs Solver::solve_from_sums: node voltages for the split `sp`,
+// from the sums of the last sums().
+fn solve(sp: vec3<u32>) {
     let nd = sp.x;
     let ne = sp.y;
-    for (var c = tid; c < ne; c += WG) {
-        let i = elim_node[c];
-        let inv = 1.0 / (d.gmin + cond[i]);
-        elim_inv[c] = inv;
-        elim_share[c] = inject[i] * inv;
-    }
-    workgroupBarrier();
     // Each entry of rows 0..=nd (less entry (nd, nd)), strided over the
     // invocations: the diagonal (or 0), less the rank-one terms of
     // eliminating each c (coupling every pair of c's dense neighbours), in
@@ -515,7 +515,7 @@ fn solve(sp: vec2<u32>) {
     }
     workgroupBarrier();
     // Couplings between dense nodes (none in a network of one hidden layer).
-    if workgroupUniformLoad(&wg_dense_pairs) != 0u {
+    if sp.z != 0u {
         for (var a = tid; a < nd; a += WG) {
             let i = dense_node[a];
             let base = tri(a, 0u);
