@@ -22,6 +22,9 @@
 #   PIVOTS_SWEEP   Cholesky pivots per barrier to time 8-16-8 and 16-64-16
 #                  with besides the default 2 (MEMSWEEP_GROUP_PIVOTS; "1";
 #                  empty: none)
+#   ERAS_SWEEP     whole eras per dispatch to time 8-16-8 and 16-64-16 with
+#                  besides the default 4 (MEMSWEEP_GROUP_ERAS; "1"; empty:
+#                  none)
 #   CHECKS_SWEEP   runtime checks to time 8-16-8 and 16-64-16 with besides
 #                  the default (MEMSWEEP_GPU_CHECKS: all, none; empty: none)
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
@@ -39,6 +42,7 @@ GPU_LARGE=${GPU_LARGE:-50000}
 GPU_DEEP=${GPU_DEEP:-5000}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP:-}
 PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
+ERAS_SWEEP=${ERAS_SWEEP-1}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
 CPU_THREADS=${CPU_THREADS:-2}
 CPU_SCALE=${CPU_SCALE:-4}
@@ -109,6 +113,12 @@ for pivots in $PIVOTS_SWEEP; do
     MEMSWEEP_GROUP_PIVOTS=$pivots bench "group-p$pivots" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
     MEMSWEEP_GROUP_PIVOTS=$pivots bench "group-p$pivots" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_MID" --config 16-64-16
+done
+for eras in $ERAS_SWEEP; do
+    MEMSWEEP_GROUP_ERAS=$eras bench "group-e$eras" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+    MEMSWEEP_GROUP_ERAS=$eras bench "group-e$eras" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_MID" --config 16-64-16
 done
 for checks in $CHECKS_SWEEP; do

@@ -107,7 +107,8 @@ struct Chunk {
     // when this dispatch ends the era.
     pattern_end: u32,
     end_era: u32,
-    pad0: u32,
+    // Workgroup layout: eras this dispatch runs (whole eras if more than 1).
+    eras: u32,
 }
 
 struct TraceEntry {

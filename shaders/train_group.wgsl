@@ -822,7 +822,8 @@ fn finish(st: ptr<function, InstanceState>) {
 
 // Patterns chunk.pattern..chunk.pattern_end of the current era, each a read
 // and, after a mistake, a punish and a normalize pulse; with chunk.end_era,
-// the era's end: prune, then stop on convergence or at max_eras.
+// the era's end: prune, then stop on convergence or at max_eras. With
+// chunk.eras above 1, that many whole eras, as many dispatches of one would.
 @compute @workgroup_size(WG)
 fn era_group(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -831,40 +832,51 @@ fn era_group(
     if wid.x < chunk.n_lanes {
         setup(wid.x, local);
         var st = state[lane];
-        let era = st.eras_run;
+        var era = st.eras_run;
         if broadcast(st.status) == RUNNING {
             load_edges();
             let n_patterns = desc[wid.x].n_patterns;
             let n_sub = desc[wid.x].n_sub;
             let last = min(chunk.pattern_end, n_patterns);
-            for (var k = chunk.pattern; k < last; k++) {
-                let rd = read_pattern(k);
-                let wanted = target_output(k);
-                if tid == 0u {
-                    let correct = rd.winner == wanted;
-                    let at = d.trace_off + era * d.n_patterns + k;
-                    trace[at] = TraceEntry(select(0u, 1u, correct), rd.power);
-                    st.winner = rd.winner;
-                    if !correct {
-                        st.mistakes++;
+            for (var round = 0u; round < chunk.eras; round++) {
+                for (var k = chunk.pattern; k < last; k++) {
+                    let rd = read_pattern(k);
+                    let wanted = target_output(k);
+                    if tid == 0u {
+                        let correct = rd.winner == wanted;
+                        let at = d.trace_off + era * d.n_patterns + k;
+                        trace[at] = TraceEntry(select(0u, 1u, correct), rd.power);
+                        st.winner = rd.winner;
+                        if !correct {
+                            st.mistakes++;
+                        }
+                    }
+                    if rd.winner != wanted {
+                        let alive_a = pulse(PULSE_PUNISH, k, rd.winner, era, n_sub);
+                        let alive_b = pulse(PULSE_NORMALIZE, k, rd.winner, era, n_sub);
+                        add_updates(&st, (alive_a + alive_b) * n_sub);
+                        bank_energy(&st);
                     }
                 }
-                if rd.winner != wanted {
-                    let alive_a = pulse(PULSE_PUNISH, k, rd.winner, era, n_sub);
-                    let alive_b = pulse(PULSE_NORMALIZE, k, rd.winner, era, n_sub);
-                    add_updates(&st, (alive_a + alive_b) * n_sub);
-                    bank_energy(&st);
-                }
-            }
-            if chunk.end_era == 1u {
-                if tid == 0u {
-                    atomicStore(&removed, 0u);
-                }
-                workgroupBarrier();
-                prune(era);
-                let pruned = workgroupUniformLoad(&removed);
-                if tid == 0u {
-                    close_era(&st, era, pruned);
+                if chunk.end_era == 1u {
+                    if tid == 0u {
+                        atomicStore(&removed, 0u);
+                    }
+                    workgroupBarrier();
+                    prune(era);
+                    let pruned = workgroupUniformLoad(&removed);
+                    if tid == 0u {
+                        close_era(&st, era, pruned);
+                    }
+                    // The next era, if this dispatch runs it and the
+                    // instance still trains, with the alive edges' sets.
+                    if broadcast(st.status) != RUNNING {
+                        break;
+                    }
+                    era++;
+                    if pruned > 0u && round + 1u < chunk.eras {
+                        neighbour_sets();
+                    }
                 }
             }
             store_edges();

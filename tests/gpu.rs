@@ -466,6 +466,25 @@ fn a_batch_cut_into_chunks_trains_as_one_on(gpu: &Gpu) {
     assert_eq!(small.train(&b), whole);
 }
 
+/// Several whole eras per dispatch (the workgroup layout's default where an
+/// era fits one dispatch) give the rows of one era per dispatch, bit for bit:
+/// a depth-3 network with pruning, whose node sets change between eras.
+#[test]
+fn eras_dispatched_together_train_as_eras_dispatched_one_by_one() {
+    let Some(gpu) = gpu() else { return };
+    let mut params = configs()[0].1.clone();
+    params.network.hidden = vec![6, 6, 6];
+    params.pruning.p_prune = 0.5;
+    let b = batch(&params, 5, 48);
+    let together = gpu.with_layout(Layout::Group).train(&b);
+    assert!(together.iter().map(|o| o.pruned_edges).sum::<usize>() > 0);
+    let one_by_one = Gpu::new(Selection::Any)
+        .expect("the adapter opened once")
+        .with_layout(Layout::Group)
+        .with_eras_per_dispatch(1);
+    assert_eq!(one_by_one.train(&b), together);
+}
+
 /// Abstract-model instances have no circuit: the GPU executor hands them to
 /// the CPU, and their rows say so, while circuit rows of the same batch say
 /// `gpu`.

@@ -216,7 +216,8 @@ pub struct ChunkUniform {
     pub pattern_end: u32,
     /// Workgroup layout: 1 when the dispatch ends the era.
     pub end_era: u32,
-    pub pad: u32,
+    /// Workgroup layout: eras the dispatch runs (whole eras if more than 1).
+    pub eras: u32,
 }
 
 /// One read of the trace: `TraceEntry` in the shader.
@@ -696,6 +697,9 @@ pub struct Gpu {
     steps: Steps,
     /// The layout asked for (`Layout::Auto` unless `with_layout`).
     choice: Layout,
+    /// Most whole eras per workgroup-layout dispatch (ERAS_PER_CHECK, or
+    /// MEMSWEEP_GROUP_ERAS, or `with_eras_per_dispatch`).
+    eras_cap: usize,
     /// Pipelines of the workgroup kernel, per shape, built on first use.
     groups: Mutex<HashMap<GroupShape, Arc<GroupSteps>>>,
     /// Bytes between two entries of a chunk's schedule.
@@ -759,8 +763,10 @@ struct Flat {
     max_eras: usize,
     max_patterns: usize,
     max_substeps: usize,
-    /// Workgroup layout: patterns per era dispatch.
+    /// Workgroup layout: patterns per era dispatch, and eras per dispatch
+    /// (more than 1 only where a whole era fits one dispatch).
     patterns_per_step: usize,
+    eras_per_step: usize,
     slots: Slots,
     sizes: Sizes,
 }
@@ -793,6 +799,16 @@ impl Flat {
         self.group_base() + 4 * self.max_patterns.max(1)
     }
 
+    /// Workgroup layout: the entry of a dispatch of `eras` whole eras (1 to
+    /// ERAS_PER_CHECK).
+    fn group_eras(&self, eras: usize) -> usize {
+        if eras == 1 {
+            self.group_step(0)
+        } else {
+            self.group_final() + eras - 1
+        }
+    }
+
     /// Era dispatches per era in the workgroup layout.
     fn group_steps(&self) -> usize {
         self.max_patterns.max(1).div_ceil(self.patterns_per_step)
@@ -800,7 +816,7 @@ impl Flat {
 
     /// Entries in the schedule.
     fn schedule_entries(&self) -> usize {
-        self.group_final() + 1
+        self.group_final() + ERAS_PER_CHECK
     }
 
     /// The schedule, `stride` bytes apart: one uniform per (pattern, pulse,
@@ -824,6 +840,20 @@ impl Flat {
                     pattern: first as u32,
                     pattern_end: end as u32,
                     end_era: (end == p) as u32,
+                    eras: 1,
+                    two: 2,
+                    ..self.uniform
+                },
+            );
+        }
+        for eras in 2..=ERAS_PER_CHECK {
+            put(
+                self.group_eras(eras),
+                ChunkUniform {
+                    pattern: 0,
+                    pattern_end: p as u32,
+                    end_era: 1,
+                    eras: eras as u32,
                     two: 2,
                     ..self.uniform
                 },
@@ -1026,6 +1056,11 @@ impl Gpu {
             layout,
             pipeline_layout,
             choice: Layout::Auto,
+            eras_cap: std::env::var("MEMSWEEP_GROUP_ERAS")
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+                .unwrap_or(ERAS_PER_CHECK)
+                .clamp(1, ERAS_PER_CHECK),
             groups: Mutex::new(HashMap::new()),
             limits: ChunkLimits {
                 buffer_bytes,
@@ -1053,6 +1088,14 @@ impl Gpu {
     pub fn with_max_lanes(mut self, lanes: usize) -> Self {
         self.limits.lanes = lanes.max(1);
         self.limits.groups = lanes.max(1);
+        self
+    }
+
+    /// Tests only: at most `eras` whole eras per workgroup-layout dispatch
+    /// (1 to ERAS_PER_CHECK).
+    #[doc(hidden)]
+    pub fn with_eras_per_dispatch(mut self, eras: usize) -> Self {
+        self.eras_cap = eras.clamp(1, ERAS_PER_CHECK);
         self
     }
 
@@ -1100,6 +1143,32 @@ impl Gpu {
                 (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns),
             )
         })
+    }
+
+    /// Whole eras per workgroup-layout dispatch: ERAS_PER_CHECK where one
+    /// dispatch takes a whole era (on lavapipe, as many as its loop budget
+    /// allows), else 1. MEMSWEEP_GROUP_ERAS (1 to ERAS_PER_CHECK) sets it
+    /// lower, a knob for measuring: the rows are the same either way
+    /// (tests/gpu.rs). `sizes` is (node degree, substeps, outputs) as for
+    /// `group_plan`.
+    fn eras_per_step(
+        &self,
+        shape: GroupShape,
+        sizes: (u64, u64, u64),
+        patterns: usize,
+        patterns_per_step: usize,
+    ) -> usize {
+        let patterns = patterns.max(1);
+        if patterns_per_step < patterns {
+            return 1;
+        }
+        let most = if self.is_lavapipe() {
+            let (per, rest) = shape.loop_iterations(sizes.0, sizes.1, sizes.2);
+            (LAVAPIPE_LOOP_BUDGET / (per * patterns as u64 + rest)) as usize
+        } else {
+            ERAS_PER_CHECK
+        };
+        self.eras_cap.min(most).max(1)
     }
 
     fn is_lavapipe(&self) -> bool {
@@ -1179,6 +1248,12 @@ impl Gpu {
         match plan {
             Some((shape, pps)) => {
                 flat.patterns_per_step = pps;
+                flat.eras_per_step = self.eras_per_step(
+                    shape,
+                    (degree, flat.max_substeps as u64, slots.outputs as u64),
+                    flat.max_patterns,
+                    pps,
+                );
                 Some(self.group_steps(shape))
             }
             None if self.choice == Layout::Group => panic!(
@@ -1495,6 +1570,7 @@ impl Gpu {
             max_patterns,
             max_substeps,
             patterns_per_step: max_patterns.max(1),
+            eras_per_step: 1,
             slots,
             sizes,
         };
@@ -1696,8 +1772,8 @@ impl Gpu {
         let group = self.chunk_layout(chunk, &mut flat);
         lap(&match &group {
             Some(g) => format!(
-                "flattened; workgroup layout {:?}, {} patterns per dispatch",
-                g.shape, flat.patterns_per_step
+                "flattened; workgroup layout {:?}, {} patterns, {} eras per dispatch",
+                g.shape, flat.patterns_per_step, flat.eras_per_step
             ),
             None => "flattened; thread layout".to_string(),
         });
@@ -1728,11 +1804,23 @@ impl Gpu {
         encoder.clear_buffer(&b.running, 0, None);
         let mut era = 0;
         while era < flat.max_eras {
-            let group = ERAS_PER_CHECK.min(flat.max_eras - era);
-            for _ in 0..group {
-                self.dispatch(&mut encoder, b, &era_steps, workgroups);
+            let eras = ERAS_PER_CHECK.min(flat.max_eras - era);
+            match &group {
+                Some(g) if flat.eras_per_step > 1 => {
+                    let mut left = eras;
+                    while left > 0 {
+                        let e = left.min(flat.eras_per_step);
+                        self.dispatch(&mut encoder, b, &[(&g.era, flat.group_eras(e))], workgroups);
+                        left -= e;
+                    }
+                }
+                _ => {
+                    for _ in 0..eras {
+                        self.dispatch(&mut encoder, b, &era_steps, workgroups);
+                    }
+                }
             }
-            era += group;
+            era += eras;
             if era < flat.max_eras {
                 encoder.copy_buffer_to_buffer(&b.running, 4 * (era as u64 - 1), &b.staging, 0, 4);
                 let bytes = self.read_back(b, encoder, 4);
