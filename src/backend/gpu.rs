@@ -9,19 +9,25 @@
 //! (`Instance::build`, on the CPU as for every backend).
 //!
 //! Workgroup layout. The kernel's shape (`GroupShape`: invocations, edges
-//! per invocation, node count, hence the sizes of its workgroup arrays) is
-//! written into the shader's first lines per chunk, and its pipelines are
-//! built on first use. The shader's own comment says who does what. It
-//! keeps the persistent state in the same interleaved slots of `fs`, `us`
-//! and `state` as the thread layout (below), reads them at the start of a
-//! dispatch and writes them back at its end, so buffers, upload, readback
-//! and probes are shared. One dispatch runs a whole era (on lavapipe as
-//! many patterns as its loop budget allows; `GroupShape::loop_iterations`).
+//! per invocation, node count, dense bound, pivots per barrier, hence the
+//! sizes of its workgroup arrays) is written into the shader's first lines
+//! per chunk, and its pipelines are built on first use. The shader's own
+//! comment says who does what. The dense bound is the count of nodes
+//! outside the network's parity class (`Network::parity_class`), which
+//! the kernel eliminates first wherever its greedy split would leave more
+//! dense. It keeps the persistent state in the same interleaved slots of
+//! `fs`, `us` and `state` as the thread layout (below), reads them at the
+//! start of a dispatch and writes them back at its end, so buffers,
+//! upload, readback and probes are shared. One dispatch runs up to
+//! ERAS_PER_CHECK whole eras (`Gpu::eras_per_step`; on lavapipe as many
+//! patterns or eras as its loop budget allows,
+//! `GroupShape::loop_iterations`).
 //! Instances are grouped by layout and shape before chunking, so that how
 //! an instance's sums are cut across invocations depends on its network
-//! alone. On an H200, 8-16-8 trains about 17,900 instances/s with 10,000
+//! alone. On an H200, 8-16-8 trained about 17,900 instances/s with 10,000
 //! in flight (22 times that host's 2-thread CPU backend, 9 times the thread
-//! layout) and 16-64-16 about 610/s (15 times); the README has the table.
+//! layout) and 16-64-16 about 610/s (15 times), before the changes the
+//! README lists after its table as not yet timed on a GPU.
 //!
 //! Thread layout. One invocation trains one instance. An
 //! instance's state and scratch (resistances, conductances, node voltages,
