@@ -109,24 +109,26 @@ for wg in $GROUP_WG_SWEEP; do
     MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
-for pivots in $PIVOTS_SWEEP; do
-    MEMSWEEP_GROUP_PIVOTS=$pivots bench "group-p$pivots" --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
-    MEMSWEEP_GROUP_PIVOTS=$pivots bench "group-p$pivots" --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_MID" --config 16-64-16
-done
-for eras in $ERAS_SWEEP; do
-    MEMSWEEP_GROUP_ERAS=$eras bench "group-e$eras" --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
-    MEMSWEEP_GROUP_ERAS=$eras bench "group-e$eras" --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_MID" --config 16-64-16
-done
-for checks in $CHECKS_SWEEP; do
-    MEMSWEEP_GPU_CHECKS=$checks bench "group-$checks" --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
-    MEMSWEEP_GPU_CHECKS=$checks bench "group-$checks" --backend gpu --gpu-layout group \
-        --gpu-instances "$GPU_MID" --config 16-64-16
-done
+# sweep KNOB LABEL VALUES...: 8-16-8 and 16-64-16 in the workgroup layout
+# with the environment variable KNOB at each value, labelled LABEL<value>.
+sweep() {
+    local knob=$1 label=$2 value
+    shift 2
+    for value in "$@"; do
+        export "$knob=$value"
+        bench "$label$value" --backend gpu --gpu-layout group \
+            --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+        bench "$label$value" --backend gpu --gpu-layout group \
+            --gpu-instances "$GPU_MID" --config 16-64-16
+        unset "$knob"
+    done
+}
+# shellcheck disable=SC2086 # the sweeps are word lists
+{
+    sweep MEMSWEEP_GROUP_PIVOTS group-p $PIVOTS_SWEEP
+    sweep MEMSWEEP_GROUP_ERAS group-e $ERAS_SWEEP
+    sweep MEMSWEEP_GPU_CHECKS group- $CHECKS_SWEEP
+}
 if [[ $GPU_DEEP -gt 0 ]]; then
     bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_DEEP" \
         --config '8-[32,32,32]-8'

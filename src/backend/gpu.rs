@@ -19,7 +19,7 @@
 //! `fs`, `us` and `state` as the thread layout (below), reads them at the
 //! start of a dispatch and writes them back at its end, so buffers,
 //! upload, readback and probes are shared. One dispatch runs up to
-//! ERAS_PER_CHECK whole eras (`Gpu::eras_per_step`; on lavapipe as many
+//! ERAS_PER_CHECK whole eras (`Gpu::group_plan`; on lavapipe as many
 //! patterns or eras as its loop budget allows,
 //! `GroupShape::loop_iterations`).
 //! Instances are grouped by layout and shape before chunking, so that how
@@ -704,7 +704,7 @@ pub struct Gpu {
     /// The layout asked for (`Layout::Auto` unless `with_layout`).
     choice: Layout,
     /// Most whole eras per workgroup-layout dispatch (ERAS_PER_CHECK, or
-    /// MEMSWEEP_GROUP_ERAS, or `with_eras_per_dispatch`).
+    /// MEMSWEEP_GROUP_ERAS, or `with_eras_per_dispatch`; see `group_plan`).
     eras_cap: usize,
     /// Pipelines of the workgroup kernel, per shape, built on first use.
     groups: Mutex<HashMap<GroupShape, Arc<GroupSteps>>>,
@@ -1117,10 +1117,13 @@ impl Gpu {
     }
 
     /// The workgroup shape for a chunk of `slots` whose nodes have at most
-    /// `degree` edges, with the patterns per era dispatch: None where the
-    /// thread layout is asked for, or where the shape does not fit the
-    /// adapter's workgroup memory or invocations, or (lavapipe) where one
-    /// pattern would overrun its loop budget.
+    /// `degree` edges, with the patterns per era dispatch and the whole eras
+    /// per dispatch (more than 1 only where a dispatch takes a whole era: up
+    /// to ERAS_PER_CHECK, or MEMSWEEP_GROUP_ERAS, a knob for measuring that
+    /// leaves the rows as they are): None where the thread layout is asked
+    /// for, or where the shape does not fit the adapter's workgroup memory
+    /// or invocations, or (lavapipe) where one pattern would overrun its
+    /// loop budget. On lavapipe the budget bounds both counts.
     fn group_plan(
         &self,
         slots: Slots,
@@ -1128,7 +1131,7 @@ impl Gpu {
         n_sub: u64,
         n_out: u64,
         patterns: usize,
-    ) -> Option<(GroupShape, usize)> {
+    ) -> Option<(GroupShape, usize, usize)> {
         if self.choice == Layout::Thread {
             return None;
         }
@@ -1139,42 +1142,20 @@ impl Gpu {
             return None;
         }
         let patterns = patterns.max(1);
+        let eras = |most: usize| self.eras_cap.min(most).max(1);
         if !self.is_lavapipe() {
-            return Some((shape, patterns));
+            return Some((shape, patterns, eras(ERAS_PER_CHECK)));
         }
         let (per, rest) = shape.loop_iterations(degree, n_sub, n_out);
         (per + rest <= LAVAPIPE_LOOP_BUDGET).then(|| {
-            (
-                shape,
-                (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns),
-            )
+            let pps = (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns);
+            let whole = if pps == patterns {
+                (LAVAPIPE_LOOP_BUDGET / (per * patterns as u64 + rest)) as usize
+            } else {
+                1
+            };
+            (shape, pps, eras(whole))
         })
-    }
-
-    /// Whole eras per workgroup-layout dispatch: ERAS_PER_CHECK where one
-    /// dispatch takes a whole era (on lavapipe, as many as its loop budget
-    /// allows), else 1. MEMSWEEP_GROUP_ERAS (1 to ERAS_PER_CHECK) sets it
-    /// lower, a knob for measuring: the rows are the same either way
-    /// (tests/gpu.rs). `sizes` is (node degree, substeps, outputs) as for
-    /// `group_plan`.
-    fn eras_per_step(
-        &self,
-        shape: GroupShape,
-        sizes: (u64, u64, u64),
-        patterns: usize,
-        patterns_per_step: usize,
-    ) -> usize {
-        let patterns = patterns.max(1);
-        if patterns_per_step < patterns {
-            return 1;
-        }
-        let most = if self.is_lavapipe() {
-            let (per, rest) = shape.loop_iterations(sizes.0, sizes.1, sizes.2);
-            (LAVAPIPE_LOOP_BUDGET / (per * patterns as u64 + rest)) as usize
-        } else {
-            ERAS_PER_CHECK
-        };
-        self.eras_cap.min(most).max(1)
     }
 
     fn is_lavapipe(&self) -> bool {
@@ -1228,7 +1209,7 @@ impl Gpu {
             inst.network.n_out as u64,
             inst.task.n_patterns(),
         )
-        .map(|(shape, _)| shape)
+        .map(|(shape, ..)| shape)
     }
 
     /// The layout of a chunk: the workgroup pipelines and patterns per era
@@ -1252,14 +1233,9 @@ impl Gpu {
             flat.max_patterns,
         );
         match plan {
-            Some((shape, pps)) => {
+            Some((shape, pps, eras)) => {
                 flat.patterns_per_step = pps;
-                flat.eras_per_step = self.eras_per_step(
-                    shape,
-                    (degree, flat.max_substeps as u64, slots.outputs as u64),
-                    flat.max_patterns,
-                    pps,
-                );
+                flat.eras_per_step = eras;
                 Some(self.group_steps(shape))
             }
             None if self.choice == Layout::Group => panic!(
