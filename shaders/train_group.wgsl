@@ -428,7 +428,7 @@ fn sums() {
 // s(k, j + 1) as pivot j leaves them computed on the spot. Column j + 1
 // itself, which the other entries read, is written to one half of
 // `pair_col` and copied into the triangle in the next pair's step, which
-// reads only columns j + 2 on.
+// reads only columns j + 2 on (the last pair's goes straight in).
 fn cholesky_pairs(nd: u32) {
     for (var j = 0u; j < nd; j += 2u) {
         let pair = j + 1u < nd;
@@ -460,8 +460,16 @@ fn cholesky_pairs(nd: u32) {
             let k = j + 1u + q - tri(a, 0u);
             let li = s[tri(i, j)] * inv0;
             if k == j + 1u {
+                // Below the pivot, which every invocation reads. In the
+                // last pair's step no entry past column j + 1 reads this
+                // one: it goes straight into the triangle.
                 if i > k {
-                    pair_col[half * (D_MAX + 1u) + i] = s[tri(i, k)] - li * l10;
+                    let x = s[tri(i, k)] - li * l10;
+                    if j + 2u == nd {
+                        s[tri(i, k)] = x;
+                    } else {
+                        pair_col[half * (D_MAX + 1u) + i] = x;
+                    }
                 }
             } else {
                 let lk = s[tri(k, j)] * inv0;
@@ -469,14 +477,6 @@ fn cholesky_pairs(nd: u32) {
                 let mk = (s[tri(k, j + 1u)] - lk * l10) * inv1;
                 s[tri(i, k)] = (s[tri(i, k)] - li * lk) - mi * mk;
             }
-        }
-        workgroupBarrier();
-    }
-    // The last pair's column, if the last step was a pair: its entry in the
-    // right-hand side row.
-    if nd > 0u && nd % 2u == 0u {
-        if tid == 0u {
-            s[tri(nd, nd - 1u)] = pair_col[((nd - 2u) / 2u) % 2u * (D_MAX + 1u) + nd];
         }
         workgroupBarrier();
     }
