@@ -18,7 +18,7 @@
 #   GPU_LARGE      instances of 8-16-8 in a second, larger GPU run (50000)
 #   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (5000; 0: not run)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
-#                  (MEMSWEEP_GROUP_WG; empty: none)
+#                  (MEMSWEEP_GROUP_WG; "32 128"; empty: none)
 #   PIVOTS_SWEEP   Cholesky pivots per barrier to time 8-16-8 and 16-64-16
 #                  with besides the default 2 (MEMSWEEP_GROUP_PIVOTS; "1";
 #                  empty: none)
@@ -40,7 +40,7 @@ GPU_INSTANCES=${GPU_INSTANCES:-10000}
 GPU_MID=${GPU_MID:-5000}
 GPU_LARGE=${GPU_LARGE:-50000}
 GPU_DEEP=${GPU_DEEP:-5000}
-GROUP_WG_SWEEP=${GROUP_WG_SWEEP:-}
+GROUP_WG_SWEEP=${GROUP_WG_SWEEP-32 128}
 PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
 ERAS_SWEEP=${ERAS_SWEEP-1}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
