@@ -21,7 +21,8 @@
 //! upload, readback and probes are shared. One dispatch runs up to
 //! ERAS_PER_CHECK whole eras (`Gpu::group_plan`; on lavapipe as many
 //! patterns or eras as its loop budget allows,
-//! `GroupShape::loop_iterations`).
+//! `GroupShape::loop_iterations`), once the first eras show that they
+//! keep it under MULTI_ERA_SECONDS.
 //! Instances are grouped by layout and shape before chunking, so that how
 //! an instance's sums are cut across invocations depends on its network
 //! alone. On an H200, 8-16-8 trained about 17,900 instances/s with 10,000
@@ -127,6 +128,10 @@ pub fn thread_source() -> String {
 const WORKGROUP: u32 = 64;
 /// Eras dispatched between two looks at how many instances still train.
 const ERAS_PER_CHECK: usize = 4;
+/// The longest a workgroup-layout dispatch of several eras should take,
+/// seconds: the driver of a GPU that also drives a display may end a
+/// dispatch that runs for seconds.
+const MULTI_ERA_SECONDS: f64 = 0.5;
 /// Lanes per chunk at most, whatever the limits allow: one thread per
 /// instance fills a large GPU (about 2048 threads on each of 132
 /// multiprocessors on an H200) only with a few hundred thousand.
@@ -1784,14 +1789,18 @@ impl Gpu {
         lap("uploaded");
         let mut encoder = self.encoder();
         encoder.clear_buffer(&b.running, 0, None);
+        // Eras per workgroup-layout dispatch: one until an era's time is
+        // known, then as many as keep a dispatch under MULTI_ERA_SECONDS.
+        let mut eras_per_dispatch = 1;
         let mut era = 0;
         while era < flat.max_eras {
             let eras = ERAS_PER_CHECK.min(flat.max_eras - era);
+            let since = std::time::Instant::now();
             match &group {
-                Some(g) if flat.eras_per_step > 1 => {
+                Some(g) if eras_per_dispatch > 1 => {
                     let mut left = eras;
                     while left > 0 {
-                        let e = left.min(flat.eras_per_step);
+                        let e = left.min(eras_per_dispatch);
                         self.dispatch(&mut encoder, b, &[(&g.era, flat.group_eras(e))], workgroups);
                         left -= e;
                     }
@@ -1808,7 +1817,12 @@ impl Gpu {
                 let bytes = self.read_back(b, encoder, 4);
                 encoder = self.encoder();
                 let running = u32::from_le_bytes(bytes[..4].try_into().unwrap());
-                lap(&format!("{era} eras, {running} instances training"));
+                let per_era = since.elapsed().as_secs_f64() / eras as f64;
+                eras_per_dispatch =
+                    ((MULTI_ERA_SECONDS / per_era) as usize).clamp(1, flat.eras_per_step.max(1));
+                lap(&format!(
+                    "{era} eras, {running} instances training, {per_era:.3} s per era"
+                ));
                 if running == 0 {
                     break;
                 }
