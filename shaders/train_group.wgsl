@@ -91,7 +91,9 @@ var<workgroup> pair_col: array<f32, 2u * (D_MAX + 1u)>;
 var<workgroup> out_cur: array<f32, N_MAX>;
 var<workgroup> partial: array<f32, WG>;
 var<workgroup> partial_count: array<u32, WG>;
-var<workgroup> moved: atomic<u32>;
+// Whether a substep moved a device: substep s flags moved[s % 2], so that
+// the next substep's flag can be cleared without a barrier of its own.
+var<workgroup> moved: array<atomic<u32>, 2>;
 var<workgroup> removed: atomic<u32>;
 // Alive edges, counted at the start of a pulse.
 var<workgroup> alive_count: atomic<u32>;
@@ -396,8 +398,9 @@ fn prepare() -> vec3<u32> {
 // circuit.rs NodeSums::fill, one node per invocation: conductance and
 // injected current from the edges, in adjacency order; and for an
 // eliminated node, its reciprocal diagonal and share of the right-hand
-// side.
-fn sums() {
+// side, or with `direct` (no dense system: every free node is eliminated)
+// its voltage, as solve() would compute it.
+fn sums(direct: bool) {
     for (var i = tid; i < n_nodes; i += WG) {
         var total = 0.0;
         var inj = 0.0;
@@ -416,6 +419,9 @@ fn sums() {
             let inv = 1.0 / (d.gmin + total);
             elim_inv[pos[i]] = inv;
             elim_share[pos[i]] = inj * inv;
+            if direct {
+                v[i] = inj / (d.gmin + total);
+            }
         }
     }
     workgroupBarrier();
@@ -483,10 +489,14 @@ fn cholesky_pairs(nd: u32) {
 }
 
 // circuit.rs Solver::solve_from_sums: node voltages for the split `sp`,
-// from the sums of the last sums().
+// from the sums of the last sums() (which, without a dense system, set
+// them itself).
 fn solve(sp: vec3<u32>) {
     let nd = sp.x;
     let ne = sp.y;
+    if nd == 0u {
+        return;
+    }
     // Each entry of rows 0..=nd (less entry (nd, nd)), strided over the
     // invocations: the diagonal (or 0), less the rank-one terms of
     // eliminating each c (coupling every pair of c's dense neighbours), in
@@ -658,7 +668,7 @@ fn read_pattern(k: u32) -> ReadResult {
     phase = READ;
     phase_pattern = k;
     let sp = prepare();
-    sums();
+    sums(sp.x == 0u);
     solve(sp);
     for (var o = tid; o < d.n_out; o += WG) {
         out_cur[o] = node_current(output_node(o));
@@ -671,9 +681,9 @@ fn read_pattern(k: u32) -> ReadResult {
     return ReadResult(broadcast(w), p);
 }
 
-// training.rs Trainer::step_devices for this invocation's edges; flags
-// `moved` if a resistance changed.
-fn move_devices(dt: f32, counter: vec3<u32>) {
+// training.rs Trainer::step_devices for this invocation's edges; sets
+// moved[flag] if a resistance changed.
+fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
     let sigma = d.sigma_c2c;
     var changed = false;
     for (var j = 0u; j < E_PER; j++) {
@@ -712,7 +722,7 @@ fn move_devices(dt: f32, counter: vec3<u32>) {
         }
     }
     if changed {
-        atomicOr(&moved, 1u);
+        atomicOr(&moved[flag], 1u);
     }
 }
 
@@ -742,22 +752,33 @@ fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
     if mine > 0u {
         atomicAdd(&alive_count, mine);
     }
-    sums();
+    // Substep 0's flag: its last readers (the previous pulse) are behind
+    // prepare()'s barriers, its writers behind sums()'.
+    if tid == 0u {
+        atomicStore(&moved[0], 0u);
+    }
+    let direct = sp.x == 0u;
+    sums(direct);
     var moving = true;
     for (var sub = 0u; sub < n_sub; sub++) {
         if moving {
-            // Every invocation has read `moved` (a barrier of sums() or
-            // prepare() came since), and solve() ends with a barrier.
+            // The next substep's flag: its last readers are behind a
+            // barrier of sums() or prepare(), its writers behind this
+            // substep's load of the flag.
             if tid == 0u {
-                atomicStore(&moved, 0u);
+                atomicStore(&moved[(sub + 1u) % 2u], 0u);
             }
             solve(sp);
             let p = own_power();
-            move_devices(d.dt, vec3<u32>(era, 2u * k + which, sub));
-            moving = workgroupUniformLoad(&moved) != 0u;
+            move_devices(d.dt, vec3<u32>(era, 2u * k + which, sub), sub % 2u);
+            moving = workgroupUniformLoad(&moved[sub % 2u]) != 0u;
             if moving {
                 energy += p * d.dt;
-                sums();
+                // For the next substep's solve: none follows the last (and
+                // the voltages stay those it was stepped with).
+                if sub + 1u < n_sub {
+                    sums(direct);
+                }
             } else {
                 energy += p * d.dt * f32(n_sub - sub);
             }
