@@ -344,27 +344,64 @@ pub struct GroupShape {
     pub pivots: u32,
 }
 
+/// The workgroup layout's knobs for measuring, read once per `Gpu` from
+/// the environment: none changes the model, and the rows stay the same
+/// except that the workgroup size changes how a few sums are cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct GroupKnobs {
+    /// MEMSWEEP_GROUP_WG: invocations per workgroup, a power of two from 32
+    /// to 256 (default: from the edges).
+    wg: Option<u32>,
+    /// MEMSWEEP_GROUP_PIVOTS: Cholesky pivots per barrier, 1 or 2.
+    pivots: u32,
+    /// MEMSWEEP_GROUP_ERAS: the most whole eras per dispatch, 1 to
+    /// ERAS_PER_CHECK (see `Gpu::group_plan`).
+    eras: usize,
+}
+
+impl Default for GroupKnobs {
+    fn default() -> Self {
+        GroupKnobs {
+            wg: None,
+            pivots: 2,
+            eras: ERAS_PER_CHECK,
+        }
+    }
+}
+
+impl GroupKnobs {
+    fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+        };
+        let default = GroupKnobs::default();
+        GroupKnobs {
+            wg: var("MEMSWEEP_GROUP_WG")
+                .filter(|w| w.is_power_of_two() && (32..=256).contains(w))
+                .map(|w| w as u32),
+            pivots: var("MEMSWEEP_GROUP_PIVOTS")
+                .filter(|p| (1..=2).contains(p))
+                .map_or(default.pivots, |p| p as u32),
+            eras: var("MEMSWEEP_GROUP_ERAS").map_or(default.eras, |e| e.clamp(1, ERAS_PER_CHECK)),
+        }
+    }
+}
+
 impl GroupShape {
     /// About four edges per invocation, from 32 to 256 invocations (or the
-    /// power of two in that range that MEMSWEEP_GROUP_WG names: a knob
-    /// for measuring, which changes only how the work is cut).
-    fn of(slots: Slots) -> GroupShape {
-        let wg = std::env::var("MEMSWEEP_GROUP_WG")
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|w| w.is_power_of_two() && (32..=256).contains(w))
-            .unwrap_or_else(|| slots.edges.div_ceil(4).next_power_of_two().clamp(32, 256))
-            as u32;
+    /// size `knobs` names, which changes only how the work is cut).
+    fn of(slots: Slots, knobs: &GroupKnobs) -> GroupShape {
+        let wg = knobs
+            .wg
+            .unwrap_or_else(|| slots.edges.div_ceil(4).next_power_of_two().clamp(32, 256) as u32);
         GroupShape {
             wg,
             edges_per_invocation: (slots.edges as u32).div_ceil(wg),
             nodes: (slots.nodes as u32).next_multiple_of(8),
             dense: slots.group_dense as u32,
-            pivots: std::env::var("MEMSWEEP_GROUP_PIVOTS")
-                .ok()
-                .and_then(|s| s.parse::<u32>().ok())
-                .filter(|p| (1..=2).contains(p))
-                .unwrap_or(2),
+            pivots: knobs.pivots,
         }
     }
 
@@ -708,9 +745,9 @@ pub struct Gpu {
     steps: Steps,
     /// The layout asked for (`Layout::Auto` unless `with_layout`).
     choice: Layout,
-    /// Most whole eras per workgroup-layout dispatch (ERAS_PER_CHECK, or
-    /// MEMSWEEP_GROUP_ERAS, or `with_eras_per_dispatch`; see `group_plan`).
-    eras_cap: usize,
+    /// The workgroup layout's knobs (`with_eras_per_dispatch` sets the
+    /// eras).
+    knobs: GroupKnobs,
     /// Pipelines of the workgroup kernel, per shape, built on first use.
     groups: Mutex<HashMap<GroupShape, Arc<GroupSteps>>>,
     /// Bytes between two entries of a chunk's schedule.
@@ -1067,11 +1104,7 @@ impl Gpu {
             layout,
             pipeline_layout,
             choice: Layout::Auto,
-            eras_cap: std::env::var("MEMSWEEP_GROUP_ERAS")
-                .ok()
-                .and_then(|s| s.parse::<usize>().ok())
-                .unwrap_or(ERAS_PER_CHECK)
-                .clamp(1, ERAS_PER_CHECK),
+            knobs: GroupKnobs::from_env(),
             groups: Mutex::new(HashMap::new()),
             limits: ChunkLimits {
                 buffer_bytes,
@@ -1106,7 +1139,7 @@ impl Gpu {
     /// (1 to ERAS_PER_CHECK).
     #[doc(hidden)]
     pub fn with_eras_per_dispatch(mut self, eras: usize) -> Self {
-        self.eras_cap = eras.clamp(1, ERAS_PER_CHECK);
+        self.knobs.eras = eras.clamp(1, ERAS_PER_CHECK);
         self
     }
 
@@ -1140,14 +1173,14 @@ impl Gpu {
         if self.choice == Layout::Thread {
             return None;
         }
-        let shape = GroupShape::of(slots);
+        let shape = GroupShape::of(slots, &self.knobs);
         if shape.workgroup_bytes() > self.limits.workgroup_bytes
             || shape.wg > self.limits.invocations
         {
             return None;
         }
         let patterns = patterns.max(1);
-        let eras = |most: usize| self.eras_cap.min(most).max(1);
+        let eras = |most: usize| self.knobs.eras.min(most).max(1);
         if !self.is_lavapipe() {
             return Some((shape, patterns, eras(ERAS_PER_CHECK)));
         }
@@ -1269,7 +1302,7 @@ impl Gpu {
             params.n_patterns(),
         );
         if self.choice == Layout::Group && group.is_none() {
-            let shape = GroupShape::of(slots);
+            let shape = GroupShape::of(slots, &self.knobs);
             return Err(format!(
                 "the workgroup layout cannot take a network of {n} nodes and up to {m} edges on {}: \
                  it needs {} bytes of workgroup memory and {} invocations (the adapter allows {} \
@@ -2207,15 +2240,18 @@ mod tests {
     fn shapes() -> Vec<GroupShape> {
         let mut shapes: Vec<GroupShape> = crate::bench::standard_configs(1.0)
             .iter()
-            .map(|c| GroupShape::of(Slots::of_params(&c.params())))
+            .map(|c| GroupShape::of(Slots::of_params(&c.params()), &GroupKnobs::default()))
             .collect();
-        shapes.push(GroupShape::of(Slots {
-            edges: 1,
-            nodes: 2,
-            dense: 1,
-            outputs: 1,
-            group_dense: 1,
-        }));
+        shapes.push(GroupShape::of(
+            Slots {
+                edges: 1,
+                nodes: 2,
+                dense: 1,
+                outputs: 1,
+                group_dense: 1,
+            },
+            &GroupKnobs::default(),
+        ));
         shapes
     }
 
