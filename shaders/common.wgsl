@@ -1,10 +1,10 @@
-// What both kernels share (gpu.rs puts this file before each of
+// What both kernels share (src/backend/gpu puts this file before each of
 // train.wgsl and train_group.wgsl): the buffers and their structs, the
 // instance's description and where its network lies in `net`, the counter
 // hash of rng.rs, the boundary of each phase (phase.rs) and the threshold
 // memristor's rate (device.rs).
 //
-// Memory (src/backend/gpu.rs builds it):
+// Memory (src/backend/gpu/buffers.rs builds it):
 // - `chunk`: the chunk's layout and this dispatch's step, one entry of a
 //   schedule bound at a dynamic offset;
 // - `desc[lane]`: the instance's description and parameters (InstanceDesc);

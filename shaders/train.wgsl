@@ -13,8 +13,9 @@
 // factorisation. The era loop is cut into steps, one dispatch each (see
 // read_step at the end).
 //
-// common.wgsl (which gpu.rs puts before this file) holds the buffers, the
-// description of an instance, the draws and the phase boundaries. Here the
+// common.wgsl (which src/backend/gpu puts before this file) holds the
+// buffers, the description of an instance, the draws and the phase
+// boundaries. Here the
 // whole state and scratch of an instance lives in `fs` and `us`,
 // interleaved by lane, so that the invocations of a subgroup, stepping
 // through equal-sized networks in lockstep, touch consecutive words.

@@ -9,8 +9,9 @@
 // - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
 // - src/rng.rs                (CounterRng: the counter hash).
 //
-// common.wgsl (which gpu.rs puts before this file) holds the buffers, the
-// description of an instance, the draws and the phase boundaries.
+// common.wgsl (which src/backend/gpu puts before this file) holds the
+// buffers, the description of an instance, the draws and the phase
+// boundaries.
 //
 // Who does what (invocation `tid` of WG):
 // - edges: invocation tid owns edges tid, tid + WG, ... and keeps their
@@ -39,7 +40,8 @@
 // recomputed from the edges every substep, the energy is summed per
 // invocation; pivots are scaled by their reciprocal square roots).
 
-// shape begin: gpu.rs GroupShape::header replaces these lines.
+// shape begin: GroupShape::source (src/backend/gpu/group.rs) replaces
+// these lines.
 const WG: u32 = 64u;
 const M_MAX: u32 = 256u;
 const N_MAX: u32 = 32u;
@@ -933,10 +935,10 @@ fn final_group(
     }
 }
 
-// Tests only (gpu.rs Gpu::probe): one read (chunk.pulse == PROBE_READ) or
-// one pulse of pattern chunk.pattern after a mistake won by state.winner,
-// in era state.eras_run; node voltages, output currents and resistances go
-// to their slots of train.wgsl.
+// Tests only (Gpu::probe, src/backend/gpu/probe.rs): one read
+// (chunk.pulse == PROBE_READ) or one pulse of pattern chunk.pattern after a
+// mistake won by state.winner, in era state.eras_run; node voltages, output
+// currents and resistances go to their slots of train.wgsl.
 @compute @workgroup_size(WG)
 fn probe_group(
     @builtin(workgroup_id) wid: vec3<u32>,

@@ -1,0 +1,272 @@
+//! The workgroup layout (`shaders/train_group.wgsl`), one workgroup per
+//! instance: its shape, its pipelines, its runtime checks. The kernel's shape (`GroupShape`: invocations, edges
+//! per invocation, node count, dense bound, pivots per barrier, hence the
+//! sizes of its workgroup arrays) is written into the shader's first lines
+//! per chunk, and its pipelines are built on first use. The shader's own
+//! comment says who does what. The dense bound is the count of nodes
+//! outside the network's parity class (`Network::parity_class`), which
+//! the kernel eliminates first wherever its greedy split would leave more
+//! dense. It keeps the persistent state in the same interleaved slots of
+//! `fs`, `us` and `state` as the thread layout (the parent module), reads them at the
+//! start of a dispatch and writes them back at its end, so buffers,
+//! upload, readback and probes are shared. One dispatch runs up to
+//! ERAS_PER_CHECK whole eras (`Gpu::group_plan`; on lavapipe as many
+//! patterns or eras as its loop budget allows,
+//! `GroupShape::loop_iterations`), once the first eras show that they
+//! keep it under MULTI_ERA_SECONDS.
+//! Instances are grouped by layout and shape before chunking, so that how
+//! an instance's sums are cut across invocations depends on its network
+//! alone. On an H200, 8-16-8 trained about 17,900 instances/s with 10,000
+//! in flight (22 times that host's 2-thread CPU backend, 9 times the thread
+//! layout) and 16-64-16 about 610/s (15 times), before the changes the
+//! README lists after its table as not yet timed on a GPU.
+//!
+//! Not here: when a chunk takes this layout and how many patterns and eras
+//! a dispatch runs (`Gpu::group_plan`, in the parent module).
+
+use std::sync::Arc;
+
+use super::buffers::{dense_bound, Slots};
+use super::{Gpu, COMMON, ERAS_PER_CHECK, GROUP_SHADER};
+
+/// The compile-time shape of the workgroup kernel for a chunk: invocations
+/// per workgroup and the sizes of its workgroup arrays. Edges round up to
+/// a multiple of the workgroup, nodes and the dense bound to multiples of 8
+/// (`group_dense_bound`), so that few shapes (and pipelines) serve a sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct GroupShape {
+    pub wg: u32,
+    pub edges_per_invocation: u32,
+    pub nodes: u32,
+    pub dense: u32,
+    /// Pivots of the Cholesky factorisation per barrier: 1 or 2.
+    pub pivots: u32,
+}
+
+/// The workgroup layout's knobs for measuring, read once per `Gpu` from
+/// the environment: none changes the model, and the rows stay the same
+/// except that the workgroup size changes how a few sums are cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct GroupKnobs {
+    /// MEMSWEEP_GROUP_WG: invocations per workgroup, a power of two from 32
+    /// to 256 (default: from the edges).
+    pub(super) wg: Option<u32>,
+    /// MEMSWEEP_GROUP_PIVOTS: Cholesky pivots per barrier, 1 or 2.
+    pub(super) pivots: u32,
+    /// MEMSWEEP_GROUP_ERAS: the most whole eras per dispatch, 1 to
+    /// ERAS_PER_CHECK (see `Gpu::group_plan`).
+    pub(super) eras: usize,
+}
+
+impl Default for GroupKnobs {
+    fn default() -> Self {
+        GroupKnobs {
+            wg: None,
+            pivots: 2,
+            eras: ERAS_PER_CHECK,
+        }
+    }
+}
+
+impl GroupKnobs {
+    pub(super) fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+        };
+        let default = GroupKnobs::default();
+        GroupKnobs {
+            wg: var("MEMSWEEP_GROUP_WG")
+                .filter(|w| w.is_power_of_two() && (32..=256).contains(w))
+                .map(|w| w as u32),
+            pivots: var("MEMSWEEP_GROUP_PIVOTS")
+                .filter(|p| (1..=2).contains(p))
+                .map_or(default.pivots, |p| p as u32),
+            eras: var("MEMSWEEP_GROUP_ERAS").map_or(default.eras, |e| e.clamp(1, ERAS_PER_CHECK)),
+        }
+    }
+}
+
+impl GroupShape {
+    /// About four edges per invocation, from 32 to 256 invocations (or the
+    /// size `knobs` names, which changes only how the work is cut).
+    pub(super) fn of(slots: Slots, knobs: &GroupKnobs) -> GroupShape {
+        let wg = knobs
+            .wg
+            .unwrap_or_else(|| slots.edges.div_ceil(4).next_power_of_two().clamp(32, 256) as u32);
+        GroupShape {
+            wg,
+            edges_per_invocation: (slots.edges as u32).div_ceil(wg),
+            nodes: (slots.nodes as u32).next_multiple_of(8),
+            dense: slots.group_dense as u32,
+            pivots: knobs.pivots,
+        }
+    }
+
+    pub(super) fn edges(self) -> u32 {
+        self.wg * self.edges_per_invocation
+    }
+
+    pub(super) fn dense(self) -> u32 {
+        self.dense
+    }
+
+    /// Entries of the packed triangle, the right-hand side row included.
+    pub(super) fn triangle(self) -> u32 {
+        (self.dense() + 1) * (self.dense() + 2) / 2
+    }
+
+    pub(super) fn triangle_per_invocation(self) -> u32 {
+        self.triangle().div_ceil(self.wg)
+    }
+
+    /// Bytes of workgroup memory (train_group.wgsl's `var<workgroup>`s).
+    pub fn workgroup_bytes(self) -> u64 {
+        let n = self.nodes as u64;
+        let sets = n.div_ceil(32);
+        let links = (n * n).div_ceil(4) + 1;
+        let words = self.edges() as u64
+            + 12 * n
+            + (n + 2) * sets
+            + links
+            + self.triangle() as u64
+            + 4 * (self.dense() as u64 + 1)
+            + 2 * self.wg as u64
+            + 7;
+        4 * words
+    }
+
+    /// The kernel's source with this shape.
+    pub(super) fn source(self) -> String {
+        let begin = GROUP_SHADER
+            .find("// shape begin")
+            .expect("train_group.wgsl: no shape begin");
+        let end = GROUP_SHADER
+            .find("// shape end")
+            .expect("train_group.wgsl: no shape end");
+        format!(
+            "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
+             const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
+             const PIVOTS: u32 = {}u;\n{}",
+            &GROUP_SHADER[..begin],
+            self.wg,
+            self.edges(),
+            self.nodes,
+            self.dense(),
+            self.edges_per_invocation,
+            self.pivots,
+            &GROUP_SHADER[end..]
+        )
+    }
+
+    /// An upper bound on the loop iterations of one invocation over one
+    /// pattern (a read and two pulses) for networks of this shape whose
+    /// nodes have at most `degree` edges; and over the rest of a dispatch.
+    pub(super) fn loop_iterations(self, degree: u64, n_sub: u64, n_out: u64) -> (u64, u64) {
+        let (n, m, d) = (self.nodes as u64, self.edges() as u64, self.dense() as u64);
+        let wg = self.wg as u64;
+        let per = |x: u64| x.div_ceil(wg);
+        let (e, t) = (
+            self.edges_per_invocation as u64,
+            self.triangle_per_invocation() as u64,
+        );
+        let w = n.div_ceil(32);
+        // Invocation 0's share: the breadth-first search and the greedy
+        // set (twice, with the parity class's fallback) run there.
+        let prepare =
+            5 * per(n) + 32 * w + 2 * n * w + 2 * (per(n) * n + wg + n * w) + per(n * n / 4) + e;
+        let sums = per(n) * degree;
+        let solve = 2 * per(n)
+            + t * n
+            + per(n) * degree
+            + d * (t + per(d))
+            + 2 * per(d)
+            + d * per(d)
+            + per(n) * d;
+        let read = prepare + sums + solve + per(n_out) * degree + e + wg + 2 * n_out;
+        let pulse = prepare + sums + m + n_sub * (solve + 2 * e + 4 * e + sums);
+        let rest = w + e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
+        (read + 2 * pulse, rest)
+    }
+}
+
+/// The workgroup kernel's bound for a network of `n` nodes with a parity
+/// class of `class` nodes (`Network::parity_class`): the kernel falls back
+/// to eliminating that class first whenever its greedy split leaves more
+/// than the other `n - class` nodes dense, so its dense system never
+/// exceeds them. Rounded up to a multiple of 8 (few shapes).
+pub(super) fn group_dense_bound(n: usize, class: usize) -> usize {
+    (n - class).next_multiple_of(8).min(dense_bound(n)).max(1)
+}
+
+/// The workgroup kernel's entry points for one shape.
+pub(super) struct GroupSteps {
+    pub(super) shape: GroupShape,
+    pub(super) era: wgpu::ComputePipeline,
+    pub(super) final_read: wgpu::ComputePipeline,
+    pub(super) probe: wgpu::ComputePipeline,
+}
+
+impl Gpu {
+    /// The workgroup kernel's pipelines for `shape`, built on first use.
+    pub(super) fn group_steps(&self, shape: GroupShape) -> Arc<GroupSteps> {
+        let mut cache = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(shape)
+            .or_insert_with(|| {
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some("train_group.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(shape.source().into()),
+                };
+                // SAFETY: see group_checks.
+                let module = unsafe {
+                    self.device
+                        .create_shader_module_trusted(desc, group_checks())
+                };
+                let pipeline = |entry: &str| {
+                    self.device
+                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                            label: Some(entry),
+                            layout: Some(&self.pipeline_layout),
+                            module: &module,
+                            entry_point: Some(entry),
+                            compilation_options: Default::default(),
+                            cache: None,
+                        })
+                };
+                Arc::new(GroupSteps {
+                    shape,
+                    era: pipeline("era_group"),
+                    final_read: pipeline("final_group"),
+                    probe: pipeline("probe_group"),
+                })
+            })
+            .clone()
+    }
+}
+
+/// The runtime checks wgpu adds to the workgroup kernel: bounds checks on
+/// every array and buffer access, and guarded integer division, but no
+/// loop bounding (a counter wgpu adds to every loop so that a driver can
+/// never see an infinite one; it cost a third of the time of 16-64-16 on an
+/// H200). MEMSWEEP_GPU_CHECKS=all keeps loop bounding too, `none` drops
+/// every check: knobs for measuring.
+///
+/// Safety of dropping loop bounding: the kernel has no infinite loop. Every
+/// loop in train_group.wgsl runs over nodes, edges, entries, patterns or
+/// substeps, except the breadth-first search, which stops once the reached
+/// set (of at most N_MAX nodes) stops growing, and the scans of set bits,
+/// each of which clears a bit per turn.
+pub(super) fn group_checks() -> wgpu::ShaderRuntimeChecks {
+    match std::env::var("MEMSWEEP_GPU_CHECKS").as_deref() {
+        Ok("all") => wgpu::ShaderRuntimeChecks::checked(),
+        Ok("none") => wgpu::ShaderRuntimeChecks::unchecked(),
+        _ => {
+            let mut checks = wgpu::ShaderRuntimeChecks::unchecked();
+            checks.bounds_checks = true;
+            checks.int_div_checks = true;
+            checks
+        }
+    }
+}
