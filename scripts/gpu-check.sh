@@ -25,6 +25,12 @@
 #   ERAS_SWEEP     whole eras per dispatch to time 8-16-8 and 16-64-16 with
 #                  besides the default 4 (MEMSWEEP_GROUP_ERAS; "1"; empty:
 #                  none)
+#   SCALING_SWEEP  instance counts to time 8-16-8 with in the workgroup
+#                  layout, few enough that the multiprocessors are not
+#                  full ("132 528 2112": 1, 4 and 16 per multiprocessor of
+#                  an H100 or H200; empty: none). The time per era at 1
+#                  per multiprocessor is one instance's latency; where the
+#                  rate stops growing with the count, the GPU is full
 #   CHECKS_SWEEP   runtime checks to time 8-16-8 and 16-64-16 with besides
 #                  the default (MEMSWEEP_GPU_CHECKS: all, none; empty: none)
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
@@ -44,6 +50,7 @@ GROUP_WG_SWEEP=${GROUP_WG_SWEEP-32 128}
 PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
 ERAS_SWEEP=${ERAS_SWEEP-1}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
+SCALING_SWEEP=${SCALING_SWEEP-132 528 2112}
 CPU_THREADS=${CPU_THREADS:-2}
 CPU_SCALE=${CPU_SCALE:-4}
 MID_SIZE=${MID_SIZE:-200}
@@ -129,12 +136,19 @@ sweep() {
     sweep MEMSWEEP_GROUP_ERAS group-e $ERAS_SWEEP
     sweep MEMSWEEP_GPU_CHECKS group- $CHECKS_SWEEP
 }
+for n in $SCALING_SWEEP; do
+    MEMSWEEP_GPU_TIMING=1 bench "group-n$n" --backend gpu --gpu-layout group \
+        --gpu-instances "$n" --config 8-16-8
+done
 if [[ $GPU_DEEP -gt 0 ]]; then
     bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_DEEP" \
         --config '8-[32,32,32]-8'
 fi
 cat "$LOG"/bench-*.err | grep -v "XDG_RUNTIME_DIR" | grep -E "skipped|error|panicked" | sort -u | head -8
 grep -h "gpu: " "$LOG/bench-group-large.err" | tail -6
+for n in $SCALING_SWEEP; do
+    grep -h "s per era" "$LOG/bench-group-n$n.err" | head -3
+done
 echo "(bench: exit $bench_status, $((SECONDS - start)) s)"
 
 echo "== table"
