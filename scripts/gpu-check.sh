@@ -25,6 +25,10 @@
 #   ERAS_SWEEP     whole eras per dispatch to time 8-16-8 and 16-64-16 with
 #                  besides the default 4 (MEMSWEEP_GROUP_ERAS; "1"; empty:
 #                  none)
+#   REPEAT_SWEEP   stages of the workgroup kernel to run twice, one at a
+#                  time, timing 8-16-8 and 16-64-16 (MEMSWEEP_GROUP_REPEAT:
+#                  prepare, sums, solve; "prepare sums solve"; empty: none).
+#                  The rows stay the same; the time added is the stage's
 #   SCALING_SWEEP  instance counts to time 8-16-8 with in the workgroup
 #                  layout, few enough that the multiprocessors are not
 #                  full ("132 528 2112": 1, 4 and 16 per multiprocessor of
@@ -51,6 +55,7 @@ PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
 ERAS_SWEEP=${ERAS_SWEEP-1}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
 SCALING_SWEEP=${SCALING_SWEEP-132 528 2112}
+REPEAT_SWEEP=${REPEAT_SWEEP-prepare sums solve}
 CPU_THREADS=${CPU_THREADS:-2}
 CPU_SCALE=${CPU_SCALE:-4}
 MID_SIZE=${MID_SIZE:-200}
@@ -135,6 +140,7 @@ sweep() {
     sweep MEMSWEEP_GROUP_PIVOTS group-p $PIVOTS_SWEEP
     sweep MEMSWEEP_GROUP_ERAS group-e $ERAS_SWEEP
     sweep MEMSWEEP_GPU_CHECKS group- $CHECKS_SWEEP
+    sweep MEMSWEEP_GROUP_REPEAT group-r $REPEAT_SWEEP
 }
 for n in $SCALING_SWEEP; do
     MEMSWEEP_GPU_TIMING=1 bench "group-n$n" --backend gpu --gpu-layout group \
@@ -163,12 +169,12 @@ for label in dict.fromkeys(labels):
             r["label"] = label if r["backend"] != "cpu" else "cpu"
             rows.append(r)
 cpu = {r["config"]: r for r in rows if r["backend"] == "cpu"}
-print(f"{'config':<16} {'run':>11} {'instances':>9} {'s':>8} {'build s':>7} {'inst/s':>10} "
+print(f"{'config':<16} {'run':>14} {'instances':>9} {'s':>8} {'build s':>7} {'inst/s':>10} "
       f"{'updates/s':>10} {'recalled/P':>10} {'Pr[all]':>7} {'x cpu':>7}")
 for r in rows:
     c = cpu.get(r["config"])
     x = f"{r['instances_per_s'] / c['instances_per_s']:.1f}" if c and r["backend"] != "cpu" else ""
-    print(f"{r['config']:<16} {r['label']:>11} {r['instances']:>9} {r['seconds']:>8.2f} "
+    print(f"{r['config']:<16} {r['label']:>14} {r['instances']:>9} {r['seconds']:>8.2f} "
           f"{r.get('build_seconds', 0):>7.2f} "
           f"{r['instances_per_s']:>10.1f} {r['updates_per_s']:>10.3e} "
           f"{r['mean_recalled_frac']:>10.3f} {r['p_learned_all']:>7.3f} {x:>7}")

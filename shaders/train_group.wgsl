@@ -48,6 +48,7 @@ const N_MAX: u32 = 32u;
 const D_MAX: u32 = 30u;
 const E_PER: u32 = 4u;
 const PIVOTS: u32 = 2u;
+const REPEAT: u32 = 0u;
 // shape end
 
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
@@ -272,7 +273,7 @@ fn rank_and_split() -> vec2<u32> {
 // voltages; returns (n_dense, n_eliminated, 1 if an alive edge joins two
 // dense nodes). Node sets make every step a few word operations; the one
 // sequential step (the greedy independent set) runs in invocation 0.
-fn prepare() -> vec3<u32> {
+fn prepare_boundary() -> vec3<u32> {
     workgroupBarrier();
     for (var i = tid; i < n_nodes; i += WG) {
         let fixed = is_fixed(i);
@@ -402,7 +403,7 @@ fn prepare() -> vec3<u32> {
 // eliminated node, its reciprocal diagonal and share of the right-hand
 // side, or with `direct` (no dense system: every free node is eliminated)
 // its voltage, as solve() would compute it.
-fn sums(direct: bool) {
+fn node_sums(direct: bool) {
     for (var i = tid; i < n_nodes; i += WG) {
         var total = 0.0;
         var inj = 0.0;
@@ -493,7 +494,7 @@ fn cholesky_pairs(nd: u32) {
 // circuit.rs Solver::solve_from_sums: node voltages for the split `sp`,
 // from the sums of the last sums() (which, without a dense system, set
 // them itself).
-fn solve(sp: vec3<u32>) {
+fn solve_split(sp: vec3<u32>) {
     let nd = sp.x;
     let ne = sp.y;
     if nd == 0u {
@@ -610,6 +611,35 @@ fn solve(sp: vec3<u32>) {
         v[i] = total / (d.gmin + cond[i]);
     }
     workgroupBarrier();
+}
+
+// The three stages as the kernel calls them. With a bit of the shape's
+// REPEAT set (MEMSWEEP_GROUP_REPEAT, a knob for measuring what a stage
+// costs) the stage runs twice: each recomputes all it writes from what it
+// reads, and none reads what it writes, so the second run changes nothing.
+const REPEAT_PREPARE: u32 = 1u;
+const REPEAT_SUMS: u32 = 2u;
+const REPEAT_SOLVE: u32 = 4u;
+
+fn prepare() -> vec3<u32> {
+    if (REPEAT & REPEAT_PREPARE) != 0u {
+        prepare_boundary();
+    }
+    return prepare_boundary();
+}
+
+fn sums(direct: bool) {
+    if (REPEAT & REPEAT_SUMS) != 0u {
+        node_sums(direct);
+    }
+    node_sums(direct);
+}
+
+fn solve(sp: vec3<u32>) {
+    if (REPEAT & REPEAT_SOLVE) != 0u {
+        solve_split(sp);
+    }
+    solve_split(sp);
 }
 
 // Power dissipated in this invocation's edges, watt.

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use memsweep::backend::cpu::{Cpu, Precision};
-use memsweep::backend::gpu::{Gpu, Layout, ProbeCase, ProbeStep, Selection};
+use memsweep::backend::gpu::{Gpu, Layout, ProbeCase, ProbeStep, Selection, Stages};
 use memsweep::backend::Executor;
 use memsweep::instance::Instance;
 use memsweep::params::{Params, Topology};
@@ -483,6 +483,26 @@ fn eras_dispatched_together_train_as_eras_dispatched_one_by_one() {
         .with_layout(Layout::Group)
         .with_eras_per_dispatch(1);
     assert_eq!(one_by_one.train(&b), together);
+}
+
+/// Each stage of the workgroup kernel run twice (MEMSWEEP_GROUP_REPEAT, a
+/// knob for measuring what a stage costs on a GPU) gives the rows of one
+/// run, bit for bit: a depth-3 network with pruning and c2c noise, whose
+/// punish pulses have dense pairs and take the parity fallback.
+#[test]
+fn stages_run_twice_train_exactly_as_run_once() {
+    let Some(gpu) = gpu() else { return };
+    let mut params = configs()[0].1.clone();
+    params.network.hidden = vec![6, 6, 6];
+    params.pruning.p_prune = 0.5;
+    let b = batch(&params, 6, 16);
+    let once = gpu.with_layout(Layout::Group).train(&b);
+    assert!(once.iter().map(|o| o.pruned_edges).sum::<usize>() > 0);
+    let twice = Gpu::new(Selection::Any)
+        .expect("the adapter opened once")
+        .with_layout(Layout::Group)
+        .with_repeated_stages(Stages::PREPARE | Stages::SUMS | Stages::SOLVE);
+    assert_eq!(twice.train(&b), once);
 }
 
 /// Abstract-model instances have no circuit: the GPU executor hands them to

@@ -41,6 +41,37 @@ pub struct GroupShape {
     pub dense: u32,
     /// Pivots of the Cholesky factorisation per barrier: 1 or 2.
     pub pivots: u32,
+    /// Stages run twice, for measuring (`Stages`): none by default.
+    pub repeat: u32,
+}
+
+/// Stages of the workgroup kernel that `MEMSWEEP_GROUP_REPEAT` can run
+/// twice, as bits of `GroupShape::repeat` (REPEAT_* in train_group.wgsl).
+/// A stage run twice gives the same rows bit for bit; what the second run
+/// adds to the time is what the stage costs.
+pub struct Stages;
+
+impl Stages {
+    /// The boundary's node split, link table and fixed voltages.
+    pub const PREPARE: u32 = 1;
+    /// The node sums.
+    pub const SUMS: u32 = 2;
+    /// The solve: Schur complement, Cholesky, back substitution.
+    pub const SOLVE: u32 = 4;
+
+    /// The bits of a comma-separated list of `prepare`, `sums`, `solve`;
+    /// None if a name is unknown.
+    pub fn parse(list: &str) -> Option<u32> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .try_fold(0, |bits, name| match name {
+                "prepare" => Some(bits | Stages::PREPARE),
+                "sums" => Some(bits | Stages::SUMS),
+                "solve" => Some(bits | Stages::SOLVE),
+                _ => None,
+            })
+    }
 }
 
 /// The workgroup layout's knobs for measuring, read once per `Gpu` from
@@ -56,6 +87,8 @@ pub(super) struct GroupKnobs {
     /// MEMSWEEP_GROUP_ERAS: the most whole eras per dispatch, 1 to
     /// ERAS_PER_CHECK (see `Gpu::group_plan`).
     pub(super) eras: usize,
+    /// MEMSWEEP_GROUP_REPEAT: the stages to run twice (`Stages`).
+    pub(super) repeat: u32,
 }
 
 impl Default for GroupKnobs {
@@ -64,6 +97,7 @@ impl Default for GroupKnobs {
             wg: None,
             pivots: 2,
             eras: ERAS_PER_CHECK,
+            repeat: 0,
         }
     }
 }
@@ -84,6 +118,10 @@ impl GroupKnobs {
                 .filter(|p| (1..=2).contains(p))
                 .map_or(default.pivots, |p| p as u32),
             eras: var("MEMSWEEP_GROUP_ERAS").map_or(default.eras, |e| e.clamp(1, ERAS_PER_CHECK)),
+            repeat: std::env::var("MEMSWEEP_GROUP_REPEAT")
+                .ok()
+                .and_then(|list| Stages::parse(&list))
+                .unwrap_or(default.repeat),
         }
     }
 }
@@ -101,6 +139,7 @@ impl GroupShape {
             nodes: (slots.nodes as u32).next_multiple_of(8),
             dense: slots.group_dense as u32,
             pivots: knobs.pivots,
+            repeat: knobs.repeat,
         }
     }
 
@@ -148,7 +187,7 @@ impl GroupShape {
         format!(
             "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
              const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
-             const PIVOTS: u32 = {}u;\n{}",
+             const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
@@ -156,6 +195,7 @@ impl GroupShape {
             self.dense(),
             self.edges_per_invocation,
             self.pivots,
+            self.repeat,
             &GROUP_SHADER[end..]
         )
     }
@@ -174,16 +214,24 @@ impl GroupShape {
         let w = n.div_ceil(32);
         // Invocation 0's share: the breadth-first search and the greedy
         // set (twice, with the parity class's fallback) run there.
-        let prepare =
-            5 * per(n) + 32 * w + 2 * n * w + 2 * (per(n) * n + wg + n * w) + per(n * n / 4) + e;
-        let sums = per(n) * degree;
-        let solve = 2 * per(n)
-            + t * n
-            + per(n) * degree
-            + d * (t + per(d))
-            + 2 * per(d)
-            + d * per(d)
-            + per(n) * d;
+        // A stage run twice (`Stages`) counts twice.
+        let times = |stage: u32| 1 + (self.repeat & stage != 0) as u64;
+        let prepare = times(Stages::PREPARE)
+            * (5 * per(n)
+                + 32 * w
+                + 2 * n * w
+                + 2 * (per(n) * n + wg + n * w)
+                + per(n * n / 4)
+                + e);
+        let sums = times(Stages::SUMS) * per(n) * degree;
+        let solve = times(Stages::SOLVE)
+            * (2 * per(n)
+                + t * n
+                + per(n) * degree
+                + d * (t + per(d))
+                + 2 * per(d)
+                + d * per(d)
+                + per(n) * d);
         let read = prepare + sums + solve + per(n_out) * degree + e + wg + 2 * n_out;
         let pulse = prepare + sums + m + n_sub * (solve + 2 * e + 4 * e + sums);
         let rest = w + e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
@@ -268,5 +316,21 @@ pub(super) fn group_checks() -> wgpu::ShaderRuntimeChecks {
             checks.int_div_checks = true;
             checks
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_lists_parse_to_their_bits() {
+        assert_eq!(Stages::parse(""), Some(0));
+        assert_eq!(Stages::parse("solve"), Some(Stages::SOLVE));
+        assert_eq!(
+            Stages::parse("prepare, sums,solve"),
+            Some(Stages::PREPARE | Stages::SUMS | Stages::SOLVE)
+        );
+        assert_eq!(Stages::parse("prepare,cholesky"), None);
     }
 }

@@ -102,8 +102,8 @@ pub use adapter::{adapters, pick, AdapterSummary, Selection};
 use adapter::{enumerate, new_instance, summary};
 use buffers::*;
 pub use buffers::{ChunkUniform, InstanceDesc, InstanceState, TraceEntry};
-pub use group::GroupShape;
 use group::{GroupKnobs, GroupSteps};
+pub use group::{GroupShape, Stages};
 pub use probe::{ProbeCase, ProbeSnapshot, ProbeStep};
 
 /// What both kernels share: buffers, structs, draws, phase boundaries.
@@ -374,6 +374,14 @@ impl Gpu {
     #[doc(hidden)]
     pub fn with_eras_per_dispatch(mut self, eras: usize) -> Self {
         self.knobs.eras = eras.clamp(1, ERAS_PER_CHECK);
+        self
+    }
+
+    /// Tests only: run the workgroup kernel's `stages` (bits of `Stages`)
+    /// twice, as MEMSWEEP_GROUP_REPEAT does.
+    #[doc(hidden)]
+    pub fn with_repeated_stages(mut self, stages: u32) -> Self {
+        self.knobs.repeat = stages;
         self
     }
 
@@ -1047,6 +1055,7 @@ mod tests {
         for shape in shapes() {
             validate(&shape.source());
             validate(&GroupShape { pivots: 1, ..shape }.source());
+            validate(&GroupShape { repeat: 7, ..shape }.source());
         }
     }
 
