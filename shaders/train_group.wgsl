@@ -491,6 +491,23 @@ fn cholesky_pairs(nd: u32) {
     }
 }
 
+// Back substitution: x of row top - 1 - m of the block below `top`, from
+// the block's rows below it (x.x for row top - 1, and so on).
+fn block_x(rhs_row: u32, top: u32, m: u32, x: vec4<f32>) -> f32 {
+    let r = top - 1u - m;
+    var w = s[rhs_row + r];
+    if m > 0u {
+        w -= s[tri(top - 1u, r)] * x.x;
+    }
+    if m > 1u {
+        w -= s[tri(top - 2u, r)] * x.y;
+    }
+    if m > 2u {
+        w -= s[tri(top - 3u, r)] * x.z;
+    }
+    return (w * piv_inv[r]) * piv_inv[r];
+}
+
 // circuit.rs Solver::solve_from_sums: node voltages for the split `sp`,
 // from the sums of the last sums() (which, without a dense system, set
 // them itself).
@@ -567,32 +584,38 @@ fn solve_split(sp: vec3<u32>) {
     }
     // Back substitution, four rows per barrier, last row first: with w_a =
     // s(nd, a) - sum over b > a of s(b, a) x_b (kept in row nd), x_a is
-    // w_a * piv_inv[a]^2. Every invocation computes the block's x (into
-    // piv, by invocation 0); each row above the block then takes the
-    // block's terms, last row first.
+    // w_a * piv_inv[a]^2. Every invocation computes the block's x, x.x for
+    // its last row top - 1 up to x.w for row top - 4 (into piv, by
+    // invocation 0); each row above the block then takes the block's
+    // terms, last row first. (Named components, not an array indexed by
+    // the row, which a GPU would keep in memory rather than registers.)
     let rhs_row = tri(nd, 0u);
     for (var step = 0u; step < (nd + 3u) / 4u; step++) {
         let top = nd - 4u * step;
-        let low = select(top - 4u, 0u, top < 4u);
-        var xb: array<f32, 4>;
-        for (var r1 = top; r1 > low; r1--) {
-            let r = r1 - 1u;
-            var w = s[rhs_row + r];
-            for (var c1 = top; c1 > r1; c1--) {
-                w -= s[tri(c1 - 1u, r)] * xb[top - c1];
-            }
-            xb[top - r1] = (w * piv_inv[r]) * piv_inv[r];
+        let rows = min(top, 4u);
+        var x = vec4<f32>(0.0);
+        x.x = block_x(rhs_row, top, 0u, x);
+        if rows > 1u {
+            x.y = block_x(rhs_row, top, 1u, x);
+        }
+        if rows > 2u {
+            x.z = block_x(rhs_row, top, 2u, x);
+        }
+        if rows > 3u {
+            x.w = block_x(rhs_row, top, 3u, x);
         }
         if tid == 0u {
-            for (var r1 = top; r1 > low; r1--) {
-                piv[r1 - 1u] = xb[top - r1];
+            for (var m = 0u; m < rows; m++) {
+                piv[top - 1u - m] = x[m];
             }
         }
-        for (var a = tid; a < low; a += WG) {
+        // Rows above the block (only below a full one).
+        for (var a = tid; a + 4u < top; a += WG) {
             var w = s[rhs_row + a];
-            for (var c1 = top; c1 > low; c1--) {
-                w -= s[tri(c1 - 1u, a)] * xb[top - c1];
-            }
+            w -= s[tri(top - 1u, a)] * x.x;
+            w -= s[tri(top - 2u, a)] * x.y;
+            w -= s[tri(top - 3u, a)] * x.z;
+            w -= s[tri(top - 4u, a)] * x.w;
             s[rhs_row + a] = w;
         }
         workgroupBarrier();
