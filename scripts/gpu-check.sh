@@ -169,13 +169,13 @@ for label in dict.fromkeys(labels):
             r["label"] = label if r["backend"] != "cpu" else "cpu"
             rows.append(r)
 cpu = {r["config"]: r for r in rows if r["backend"] == "cpu"}
-print(f"{'config':<16} {'run':>14} {'instances':>9} {'s':>8} {'build s':>7} {'inst/s':>10} "
+print(f"{'config':<16} {'run':>14} {'instances':>9} {'s':>8} {'build s':>7} {'pipes s':>7} {'inst/s':>10} "
       f"{'updates/s':>10} {'recalled/P':>10} {'Pr[all]':>7} {'x cpu':>7}")
 for r in rows:
     c = cpu.get(r["config"])
     x = f"{r['instances_per_s'] / c['instances_per_s']:.1f}" if c and r["backend"] != "cpu" else ""
     print(f"{r['config']:<16} {r['label']:>14} {r['instances']:>9} {r['seconds']:>8.2f} "
-          f"{r.get('build_seconds', 0):>7.2f} "
+          f"{r.get('build_seconds', 0):>7.2f} {r.get('compile_seconds', 0):>7.2f} "
           f"{r['instances_per_s']:>10.1f} {r['updates_per_s']:>10.3e} "
           f"{r['mean_recalled_frac']:>10.3f} {r['p_learned_all']:>7.3f} {x:>7}")
 EOF

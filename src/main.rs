@@ -436,11 +436,6 @@ fn execute(command: Command) -> Result<(), Failure> {
                     let on_gpu = executor.name() == "gpu";
                     if on_gpu {
                         config.instances = gpu_instances.unwrap_or(config.instances);
-                        // Untimed: builds the workgroup kernel's pipelines
-                        // for this network's shape.
-                        let mut warm = config.clone();
-                        warm.instances = warm.instances.min(32);
-                        pool.install(|| bench::run_config(&warm, executor.as_ref(), 2));
                     }
                     let mut r = pool.install(|| bench::run_config(&config, executor.as_ref(), 1));
                     if on_gpu && gpu_layout != Layout::Auto {

@@ -44,6 +44,11 @@ pub trait Executor: Sync {
     fn check(&self, _params: &Params) -> Result<(), String> {
         Ok(())
     }
+    /// Build now what training `batch` would build on first use (the GPU's
+    /// workgroup pipelines), so that `memsweep bench` can time it apart:
+    /// a cost once per run, not per instance. Training builds whatever
+    /// this did not.
+    fn warm_up(&self, _batch: &[(Instance, Arc<Params>)]) {}
 }
 
 /// Set up, train and measure a batch of jobs.

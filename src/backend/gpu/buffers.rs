@@ -138,6 +138,11 @@ impl Slots {
         }
     }
 
+    /// The slots of every network of a chunk, in its order.
+    pub(super) fn of_chunk(chunk: &[&(Instance, Arc<Params>)]) -> Vec<Slots> {
+        chunk.par_iter().map(|b| Slots::of(&b.0.network)).collect()
+    }
+
     /// The slots of the largest network `params` may generate.
     pub(super) fn of_params(params: &Params) -> Slots {
         let n = params.n_nodes();
@@ -202,13 +207,42 @@ pub(super) fn task_words(inst: &Instance) -> usize {
 /// Rows of the interleaved initial state that `flatten` fills together.
 pub(super) const INTERLEAVE_ROWS: usize = 32;
 
-/// A network as the dedup key of the shared topology.
-pub(super) struct SameNetwork<'a>(pub(super) &'a Network);
+/// A network as the dedup key of the shared topology, hashed once when the
+/// key is made (`SameNetwork::of_chunk` makes a chunk's in parallel).
+#[derive(Clone, Copy)]
+pub(super) struct SameNetwork<'a> {
+    net: &'a Network,
+    hash: u64,
+}
+
+impl<'a> SameNetwork<'a> {
+    pub(super) fn new(net: &'a Network) -> Self {
+        let mut h = std::hash::DefaultHasher::new();
+        (net.n_in, net.n_hidden, net.n_out).hash(&mut h);
+        net.tail.hash(&mut h);
+        net.head.hash(&mut h);
+        net.polarity.hash(&mut h);
+        net.layer.hash(&mut h);
+        SameNetwork {
+            net,
+            hash: h.finish(),
+        }
+    }
+
+    /// The keys of a chunk's networks, in its order.
+    pub(super) fn of_chunk(chunk: &[&'a (Instance, Arc<Params>)]) -> Vec<Self> {
+        chunk
+            .par_iter()
+            .map(|b| SameNetwork::new(&b.0.network))
+            .collect()
+    }
+}
 
 impl PartialEq for SameNetwork<'_> {
     fn eq(&self, o: &Self) -> bool {
-        let (a, b) = (self.0, o.0);
-        a.n_in == b.n_in
+        let (a, b) = (self.net, o.net);
+        self.hash == o.hash
+            && a.n_in == b.n_in
             && a.n_hidden == b.n_hidden
             && a.n_out == b.n_out
             && a.tail == b.tail
@@ -222,12 +256,7 @@ impl Eq for SameNetwork<'_> {}
 
 impl Hash for SameNetwork<'_> {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        let n = self.0;
-        (n.n_in, n.n_hidden, n.n_out).hash(h);
-        n.tail.hash(h);
-        n.head.hash(h);
-        n.polarity.hash(h);
-        n.layer.hash(h);
+        h.write_u64(self.hash);
     }
 }
 
@@ -482,9 +511,10 @@ impl Gpu {
         states: Option<&[(&[f32], &[bool])]>,
     ) -> Flat {
         let lanes = chunk.len();
-        let slots = chunk
-            .iter()
-            .fold(Slots::default(), |s, b| s.max(Slots::of(&b.0.network)));
+        let slots = Slots::of_chunk(chunk)
+            .into_iter()
+            .fold(Slots::default(), Slots::max);
+        let keys = SameNetwork::of_chunk(chunk);
         let mut net: Vec<u32> = Vec::new();
         let mut topology_at: HashMap<SameNetwork, u32> = HashMap::new();
         let mut descs = Vec::with_capacity(lanes);
@@ -493,9 +523,9 @@ impl Gpu {
         let mut states_out = Vec::with_capacity(lanes);
         let (mut trace_entries, mut current_words) = (0usize, 0usize);
         let (mut max_eras, mut max_patterns, mut max_substeps) = (0usize, 0usize, 1usize);
-        for (inst, params) in chunk.iter().map(|b| (&b.0, &b.1)) {
+        for ((inst, params), key) in chunk.iter().map(|b| (&b.0, &b.1)).zip(keys) {
             let nw = &inst.network;
-            let net_off = *topology_at.entry(SameNetwork(nw)).or_insert_with(|| {
+            let net_off = *topology_at.entry(key).or_insert_with(|| {
                 let off = net.len() as u32;
                 push_topology(&mut net, nw, &inst.adjacency);
                 off
@@ -504,13 +534,13 @@ impl Gpu {
             let mw = mask_words(nw.n_in);
             for k in 0..inst.task.n_patterns() {
                 net.push(inst.task.target[k] as u32);
-                let mut mask = vec![0u32; mw];
+                let mask = net.len();
+                net.resize(mask + mw, 0);
                 for (i, &on) in inst.task.active[k].iter().enumerate() {
                     if on {
-                        mask[i / 32] |= 1 << (i % 32);
+                        net[mask + i / 32] |= 1 << (i % 32);
                     }
                 }
-                net.extend(mask);
             }
             let t = &params.training;
             let d = &params.device;

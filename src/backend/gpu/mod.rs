@@ -585,12 +585,14 @@ impl Gpu {
         let mut start = 0;
         let mut needs = ChunkNeeds::default();
         let mut seen: HashSet<SameNetwork> = HashSet::new();
+        let keys = SameNetwork::of_chunk(batch);
+        let slots = Slots::of_chunk(batch);
         for (i, (inst, params)) in batch.iter().map(|b| (&b.0, &b.1)).enumerate() {
             let net = &inst.network;
-            let new_net = !seen.contains(&SameNetwork(net));
+            let new_net = !seen.contains(&keys[i]);
             let mut next = needs.clone();
             next.lanes += 1;
-            next.slots = next.slots.max(Slots::of(net));
+            next.slots = next.slots.max(slots[i]);
             next.net_words += task_words(inst) + if new_net { topology_words(net) } else { 0 };
             next.trace_entries += params.training.max_eras * inst.task.n_patterns();
             next.current_words += inst.task.n_patterns() * net.n_out;
@@ -607,7 +609,7 @@ impl Gpu {
                 seen.clear();
                 next = ChunkNeeds {
                     lanes: 1,
-                    slots: Slots::of(net),
+                    slots: slots[i],
                     net_words: task_words(inst) + topology_words(net),
                     trace_entries: params.training.max_eras * inst.task.n_patterns(),
                     current_words: inst.task.n_patterns() * net.n_out,
@@ -626,7 +628,7 @@ impl Gpu {
                     self.check(params).err().unwrap_or_default()
                 );
             }
-            seen.insert(SameNetwork(net));
+            seen.insert(keys[i]);
             needs = next;
         }
         if needs.lanes > 0 {
@@ -947,6 +949,18 @@ impl Executor for Gpu {
         Gpu::check(self, params)
     }
 
+    /// The workgroup pipelines of every shape in `batch`.
+    fn warm_up(&self, batch: &[(Instance, Arc<Params>)]) {
+        let shapes: HashSet<GroupShape> = batch
+            .par_iter()
+            .filter(|(_, params)| params.training.model == ModelKind::Circuit)
+            .filter_map(|(inst, params)| self.instance_layout(inst, params))
+            .collect();
+        for shape in shapes {
+            self.group_steps(shape);
+        }
+    }
+
     /// Circuit-model instances run on the GPU, chunk by chunk; instances of
     /// the abstract model (no circuit to solve) run on the CPU.
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome> {
@@ -958,8 +972,11 @@ impl Executor for Gpu {
         // the rounding of its sums) depends on its own network alone, never
         // on what shares its chunk.
         let mut kinds: Vec<(Option<GroupShape>, Vec<usize>)> = Vec::new();
-        for &i in &circuit {
-            let key = self.instance_layout(&batch[i].0, &batch[i].1);
+        let layouts: Vec<Option<GroupShape>> = circuit
+            .par_iter()
+            .map(|&i| self.instance_layout(&batch[i].0, &batch[i].1))
+            .collect();
+        for (&i, key) in circuit.iter().zip(layouts) {
             match kinds.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, members)) => members.push(i),
                 None => kinds.push((key, vec![i])),
