@@ -19,6 +19,9 @@
 #   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (5000; 0: not run)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
 #                  (MEMSWEEP_GROUP_WG; "32 128"; empty: none)
+#   REUSE_SWEEP    MEMSWEEP_GROUP_REUSE values to time 8-16-8 with besides
+#                  the default ("0": the greedy split, with the eliminated
+#                  nodes' share recomputed every substep; empty: none)
 #   PIVOTS_SWEEP   Cholesky pivots per barrier to time 8-16-8 and 16-64-16
 #                  with besides the default 2 (MEMSWEEP_GROUP_PIVOTS; "1";
 #                  empty: none)
@@ -52,6 +55,7 @@ GPU_LARGE=${GPU_LARGE:-50000}
 GPU_DEEP=${GPU_DEEP:-5000}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP-32 128}
 PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
+REUSE_SWEEP=${REUSE_SWEEP-0}
 ERAS_SWEEP=${ERAS_SWEEP-1}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
 SCALING_SWEEP=${SCALING_SWEEP-132 528 2112}
@@ -119,6 +123,10 @@ MEMSWEEP_GPU_TIMING=1 bench group-large --backend gpu --gpu-layout group \
 bench thread --backend gpu --gpu-layout thread --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 for wg in $GROUP_WG_SWEEP; do
     MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+done
+for u in $REUSE_SWEEP; do
+    MEMSWEEP_GROUP_REUSE=$u bench "group-u$u" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
 # sweep KNOB LABEL VALUES...: 8-16-8 and 16-64-16 in the workgroup layout

@@ -23,7 +23,10 @@
 //   over the invocations, stage by stage;
 // - the node split of a boundary (prepare), once per read or pulse, as in
 //   circuit.rs: from node bit sets, in parallel, except the breadth-first
-//   search and the greedy independent set, which invocation 0 runs.
+//   search and the greedy independent sets, which invocation 0 runs. With
+//   REUSE (a small dense bound), the quiet split where it is cheaper, and
+//   the eliminated nodes' share of the dense system kept from substep to
+//   substep until one of their edges moves, as circuit.rs does.
 // A barrier separates each stage; the Cholesky factorisation takes one per
 // PIVOTS pivots (2 unless MEMSWEEP_GROUP_PIVOTS says 1) and the back
 // substitution one per four rows. Everything that steers
@@ -49,6 +52,7 @@ const D_MAX: u32 = 30u;
 const E_PER: u32 = 4u;
 const PIVOTS: u32 = 2u;
 const REPEAT: u32 = 0u;
+const REUSE: u32 = 1u;
 // shape end
 
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
@@ -85,6 +89,10 @@ var<workgroup> link: array<f32, L_LEN>;
 var<workgroup> elim_inv: array<f32, N_MAX>;
 var<workgroup> elim_share: array<f32, N_MAX>;
 var<workgroup> s: array<f32, S_LEN>;
+// With REUSE, the eliminated nodes' share of the dense system (their Schur
+// term and right-hand side, in the packing of `s`), kept while no edge
+// touching an eliminated node moves.
+var<workgroup> s_elim: array<f32, (S_LEN - 1u) * REUSE + 1u>;
 // The reciprocal square roots of the pivots, and the dense solution.
 var<workgroup> piv_inv: array<f32, D_MAX + 1u>;
 var<workgroup> piv: array<f32, D_MAX + 1u>;
@@ -94,14 +102,17 @@ var<workgroup> pair_col: array<f32, 2u * (D_MAX + 1u)>;
 var<workgroup> out_cur: array<f32, N_MAX>;
 var<workgroup> partial: array<f32, WG>;
 var<workgroup> partial_count: array<u32, WG>;
-// Whether a substep moved a device: substep s flags moved[s % 2], so that
-// the next substep's flag can be cleared without a barrier of its own.
+// Whether a substep moved a device (MOVED_ANY), and one with an eliminated
+// end (MOVED_ELIMINATED): substep s flags moved[s % 2], so that the next
+// substep's flag can be cleared without a barrier of its own.
 var<workgroup> moved: array<atomic<u32>, 2>;
+const MOVED_ANY: u32 = 1u;
+const MOVED_ELIMINATED: u32 = 2u;
 var<workgroup> removed: atomic<u32>;
 // Alive edges, counted at the start of a pulse.
 var<workgroup> alive_count: atomic<u32>;
-// (n_dense, n_eliminated) of the greedy split.
-var<workgroup> wg_split: vec2<u32>;
+// (n_dense, n_eliminated, 1 if quiet) of the split.
+var<workgroup> wg_split: vec3<u32>;
 var<workgroup> wg_word: u32;
 var<workgroup> wg_candidates: u32;
 // 1 when some alive edge joins two dense nodes (the current split).
@@ -121,6 +132,8 @@ var<private> e_head: array<u32, E_PER>;
 var<private> e_neg: array<bool, E_PER>;
 // The edge's entry of the link table under the current split, or NONE.
 var<private> e_slot: array<u32, E_PER>;
+// Whether the edge has an eliminated end under the current split.
+var<private> e_elim: array<bool, E_PER>;
 // Joule this invocation's edges dissipated during the current pattern's
 // pulses.
 var<private> energy: f32;
@@ -212,10 +225,14 @@ fn in_set(set_word: u32, j: u32) -> bool {
 }
 
 // The candidates (free nodes reached, role DENSE) ranked by (degree[i],
-// node) into `order`, then split greedily (invocation 0): a candidate none
-// of whose alive neighbours is eliminated yet is eliminated. Returns
-// (n_dense, n_eliminated).
-fn rank_and_split() -> vec2<u32> {
+// node) into `order`, then split greedily (invocation 0), as circuit.rs
+// Solver::split: a candidate none of whose alive neighbours is eliminated
+// yet is eliminated. With `quiet_too`, a second split in the same order
+// eliminates only quiet candidates (no fixed neighbour), and of the two
+// the one with the cheaper estimated substep is kept (the quiet one only
+// if its dense system fits D_MAX). Returns (n_dense, n_eliminated, 1 if
+// the quiet split was kept).
+fn rank_and_split(quiet_too: bool) -> vec3<u32> {
     // Each candidate's place in the order by (degree[i], node).
     var mine = 0u;
     for (var i = tid; i < n_nodes; i += WG) {
@@ -233,45 +250,81 @@ fn rank_and_split() -> vec2<u32> {
     }
     partial_count[tid] = mine;
     workgroupBarrier();
-    // Greedy independent set: a candidate none of whose alive neighbours
-    // is eliminated yet is eliminated.
     if tid == 0u {
         var candidates = 0u;
         for (var t = 0u; t < WG; t++) {
             candidates += partial_count[t];
         }
-        var elim: array<u32, W>;
-        var nd = 0u;
+        // Both splits at once, as node sets of the eliminated.
+        var greedy: array<u32, W>;
+        var quiet: array<u32, W>;
         var ne = 0u;
+        var ne_quiet = 0u;
+        var driven_eliminated = false;
         for (var c = 0u; c < candidates; c++) {
             let i = order[c];
             var touches = 0u;
+            var touches_quiet = 0u;
+            var driven = 0u;
             for (var w = 0u; w < W; w++) {
-                touches |= nbr[i * W + w] & elim[w];
+                let around = nbr[i * W + w];
+                touches |= around & greedy[w];
+                touches_quiet |= around & quiet[w];
+                driven |= around & fixed_set[w];
             }
-            if touches != 0u {
-                pos[i] = nd;
-                dense_node[nd] = i;
-                nd++;
-            } else {
-                role[i] = ELIMINATED;
-                pos[i] = ne;
-                elim_node[ne] = i;
-                elim[i / 32u] |= 1u << (i % 32u);
+            if touches == 0u {
+                greedy[i / 32u] |= 1u << (i % 32u);
                 ne++;
+                driven_eliminated = driven_eliminated || driven != 0u;
+            }
+            if touches_quiet == 0u && driven == 0u {
+                quiet[i / 32u] |= 1u << (i % 32u);
+                ne_quiet++;
             }
         }
-        wg_split = vec2<u32>(nd, ne);
+        // circuit.rs Solver::split's estimate, multiply-subtract pairs per
+        // substep: the factorisation, and the Schur term, at a quarter
+        // where it is seldom redone (no eliminated node is driven).
+        let nd = candidates - ne;
+        let nd_quiet = candidates - ne_quiet;
+        var cost = nd * nd * nd / 6u;
+        if driven_eliminated {
+            cost += ne * nd * nd / 2u;
+        } else {
+            cost += ne * nd * nd / 8u;
+        }
+        let cost_quiet = nd_quiet * nd_quiet * nd_quiet / 6u + ne_quiet * nd_quiet * nd_quiet / 8u;
+        let use_quiet = quiet_too && nd_quiet <= D_MAX && cost_quiet <= cost;
+        if use_quiet {
+            greedy = quiet;
+        }
+        var n_dense = 0u;
+        var n_elim = 0u;
+        for (var c = 0u; c < candidates; c++) {
+            let i = order[c];
+            if in_set(greedy[i / 32u], i) {
+                role[i] = ELIMINATED;
+                pos[i] = n_elim;
+                elim_node[n_elim] = i;
+                n_elim++;
+            } else {
+                pos[i] = n_dense;
+                dense_node[n_dense] = i;
+                n_dense++;
+            }
+        }
+        wg_split = vec3<u32>(n_dense, n_elim, select(0u, 1u, use_quiet));
     }
     return workgroupUniformLoad(&wg_split);
 }
 
 // circuit.rs Solver::prepare for the current boundary: roles, the dense
 // and eliminated nodes in the greedy order (fewest free neighbours first,
-// then by node; or the parity class first, where that order leaves more
-// nodes dense than lie outside the class), the link table and the fixed
-// voltages; returns (n_dense, n_eliminated, 1 if an alive edge joins two
-// dense nodes). Node sets make every step a few word operations; the one
+// then by node), of the two splits of rank_and_split the cheaper (or, where
+// the greedy one is kept and leaves more nodes dense than lie outside the
+// parity class, that class first), the link table and the fixed voltages;
+// returns (n_dense, n_eliminated, 1 if an alive edge joins two dense
+// nodes). Node sets make every step a few word operations; the one
 // sequential step (the greedy independent set) runs in invocation 0.
 fn prepare_boundary() -> vec3<u32> {
     workgroupBarrier();
@@ -341,12 +394,12 @@ fn prepare_boundary() -> vec3<u32> {
         }
     }
     workgroupBarrier();
-    var sp = rank_and_split();
-    // A split that leaves more nodes dense than lie outside the parity
-    // class: eliminate the class first instead (an independent set, so all
-    // its free nodes go), then the rest in the same order, which leaves at
-    // most the nodes outside the class dense.
-    if sp.x > n_nodes - class_size {
+    var sp = rank_and_split(REUSE == 1u);
+    // A greedy split that leaves more nodes dense than lie outside the
+    // parity class: eliminate the class first instead (an independent set,
+    // so all its free nodes go), then the rest in the same order, which
+    // leaves at most the nodes outside the class dense.
+    if sp.z == 0u && sp.x > n_nodes - class_size {
         for (var i = tid; i < n_nodes; i += WG) {
             if role[i] == ELIMINATED {
                 role[i] = DENSE;
@@ -356,7 +409,7 @@ fn prepare_boundary() -> vec3<u32> {
             }
         }
         workgroupBarrier();
-        sp = rank_and_split();
+        sp = rank_and_split(false);
     }
     var nd = sp.x;
     var ne = sp.y;
@@ -376,9 +429,11 @@ fn prepare_boundary() -> vec3<u32> {
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
         var slot = NONE;
+        var eliminated_end = false;
         if e < n_edges {
             let rt = role[e_tail[j]];
             let rh = role[e_head[j]];
+            eliminated_end = rt == ELIMINATED || rh == ELIMINATED;
             if rt == ELIMINATED && rh == DENSE {
                 slot = pos[e_tail[j]] * nd + pos[e_head[j]];
             } else if rh == ELIMINATED && rt == DENSE {
@@ -391,6 +446,7 @@ fn prepare_boundary() -> vec3<u32> {
             }
         }
         e_slot[j] = slot;
+        e_elim[j] = eliminated_end;
     }
     if pairs != 0u {
         atomicOr(&wg_dense_pairs, 1u);
@@ -511,36 +567,48 @@ fn block_x(rhs_row: u32, top: u32, m: u32, x: vec4<f32>) -> f32 {
 // circuit.rs Solver::solve_from_sums: node voltages for the split `sp`,
 // from the sums of the last sums() (which, without a dense system, set
 // them itself).
-fn solve_split(sp: vec3<u32>) {
+fn solve_split(sp: vec3<u32>, fresh: bool) {
     let nd = sp.x;
     let ne = sp.y;
     if nd == 0u {
         return;
     }
     // Each entry of rows 0..=nd (less entry (nd, nd)), strided over the
-    // invocations: the diagonal (or 0), less the rank-one terms of
-    // eliminating each c (coupling every pair of c's dense neighbours), in
-    // order of c; row nd is the right-hand side.
+    // invocations. With `fresh`, the eliminated nodes' share is computed
+    // (into s_elim): less the rank-one terms of eliminating each c
+    // (coupling every pair of c's dense neighbours), in order of c, and for
+    // row nd (the right-hand side) the currents they pass on; else it is
+    // the one kept from an earlier substep (no edge of an eliminated node
+    // has moved since). Then the dense node's own diagonal, or injected
+    // current, is added.
     let entries = tri(nd + 1u, 0u) - 1u;
     for (var p = tid; p < entries; p += WG) {
         let i = tri_row(p);
         let k = p - tri(i, 0u);
-        if i < nd {
-            var acc = 0.0;
-            if i == k {
-                acc = d.gmin + cond[dense_node[i]];
+        var term = 0.0;
+        if fresh {
+            if i < nd {
+                for (var c = 0u; c < ne; c++) {
+                    let row = c * nd;
+                    term -= (link[row + i] * elim_inv[c]) * link[row + k];
+                }
+            } else {
+                for (var c = 0u; c < ne; c++) {
+                    term += link[c * nd + k] * elim_share[c];
+                }
             }
-            for (var c = 0u; c < ne; c++) {
-                let row = c * nd;
-                acc -= (link[row + i] * elim_inv[c]) * link[row + k];
+            if REUSE == 1u {
+                s_elim[p] = term;
             }
-            s[p] = acc;
         } else {
-            var rhs = inject[dense_node[k]];
-            for (var c = 0u; c < ne; c++) {
-                rhs += link[c * nd + k] * elim_share[c];
-            }
-            s[p] = rhs;
+            term = s_elim[p];
+        }
+        if i == nd {
+            s[p] = term + inject[dense_node[k]];
+        } else if i == k {
+            s[p] = term + (d.gmin + cond[dense_node[i]]);
+        } else {
+            s[p] = term;
         }
     }
     workgroupBarrier();
@@ -658,11 +726,11 @@ fn sums(direct: bool) {
     node_sums(direct);
 }
 
-fn solve(sp: vec3<u32>) {
+fn solve(sp: vec3<u32>, fresh: bool) {
     if (REPEAT & REPEAT_SOLVE) != 0u {
-        solve_split(sp);
+        solve_split(sp, fresh);
     }
-    solve_split(sp);
+    solve_split(sp, fresh);
 }
 
 // Power dissipated in this invocation's edges, watt.
@@ -724,7 +792,7 @@ fn read_pattern(k: u32) -> ReadResult {
     phase_pattern = k;
     let sp = prepare();
     sums(sp.x == 0u);
-    solve(sp);
+    solve(sp, true);
     for (var o = tid; o < d.n_out; o += WG) {
         out_cur[o] = node_current(output_node(o));
     }
@@ -737,10 +805,11 @@ fn read_pattern(k: u32) -> ReadResult {
 }
 
 // training.rs Trainer::step_devices for this invocation's edges; sets
-// moved[flag] if a resistance changed.
+// moved[flag] if a resistance changed (MOVED_ANY), and if one with an
+// eliminated end did (MOVED_ELIMINATED).
 fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
     let sigma = d.sigma_c2c;
-    var changed = false;
+    var changed = 0u;
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
         if e < n_edges && g[e] > 0.0 {
@@ -771,13 +840,13 @@ fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
                     if e_slot[j] != NONE {
                         link[e_slot[j]] = ge;
                     }
-                    changed = true;
+                    changed |= select(MOVED_ANY, MOVED_ANY | MOVED_ELIMINATED, e_elim[j]);
                 }
             }
         }
     }
-    if changed {
-        atomicOr(&moved[flag], 1u);
+    if changed != 0u {
+        atomicOr(&moved[flag], changed);
     }
 }
 
@@ -815,6 +884,10 @@ fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
     let direct = sp.x == 0u;
     sums(direct);
     var moving = true;
+    // Whether the eliminated nodes' share of the dense system must be
+    // computed anew: at the first substep, and after one that moved an
+    // edge of an eliminated node.
+    var fresh = true;
     for (var sub = 0u; sub < n_sub; sub++) {
         if moving {
             // The next substep's flag: its last readers are behind a
@@ -823,10 +896,12 @@ fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
             if tid == 0u {
                 atomicStore(&moved[(sub + 1u) % 2u], 0u);
             }
-            solve(sp);
+            solve(sp, fresh);
             let p = own_power();
             move_devices(d.dt, vec3<u32>(era, 2u * k + which, sub), sub % 2u);
-            moving = workgroupUniformLoad(&moved[sub % 2u]) != 0u;
+            let flags = workgroupUniformLoad(&moved[sub % 2u]);
+            moving = flags != 0u;
+            fresh = REUSE == 0u || (flags & MOVED_ELIMINATED) != 0u;
             if moving {
                 energy += p * d.dt;
                 // For the next substep's solve: none follows the last (and

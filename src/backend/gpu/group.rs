@@ -43,7 +43,22 @@ pub struct GroupShape {
     pub pivots: u32,
     /// Stages run twice, for measuring (`Stages`): none by default.
     pub repeat: u32,
+    /// Whether the kernel may keep the eliminated nodes' share of the
+    /// dense system from one substep to the next, and so split a boundary
+    /// as circuit.rs does, quiet nodes only where that is cheaper: where
+    /// the dense bound is at most REUSE_MAX_DENSE.
+    pub reuse: bool,
 }
+
+/// The largest dense bound for which the workgroup kernel keeps a second
+/// triangle for the eliminated nodes' share (`GroupShape::reuse`). In the
+/// layered networks of one hidden layer that fit it (8-16-8 and smaller) a
+/// punish pulse's quiet split keeps the hidden layer dense and eliminates
+/// the floating terminals, whose share is then computed at one substep in
+/// six or so; larger networks' quiet splits do not fit the bound, and the
+/// second triangle would only take workgroup memory (a fifth of
+/// 8-[32,32,32]-8's).
+const REUSE_MAX_DENSE: u32 = 16;
 
 /// Stages of the workgroup kernel that `MEMSWEEP_GROUP_REPEAT` can run
 /// twice, as bits of `GroupShape::repeat` (REPEAT_* in train_group.wgsl).
@@ -89,6 +104,8 @@ pub(super) struct GroupKnobs {
     pub(super) eras: usize,
     /// MEMSWEEP_GROUP_REPEAT: the stages to run twice (`Stages`).
     pub(super) repeat: u32,
+    /// MEMSWEEP_GROUP_REUSE: 0 or 1 overrides REUSE_MAX_DENSE.
+    pub(super) reuse: Option<bool>,
 }
 
 impl Default for GroupKnobs {
@@ -98,6 +115,7 @@ impl Default for GroupKnobs {
             pivots: 2,
             eras: ERAS_PER_CHECK,
             repeat: 0,
+            reuse: None,
         }
     }
 }
@@ -122,6 +140,9 @@ impl GroupKnobs {
                 .ok()
                 .and_then(|list| Stages::parse(&list))
                 .unwrap_or(default.repeat),
+            reuse: var("MEMSWEEP_GROUP_REUSE")
+                .filter(|&r| r <= 1)
+                .map(|r| r == 1),
         }
     }
 }
@@ -140,6 +161,9 @@ impl GroupShape {
             dense: slots.group_dense as u32,
             pivots: knobs.pivots,
             repeat: knobs.repeat,
+            reuse: knobs
+                .reuse
+                .unwrap_or(slots.group_dense as u32 <= REUSE_MAX_DENSE),
         }
     }
 
@@ -169,10 +193,10 @@ impl GroupShape {
             + 12 * n
             + (n + 2) * sets
             + links
-            + self.triangle() as u64
+            + (1 + self.reuse as u64) * self.triangle() as u64
             + 4 * (self.dense() as u64 + 1)
             + 2 * self.wg as u64
-            + 7;
+            + 10;
         4 * words
     }
 
@@ -187,7 +211,7 @@ impl GroupShape {
         format!(
             "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
              const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
-             const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\n{}",
+             const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\nconst REUSE: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
@@ -196,6 +220,7 @@ impl GroupShape {
             self.edges_per_invocation,
             self.pivots,
             self.repeat,
+            self.reuse as u32,
             &GROUP_SHADER[end..]
         )
     }
@@ -212,15 +237,16 @@ impl GroupShape {
             self.triangle_per_invocation() as u64,
         );
         let w = n.div_ceil(32);
-        // Invocation 0's share: the breadth-first search and the greedy
-        // set (twice, with the parity class's fallback) run there.
         // A stage run twice (`Stages`) counts twice.
         let times = |stage: u32| 1 + (self.repeat & stage != 0) as u64;
+        // Invocation 0's share: the breadth-first search and the two
+        // greedy splits with their assignment (twice, with the parity
+        // class's fallback) run there.
         let prepare = times(Stages::PREPARE)
             * (5 * per(n)
                 + 32 * w
                 + 2 * n * w
-                + 2 * (per(n) * n + wg + n * w)
+                + 2 * (per(n) * n + wg + 3 * n * w + n)
                 + per(n * n / 4)
                 + e);
         let sums = times(Stages::SUMS) * per(n) * degree;

@@ -1073,6 +1073,13 @@ mod tests {
             validate(&shape.source());
             validate(&GroupShape { pivots: 1, ..shape }.source());
             validate(&GroupShape { repeat: 7, ..shape }.source());
+            validate(
+                &GroupShape {
+                    reuse: !shape.reuse,
+                    ..shape
+                }
+                .source(),
+            );
         }
     }
 
@@ -1091,7 +1098,9 @@ mod tests {
         assert_eq!(dims(bench[1]), (64, 4, 32, 16));
         assert_eq!(dims(bench[2]), (256, 8, 96, 32));
         assert_eq!(dims(bench[3]), (256, 10, 112, 48));
-        // NVIDIA allows 48 KiB of workgroup memory: 8-16-8 needs 5 KiB,
+        // Only the small networks keep the eliminated nodes' share.
+        assert!(bench[1].reuse && !bench[2].reuse && !bench[3].reuse);
+        // NVIDIA allows 48 KiB of workgroup memory: 8-16-8 needs 6 KiB,
         // 16-64-16 28 KiB, 8-[32,32,32]-8 37 KiB.
         assert!(bench[1].workgroup_bytes() < 6 << 10);
         assert!(bench[2].workgroup_bytes() < 28 << 10);
