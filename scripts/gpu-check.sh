@@ -97,7 +97,7 @@ start=$SECONDS
 MEMSWEEP_MID_SIZE_INSTANCES=$MID_SIZE timeout 150 "$GPU_TESTS" --include-ignored --nocapture \
     >"$LOG/tests.txt" 2>&1
 tests_status=$?
-grep -E "running on|identical|worst deviation|^test |test result|panicked" "$LOG/tests.txt"
+grep -E "running on|identical|worst deviation|^test |test result|panicked" "$LOG/tests.txt" | awk '!seen[$0]++'
 echo "(tests: exit $tests_status, $((SECONDS - start)) s)"
 
 echo "== bench: CPU on $CPU_THREADS threads; GPU on $GPU_INSTANCES instances per configuration"

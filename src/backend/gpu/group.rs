@@ -54,10 +54,10 @@ pub struct GroupShape {
 /// triangle for the eliminated nodes' share (`GroupShape::reuse`). In the
 /// layered networks of one hidden layer that fit it (8-16-8 and smaller) a
 /// punish pulse's quiet split keeps the hidden layer dense and eliminates
-/// the floating terminals, whose share is then computed at one substep in
-/// six or so; larger networks' quiet splits do not fit the bound, and the
-/// second triangle would only take workgroup memory (a fifth of
-/// 8-[32,32,32]-8's).
+/// the floating terminals, whose share the CPU backend then computes at one
+/// substep in seven of those with a dense system; larger networks' quiet
+/// splits do not fit the bound, and the second triangle would only take
+/// workgroup memory (4.9 KiB more for 8-[32,32,32]-8, 13%).
 const REUSE_MAX_DENSE: u32 = 16;
 
 /// Stages of the workgroup kernel that `MEMSWEEP_GROUP_REPEAT` can run
