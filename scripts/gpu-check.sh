@@ -22,6 +22,9 @@
 #   REUSE_SWEEP    MEMSWEEP_GROUP_REUSE values to time 8-16-8 with besides
 #                  the default ("0": the greedy split, with the eliminated
 #                  nodes' share recomputed every substep; empty: none)
+#   CACHE_SWEEP    MEMSWEEP_GROUP_CACHE values to time 8-16-8 with besides
+#                  the default ("0": every read's and normalize pulse's
+#                  split computed anew; empty: none)
 #   PIVOTS_SWEEP   Cholesky pivots per barrier to time 8-16-8 and 16-64-16
 #                  with besides the default 2 (MEMSWEEP_GROUP_PIVOTS; "1";
 #                  empty: none)
@@ -56,6 +59,7 @@ GPU_DEEP=${GPU_DEEP:-5000}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP-32 128}
 PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
 REUSE_SWEEP=${REUSE_SWEEP-0}
+CACHE_SWEEP=${CACHE_SWEEP-0}
 ERAS_SWEEP=${ERAS_SWEEP-1}
 CHECKS_SWEEP=${CHECKS_SWEEP:-}
 SCALING_SWEEP=${SCALING_SWEEP-132 528 2112}
@@ -127,6 +131,10 @@ for wg in $GROUP_WG_SWEEP; do
 done
 for u in $REUSE_SWEEP; do
     MEMSWEEP_GROUP_REUSE=$u bench "group-u$u" --backend gpu --gpu-layout group \
+        --gpu-instances "$GPU_INSTANCES" --config 8-16-8
+done
+for c in $CACHE_SWEEP; do
+    MEMSWEEP_GROUP_CACHE=$c bench "group-c$c" --backend gpu --gpu-layout group \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
 # sweep KNOB LABEL VALUES...: 8-16-8 and 16-64-16 in the workgroup layout

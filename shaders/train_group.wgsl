@@ -53,6 +53,7 @@ const E_PER: u32 = 4u;
 const PIVOTS: u32 = 2u;
 const REPEAT: u32 = 0u;
 const REUSE: u32 = 1u;
+const CACHE: u32 = 1u;
 // shape end
 
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
@@ -134,6 +135,9 @@ var<private> e_neg: array<bool, E_PER>;
 var<private> e_slot: array<u32, E_PER>;
 // Whether the edge has an eliminated end under the current split.
 var<private> e_elim: array<bool, E_PER>;
+// The tag of the splits computed with the current alive edges: one more
+// than the edges pruned so far, so that a zeroed entry is never current.
+var<private> split_tag: u32;
 // Joule this invocation's edges dissipated during the current pattern's
 // pulses.
 var<private> energy: f32;
@@ -187,6 +191,7 @@ fn load_edges() {
             g[e] = fs[at_g(e)];
         }
     }
+    split_tag = state[lane].pruned + 1u;
     workgroupBarrier();
     neighbour_sets();
 }
@@ -222,6 +227,18 @@ fn neighbour_sets() {
 
 fn in_set(set_word: u32, j: u32) -> bool {
     return ((set_word >> (j % 32u)) & 1u) != 0u;
+}
+
+// With CACHE, the split of the boundary that every read and every
+// normalize pulse share (every terminal fixed; a split depends only on the
+// fixed nodes and the alive edges), kept as circuit.rs
+// Solver::prepare_cached keeps every boundary's: in `us` after the alive
+// mask (zeroed at upload), its tag (`split_tag`), n_dense | n_eliminated
+// << 16, and per node its role | position << 2. Punish pulses, a boundary
+// per pattern and wrong winner, compute theirs.
+const SHARED_SPLIT: u32 = 0u;
+fn at_split(entry: u32, word: u32) -> u32 {
+    return at(chunk.m_max + entry * (chunk.n_max + 2u) + word);
 }
 
 // The candidates (free nodes reached, role DENSE) ranked by (degree[i],
@@ -318,25 +335,10 @@ fn rank_and_split(quiet_too: bool) -> vec3<u32> {
     return workgroupUniformLoad(&wg_split);
 }
 
-// circuit.rs Solver::prepare for the current boundary: roles, the dense
-// and eliminated nodes in the greedy order (fewest free neighbours first,
-// then by node), of the two splits of rank_and_split the cheaper (or, where
-// the greedy one is kept and leaves more nodes dense than lie outside the
-// parity class, that class first), the link table and the fixed voltages;
-// returns (n_dense, n_eliminated, 1 if an alive edge joins two dense
-// nodes). Node sets make every step a few word operations; the one
-// sequential step (the greedy independent set) runs in invocation 0.
-fn prepare_boundary() -> vec3<u32> {
-    workgroupBarrier();
-    for (var i = tid; i < n_nodes; i += WG) {
-        let fixed = is_fixed(i);
-        role[i] = select(ISOLATED, FIXED, fixed);
-        v[i] = select(0.0, fixed_volts(i), fixed);
-    }
-    if tid == 0u {
-        atomicStore(&wg_dense_pairs, 0u);
-    }
-    workgroupBarrier();
+// The split of the current boundary, computed (prepare_boundary without a
+// current cache entry) and, with CACHE, kept in `entry` unless that is
+// NONE: (n_dense, n_eliminated), both 0 if the dense system outgrew D_MAX.
+fn split(entry: u32) -> vec3<u32> {
     for (var w = tid; w < W; w += WG) {
         var word = 0u;
         for (var b = 0u; b < 32u; b++) {
@@ -411,13 +413,66 @@ fn prepare_boundary() -> vec3<u32> {
         workgroupBarrier();
         sp = rank_and_split(false);
     }
-    var nd = sp.x;
-    var ne = sp.y;
-    if nd > D_MAX {
+    if sp.x > D_MAX {
         failed = true;
-        nd = 0u;
-        ne = 0u;
+        return vec3<u32>(0u);
     }
+    if CACHE == 1u && entry != NONE {
+        for (var i = tid; i < n_nodes; i += WG) {
+            us[at_split(entry, 2u + i)] = role[i] | (pos[i] << 2u);
+        }
+        if tid == 0u {
+            us[at_split(entry, 1u)] = sp.x | (sp.y << 16u);
+            us[at_split(entry, 0u)] = split_tag;
+        }
+    }
+    return sp;
+}
+
+// circuit.rs Solver::prepare for the current boundary: roles, the dense
+// and eliminated nodes in the greedy order (fewest free neighbours first,
+// then by node), of the two splits of rank_and_split the cheaper (or, where
+// the greedy one is kept and leaves more nodes dense than lie outside the
+// parity class, that class first), the link table and the fixed voltages;
+// returns (n_dense, n_eliminated, 1 if an alive edge joins two dense
+// nodes). Node sets make every step a few word operations; the one
+// sequential step (the greedy independent set) runs in invocation 0.
+fn prepare_boundary(entry: u32) -> vec3<u32> {
+    workgroupBarrier();
+    for (var i = tid; i < n_nodes; i += WG) {
+        let fixed = is_fixed(i);
+        role[i] = select(ISOLATED, FIXED, fixed);
+        v[i] = select(0.0, fixed_volts(i), fixed);
+    }
+    if tid == 0u {
+        atomicStore(&wg_dense_pairs, 0u);
+    }
+    var counts = NONE;
+    if CACHE == 1u && entry != NONE && tid == 0u && us[at_split(entry, 0u)] == split_tag {
+        counts = us[at_split(entry, 1u)];
+    }
+    counts = broadcast(counts);
+    var sp: vec3<u32>;
+    if counts != NONE {
+        // The split as computed before with these alive edges.
+        for (var i = tid; i < n_nodes; i += WG) {
+            let word = us[at_split(entry, 2u + i)];
+            let r = word & 3u;
+            let p = word >> 2u;
+            role[i] = r;
+            pos[i] = p;
+            if r == DENSE {
+                dense_node[p] = i;
+            } else if r == ELIMINATED {
+                elim_node[p] = i;
+            }
+        }
+        sp = vec3<u32>(counts & 0xffffu, counts >> 16u, 0u);
+    } else {
+        sp = split(entry);
+    }
+    let nd = sp.x;
+    let ne = sp.y;
     // The link table: zero, then each edge between an eliminated and a
     // dense node writes its conductance to its entry (and keeps the entry,
     // to update it as it moves).
@@ -712,11 +767,11 @@ const REPEAT_PREPARE: u32 = 1u;
 const REPEAT_SUMS: u32 = 2u;
 const REPEAT_SOLVE: u32 = 4u;
 
-fn prepare() -> vec3<u32> {
+fn prepare(entry: u32) -> vec3<u32> {
     if (REPEAT & REPEAT_PREPARE) != 0u {
-        prepare_boundary();
+        prepare_boundary(entry);
     }
-    return prepare_boundary();
+    return prepare_boundary(entry);
 }
 
 fn sums(direct: bool) {
@@ -790,7 +845,7 @@ fn winner() -> u32 {
 fn read_pattern(k: u32) -> ReadResult {
     phase = READ;
     phase_pattern = k;
-    let sp = prepare();
+    let sp = prepare(SHARED_SPLIT);
     sums(sp.x == 0u);
     solve(sp, true);
     for (var o = tid; o < d.n_out; o += WG) {
@@ -865,7 +920,7 @@ fn pulse(which: u32, k: u32, w: u32, era: u32, n_sub: u32) -> u32 {
         atomicStore(&alive_count, 0u);
     }
     // prepare() begins with a barrier, sums() ends with one.
-    let sp = prepare();
+    let sp = prepare(select(SHARED_SPLIT, NONE, which == PULSE_PUNISH));
     var mine = 0u;
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
@@ -1016,6 +1071,7 @@ fn era_group(
                     workgroupBarrier();
                     prune(era);
                     let pruned = workgroupUniformLoad(&removed);
+                    split_tag += pruned;
                     if tid == 0u {
                         close_era(&st, era, pruned);
                     }

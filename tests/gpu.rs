@@ -485,6 +485,27 @@ fn eras_dispatched_together_train_as_eras_dispatched_one_by_one() {
     assert_eq!(one_by_one.train(&b), together);
 }
 
+/// The split that reads and normalize pulses share, kept by the workgroup
+/// kernel until pruning changes the alive edges, gives the rows of splits
+/// computed anew at every read and pulse, bit for bit: a depth-3 network
+/// with pruning. (Keeping it for punish pulses too, whose boundaries
+/// differ, fails here.)
+#[test]
+fn kept_splits_train_as_splits_computed_anew() {
+    let Some(gpu) = gpu() else { return };
+    let mut params = configs()[0].1.clone();
+    params.network.hidden = vec![6, 6, 6];
+    params.pruning.p_prune = 0.5;
+    let b = batch(&params, 8, 48);
+    let kept = gpu.with_layout(Layout::Group).train(&b);
+    assert!(kept.iter().map(|o| o.pruned_edges).sum::<usize>() > 0);
+    let anew = Gpu::new(Selection::Any)
+        .expect("the adapter opened once")
+        .with_layout(Layout::Group)
+        .with_split_cache(false);
+    assert_eq!(anew.train(&b), kept);
+}
+
 /// Each stage of the workgroup kernel run twice (MEMSWEEP_GROUP_REPEAT, a
 /// knob for measuring what a stage costs on a GPU) gives the rows of one
 /// run, bit for bit: a depth-3 network with pruning and c2c noise, whose

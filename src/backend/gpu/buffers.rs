@@ -178,6 +178,12 @@ impl Slots {
         self.edges + 8 * self.nodes + 1 + 4 * self.edges
     }
 
+    /// u32 words of the workgroup kernel's kept split (train_group.wgsl
+    /// `at_split`): a tag, the counts and a word per node.
+    pub(super) fn split_words(self) -> usize {
+        self.nodes + 2
+    }
+
     /// f32 slots written at upload: ron, roff, vt, r, g.
     pub(super) fn f32_init_words(self) -> usize {
         5 * self.edges
@@ -313,16 +319,28 @@ pub(super) struct ChunkNeeds {
     pub(super) trace_entries: usize,
     pub(super) current_words: usize,
     pub(super) max_eras: usize,
+    /// Whether `us` holds the workgroup kernel's kept split.
+    pub(super) splits: bool,
 }
 
 impl ChunkNeeds {
+    /// u32 words per lane: the thread kernel's, or the alive mask and the
+    /// kept split if that is larger.
+    pub(super) fn u32_words(&self) -> usize {
+        let cache = match self.splits {
+            true => self.slots.edges + self.slots.split_words(),
+            false => 0,
+        };
+        self.slots.u32_words().max(cache)
+    }
+
     pub(super) fn sizes(&self) -> Sizes {
         let lanes = self.lanes as u64;
         Sizes {
             desc: lanes * size_of::<InstanceDesc>() as u64,
             net: 4 * self.net_words.max(1) as u64,
             fs: 4 * lanes * self.slots.f32_words() as u64,
-            us: 4 * lanes * self.slots.u32_words() as u64,
+            us: 4 * lanes * self.u32_words() as u64,
             state: lanes * size_of::<InstanceState>() as u64,
             trace: 8 * self.trace_entries.max(1) as u64,
             currents: 4 * self.current_words.max(1) as u64,
@@ -370,9 +388,23 @@ pub(super) struct Flat {
     pub(super) eras_per_step: usize,
     pub(super) slots: Slots,
     pub(super) sizes: Sizes,
+    /// Whether `us` holds the workgroup kernel's kept split.
+    pub(super) splits: bool,
 }
 
 impl Flat {
+    /// Bytes of `us` holding the kept split, offset and size, if it is
+    /// used: zeroed before training so that no entry is current.
+    pub(super) fn split_region(&self) -> Option<(u64, u64)> {
+        let lanes = self.descs.len() as u64;
+        self.splits.then(|| {
+            (
+                4 * self.slots.edges as u64 * lanes,
+                4 * self.slots.split_words() as u64 * lanes,
+            )
+        })
+    }
+
     /// Index of the schedule entry of (pattern, pulse, substep).
     pub(super) fn entry(&self, pattern: usize, pulse: u32, substep: usize) -> usize {
         (pattern * 2 + pulse as usize) * self.max_substeps + substep
@@ -509,6 +541,7 @@ impl Gpu {
         &self,
         chunk: &[&(Instance, Arc<Params>)],
         states: Option<&[(&[f32], &[bool])]>,
+        splits: bool,
     ) -> Flat {
         let lanes = chunk.len();
         let slots = Slots::of_chunk(chunk)
@@ -642,6 +675,7 @@ impl Gpu {
             trace_entries,
             current_words,
             max_eras,
+            splits,
         };
         let sizes = needs.sizes();
         let mut flat = Flat {
@@ -667,6 +701,7 @@ impl Gpu {
             eras_per_step: 1,
             slots,
             sizes,
+            splits,
         };
         flat.sizes.schedule = flat.schedule_entries() as u64 * self.uniform_stride;
         flat

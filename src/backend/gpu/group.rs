@@ -48,6 +48,10 @@ pub struct GroupShape {
     /// as circuit.rs does, quiet nodes only where that is cheaper: where
     /// the dense bound is at most REUSE_MAX_DENSE.
     pub reuse: bool,
+    /// Whether the kernel keeps the split that reads and normalize pulses
+    /// share until pruning changes the alive edges (train_group.wgsl
+    /// `at_split`).
+    pub cache: bool,
 }
 
 /// The largest dense bound for which the workgroup kernel keeps a second
@@ -106,6 +110,8 @@ pub(super) struct GroupKnobs {
     pub(super) repeat: u32,
     /// MEMSWEEP_GROUP_REUSE: 0 or 1 overrides REUSE_MAX_DENSE.
     pub(super) reuse: Option<bool>,
+    /// MEMSWEEP_GROUP_CACHE=0: compute every boundary's split anew.
+    pub(super) cache: bool,
 }
 
 impl Default for GroupKnobs {
@@ -116,6 +122,7 @@ impl Default for GroupKnobs {
             eras: ERAS_PER_CHECK,
             repeat: 0,
             reuse: None,
+            cache: true,
         }
     }
 }
@@ -143,6 +150,7 @@ impl GroupKnobs {
             reuse: var("MEMSWEEP_GROUP_REUSE")
                 .filter(|&r| r <= 1)
                 .map(|r| r == 1),
+            cache: var("MEMSWEEP_GROUP_CACHE").map_or(default.cache, |c| c != 0),
         }
     }
 }
@@ -164,6 +172,7 @@ impl GroupShape {
             reuse: knobs
                 .reuse
                 .unwrap_or(slots.group_dense as u32 <= REUSE_MAX_DENSE),
+            cache: knobs.cache,
         }
     }
 
@@ -211,7 +220,7 @@ impl GroupShape {
         format!(
             "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
              const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
-             const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\nconst REUSE: u32 = {}u;\n{}",
+             const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\nconst REUSE: u32 = {}u;\nconst CACHE: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
@@ -221,6 +230,7 @@ impl GroupShape {
             self.pivots,
             self.repeat,
             self.reuse as u32,
+            self.cache as u32,
             &GROUP_SHADER[end..]
         )
     }
@@ -243,7 +253,7 @@ impl GroupShape {
         // greedy splits with their assignment (twice, with the parity
         // class's fallback) run there.
         let prepare = times(Stages::PREPARE)
-            * (5 * per(n)
+            * (7 * per(n)
                 + 32 * w
                 + 2 * n * w
                 + 2 * (per(n) * n + wg + 3 * n * w + n)

@@ -377,6 +377,15 @@ impl Gpu {
         self
     }
 
+    /// Tests only: whether the workgroup kernel keeps the split reads and
+    /// normalize pulses share (default) or computes it anew, as
+    /// MEMSWEEP_GROUP_CACHE=0 does.
+    #[doc(hidden)]
+    pub fn with_split_cache(mut self, cache: bool) -> Self {
+        self.knobs.cache = cache;
+        self
+    }
+
     /// Tests only: run the workgroup kernel's `stages` (bits of `Stages`)
     /// twice, as MEMSWEEP_GROUP_REPEAT does.
     #[doc(hidden)]
@@ -546,6 +555,7 @@ impl Gpu {
             trace_entries: params.training.max_eras * p,
             current_words: p * params.network.n_out,
             max_eras: params.training.max_eras,
+            splits: group.is_some() && self.knobs.cache,
         };
         let limit = self.limits.buffer_bytes;
         for (what, bytes) in one.sizes().each() {
@@ -583,7 +593,11 @@ impl Gpu {
     fn plan(&self, batch: &[&(Instance, Arc<Params>)], group: bool) -> Vec<Range<usize>> {
         let mut chunks = Vec::new();
         let mut start = 0;
-        let mut needs = ChunkNeeds::default();
+        let splits = group && self.knobs.cache;
+        let mut needs = ChunkNeeds {
+            splits,
+            ..ChunkNeeds::default()
+        };
         let mut seen: HashSet<SameNetwork> = HashSet::new();
         let keys = SameNetwork::of_chunk(batch);
         let slots = Slots::of_chunk(batch);
@@ -614,6 +628,7 @@ impl Gpu {
                     trace_entries: params.training.max_eras * inst.task.n_patterns(),
                     current_words: inst.task.n_patterns() * net.n_out,
                     max_eras: params.training.max_eras,
+                    splits,
                 };
             }
             if !next
@@ -709,7 +724,7 @@ impl Gpu {
     }
 
     /// Train one chunk: eras until none trains, the final read, readback.
-    fn train_chunk(&self, chunk: &[&(Instance, Arc<Params>)]) -> Vec<Outcome> {
+    fn train_chunk(&self, chunk: &[&(Instance, Arc<Params>)], group: bool) -> Vec<Outcome> {
         let timing = std::env::var_os("MEMSWEEP_GPU_TIMING").is_some();
         let clock = std::time::Instant::now();
         let lap = |what: &str| {
@@ -721,7 +736,7 @@ impl Gpu {
                 );
             }
         };
-        let mut flat = self.flatten(chunk, None);
+        let mut flat = self.flatten(chunk, None, group && self.knobs.cache);
         let group = self.chunk_layout(chunk, &mut flat);
         lap(&match &group {
             Some(g) => format!(
@@ -755,6 +770,9 @@ impl Gpu {
         lap("uploaded");
         let mut encoder = self.encoder();
         encoder.clear_buffer(&b.running, 0, None);
+        if let Some((at, size)) = flat.split_region() {
+            encoder.clear_buffer(&b.us, at, Some(size));
+        }
         // Eras per workgroup-layout dispatch: one until an era's time is
         // known, then as many as keep a dispatch under MULTI_ERA_SECONDS.
         let mut eras_per_dispatch = 1;
@@ -987,7 +1005,11 @@ impl Executor for Gpu {
                 members.iter().map(|&i| &batch[i]).collect();
             for range in self.plan(&on_gpu, shape.is_some()) {
                 let first = range.start;
-                for (j, out) in self.train_chunk(&on_gpu[range]).into_iter().enumerate() {
+                for (j, out) in self
+                    .train_chunk(&on_gpu[range], shape.is_some())
+                    .into_iter()
+                    .enumerate()
+                {
                     outcomes[members[first + j]] = Some(out);
                 }
             }
@@ -1076,6 +1098,7 @@ mod tests {
             validate(
                 &GroupShape {
                     reuse: !shape.reuse,
+                    cache: !shape.cache,
                     ..shape
                 }
                 .source(),

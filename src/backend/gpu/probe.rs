@@ -75,12 +75,18 @@ impl Gpu {
             .iter()
             .map(|c| (c.r.as_slice(), c.alive.as_slice()))
             .collect();
-        let mut flat = self.flatten(&chunk, Some(&initial));
+        let group_layout = self.choice != Layout::Thread;
+        let mut flat = self.flatten(&chunk, Some(&initial), group_layout && self.knobs.cache);
         let group = self.chunk_layout(&chunk, &mut flat);
         let lanes = cases.len();
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         let b = self.buffers(&mut guard, flat.sizes);
         self.upload(b, &flat);
+        if let Some((at, size)) = flat.split_region() {
+            let mut encoder = self.encoder();
+            encoder.clear_buffer(&b.us, at, Some(size));
+            self.queue.submit(Some(encoder.finish()));
+        }
         let u = flat.uniform;
         let (m, n, l) = (u.m_max as u64, u.n_max as u64, lanes as u64);
         let mut states = flat.states.clone();
