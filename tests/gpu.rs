@@ -466,64 +466,56 @@ fn a_batch_cut_into_chunks_trains_as_one_on(gpu: &Gpu) {
     assert_eq!(small.train(&b), whole);
 }
 
-/// Several whole eras per dispatch (the workgroup layout's default where an
-/// era fits one dispatch) give the rows of one era per dispatch, bit for bit:
-/// a depth-3 network with pruning, whose node sets change between eras.
-#[test]
-fn eras_dispatched_together_train_as_eras_dispatched_one_by_one() {
-    let Some(gpu) = gpu() else { return };
+/// Trains a depth-3 network with pruning and c2c noise (2-[6,6,6]-2, whose
+/// node sets change between eras and whose punish pulses have dense pairs
+/// and take the parity fallback) in the workgroup layout, as the kernel is
+/// and as `variant` makes it, and asserts the rows are the same bit for
+/// bit.
+fn workgroup_variant_trains_as_default(
+    gpu: Gpu,
+    point: usize,
+    n: usize,
+    variant: impl FnOnce(Gpu) -> Gpu,
+) {
     let mut params = configs()[0].1.clone();
     params.network.hidden = vec![6, 6, 6];
     params.pruning.p_prune = 0.5;
-    let b = batch(&params, 5, 48);
-    let together = gpu.with_layout(Layout::Group).train(&b);
-    assert!(together.iter().map(|o| o.pruned_edges).sum::<usize>() > 0);
-    let one_by_one = Gpu::new(Selection::Any)
+    let b = batch(&params, point, n);
+    let default = gpu.with_layout(Layout::Group).train(&b);
+    assert!(default.iter().map(|o| o.pruned_edges).sum::<usize>() > 0);
+    let other = Gpu::new(Selection::Any)
         .expect("the adapter opened once")
-        .with_layout(Layout::Group)
-        .with_eras_per_dispatch(1);
-    assert_eq!(one_by_one.train(&b), together);
+        .with_layout(Layout::Group);
+    assert_eq!(variant(other).train(&b), default);
+}
+
+/// Several whole eras per dispatch (the workgroup layout's default where an
+/// era fits one dispatch) give the rows of one era per dispatch.
+#[test]
+fn eras_dispatched_together_train_as_eras_dispatched_one_by_one() {
+    let Some(gpu) = gpu() else { return };
+    workgroup_variant_trains_as_default(gpu, 5, 48, |g| g.with_eras_per_dispatch(1));
 }
 
 /// The split that reads and normalize pulses share, kept by the workgroup
 /// kernel until pruning changes the alive edges, gives the rows of splits
-/// computed anew at every read and pulse, bit for bit: a depth-3 network
-/// with pruning. (Keeping it for punish pulses too, whose boundaries
-/// differ, fails here.)
+/// computed anew at every read and pulse. (Keeping it for punish pulses
+/// too, whose boundaries differ, fails here.)
 #[test]
 fn kept_splits_train_as_splits_computed_anew() {
     let Some(gpu) = gpu() else { return };
-    let mut params = configs()[0].1.clone();
-    params.network.hidden = vec![6, 6, 6];
-    params.pruning.p_prune = 0.5;
-    let b = batch(&params, 8, 48);
-    let kept = gpu.with_layout(Layout::Group).train(&b);
-    assert!(kept.iter().map(|o| o.pruned_edges).sum::<usize>() > 0);
-    let anew = Gpu::new(Selection::Any)
-        .expect("the adapter opened once")
-        .with_layout(Layout::Group)
-        .with_split_cache(false);
-    assert_eq!(anew.train(&b), kept);
+    workgroup_variant_trains_as_default(gpu, 8, 48, |g| g.with_split_cache(false));
 }
 
 /// Each stage of the workgroup kernel run twice (MEMSWEEP_GROUP_REPEAT, a
 /// knob for measuring what a stage costs on a GPU) gives the rows of one
-/// run, bit for bit: a depth-3 network with pruning and c2c noise, whose
-/// punish pulses have dense pairs and take the parity fallback.
+/// run.
 #[test]
 fn stages_run_twice_train_exactly_as_run_once() {
     let Some(gpu) = gpu() else { return };
-    let mut params = configs()[0].1.clone();
-    params.network.hidden = vec![6, 6, 6];
-    params.pruning.p_prune = 0.5;
-    let b = batch(&params, 6, 16);
-    let once = gpu.with_layout(Layout::Group).train(&b);
-    assert!(once.iter().map(|o| o.pruned_edges).sum::<usize>() > 0);
-    let twice = Gpu::new(Selection::Any)
-        .expect("the adapter opened once")
-        .with_layout(Layout::Group)
-        .with_repeated_stages(Stages::PREPARE | Stages::SUMS | Stages::SOLVE);
-    assert_eq!(twice.train(&b), once);
+    workgroup_variant_trains_as_default(gpu, 6, 16, |g| {
+        g.with_repeated_stages(Stages::PREPARE | Stages::SUMS | Stages::SOLVE)
+    });
 }
 
 /// Abstract-model instances have no circuit: the GPU executor hands them to
