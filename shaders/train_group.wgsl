@@ -38,7 +38,8 @@
 // the host cuts an era into as few dispatches as the driver allows. What
 // survives between dispatches is in global memory with the layout of
 // train.wgsl: the edge slots ron, roff, vt, r, g of `fs` and alive of `us`,
-// interleaved by lane, and `state`. The differences in arithmetic from the
+// interleaved by lane (then, with CACHE, the kept split: at_split), and
+// `state`. The differences in arithmetic from the
 // CPU kernel are of rounding only (the order of a few sums: node sums are
 // recomputed from the edges every substep, the energy is summed per
 // invocation; pivots are scaled by their reciprocal square roots).
