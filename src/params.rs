@@ -79,6 +79,17 @@ pub struct NetworkParams {
     pub k_attach: usize,
 }
 
+impl NetworkParams {
+    /// Widths of a layered network's layers, inputs first and outputs
+    /// last.
+    pub fn layer_widths(&self) -> Vec<usize> {
+        let mut widths = vec![self.n_in];
+        widths.extend(&self.hidden);
+        widths.push(self.n_out);
+        widths
+    }
+}
+
 /// `[device]`: MODEL.md section 2. Resistances in ohm, voltages in volt,
 /// `beta` in ohm/(V s), `alpha` in ohm/(V s).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -222,9 +233,7 @@ impl Params {
         let n = &self.network;
         let (even, odd, even_independent, odd_independent) = match n.topology {
             Topology::Layered => {
-                let mut widths = vec![n.n_in];
-                widths.extend(&n.hidden);
-                widths.push(n.n_out);
+                let widths = n.layer_widths();
                 let of = |parity: usize| -> usize { widths.iter().skip(parity).step_by(2).sum() };
                 let skip_joins_even = n.skip > 0.0 && n.hidden.len() % 2 == 1;
                 (of(0), of(1), !skip_joins_even, true)
@@ -241,9 +250,7 @@ impl Params {
         let n = &self.network;
         match n.topology {
             Topology::Layered => {
-                let mut widths = vec![n.n_in];
-                widths.extend(&n.hidden);
-                widths.push(n.n_out);
+                let widths = n.layer_widths();
                 let layered: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
                 layered + if n.skip > 0.0 { n.n_in * n.n_out } else { 0 }
             }

@@ -99,9 +99,7 @@ impl Network {
 type Edges = Vec<(u32, u32)>;
 
 fn layered(p: &NetworkParams, rng: &mut impl Rng) -> (usize, Vec<u32>, Edges) {
-    let mut widths = vec![p.n_in];
-    widths.extend(&p.hidden);
-    widths.push(p.n_out);
+    let widths = p.layer_widths();
     let mut first = vec![0usize];
     for w in &widths {
         first.push(first.last().unwrap() + w);

@@ -914,9 +914,7 @@ fn max_degree(params: &Params) -> u64 {
     let net = &params.network;
     match net.topology {
         Topology::Layered => {
-            let mut widths = vec![net.n_in];
-            widths.extend(&net.hidden);
-            widths.push(net.n_out);
+            let widths = net.layer_widths();
             let skip = if net.skip > 0.0 {
                 net.n_in.max(net.n_out)
             } else {
