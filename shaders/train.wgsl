@@ -534,14 +534,19 @@ fn set_pulse_phase(k: u32, w: u32) {
     phase_winner = w;
 }
 
-// After the era's patterns: prune, then stop on convergence or at max_eras.
+// After the era's patterns: prune if the era had a mistake, then stop on
+// convergence or at max_eras (a converged instance stops unpruned).
 @compute @workgroup_size(64)
 fn end_era(@builtin(global_invocation_id) gid: vec3<u32>) {
     if begin(gid.x) {
         var st = state[lane];
         if st.status == RUNNING {
             let era = st.eras_run;
-            close_era(&st, era, prune(era));
+            var pruned = 0u;
+            if st.mistakes > 0u {
+                pruned = prune(era);
+            }
+            close_era(&st, era, pruned);
             finish_step(&st);
             state[lane] = st;
         }

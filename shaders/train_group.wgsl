@@ -1029,7 +1029,8 @@ fn finish(st: ptr<function, InstanceState>) {
 
 // Patterns chunk.pattern..chunk.pattern_end of the current era, each a read
 // and, after a mistake, a punish and a normalize pulse; with chunk.end_era,
-// the era's end: prune, then stop on convergence or at max_eras. With
+// the era's end: prune after a mistake, then stop on convergence or at
+// max_eras. With
 // chunk.eras above 1, that many whole eras, as many dispatches of one would.
 @compute @workgroup_size(WG)
 fn era_group(
@@ -1069,8 +1070,12 @@ fn era_group(
                     if tid == 0u {
                         atomicStore(&removed, 0u);
                     }
+                    // A converged instance stops unpruned.
+                    let mistaken = broadcast(st.mistakes) > 0u;
                     workgroupBarrier();
-                    prune(era);
+                    if mistaken {
+                        prune(era);
+                    }
                     let pruned = workgroupUniformLoad(&removed);
                     split_tag += pruned;
                     if tid == 0u {

@@ -232,3 +232,43 @@ fn every_instruction_set_trains_to_the_same_bits() {
         }
     }
 }
+
+/// MODEL.md sections 6 and 7: an era without a mistake stops the instance
+/// at once, unpruned, so a converged instance always recalls every pattern.
+/// The 4-8-4 symmetric network with pruning is where the opposite order
+/// (prune, then stop) broke about one converged instance in twenty.
+#[test]
+fn a_converged_instance_is_not_pruned_and_has_learned_all() {
+    use memsweep::instance::Instance;
+    use memsweep::protocol::training::{run_eras, Step};
+    let mut params = Params::default();
+    params.network.n_in = 4;
+    params.network.hidden = vec![8];
+    params.network.n_out = 4;
+    params.device.sigma_r0 = 0.0;
+    params.pruning.p_prune = 0.5;
+    let mut converged = 0;
+    for replica in 0..300 {
+        let inst = Instance::build(&params, 0, replica, 1000 + replica as u64);
+        let outcome = train::<f64>(&inst, &params);
+        if let Some(era) = outcome.converged_era {
+            converged += 1;
+            assert_eq!(
+                outcome.recalled,
+                inst.task.n_patterns(),
+                "replica {replica} converged at era {era} but recalls {} of {}",
+                outcome.recalled,
+                inst.task.n_patterns()
+            );
+            // Every era before it had a mistake and ended with a pruning;
+            // the converged era did not.
+            let mut t = Trainer::<f64>::new(&inst, &params);
+            let mut prunings = 0;
+            run_eras(&mut t, params.training.max_eras, |step, _| {
+                prunings += (step == Step::Prune) as u32;
+            });
+            assert_eq!(prunings, era, "replica {replica}");
+        }
+    }
+    assert!(converged > 30, "too few converged instances ({converged}) to test");
+}

@@ -741,7 +741,8 @@ pub struct Eras {
 }
 
 /// The era loop of learning from mistakes: at most `max_eras` eras, stopping
-/// after the first era without a mistake. `observe` sees the trainer after
+/// after the first era without a mistake, unpruned; an era with a mistake
+/// ends with a pruning. `observe` sees the trainer after
 /// every read, pulse and pruning, so a caller can stop training part-way
 /// (SPICE export of the state after E eras) or replay it step by step.
 pub fn run_eras<F: Real>(
@@ -778,13 +779,15 @@ pub fn run_eras<F: Real>(
                 observe(Step::Pulse(Pulse::Normalize), t);
             }
         }
-        eras.pruned_edges += t.prune(era);
-        observe(Step::Prune, t);
         eras.eras_run = era + 1;
         if mistakes == 0 {
+            // Converged: it stops as it is, unpruned (MODEL.md section 6), so
+            // the state that read every pattern correctly is the final one.
             eras.converged_era = Some(era);
             break;
         }
+        eras.pruned_edges += t.prune(era);
+        observe(Step::Prune, t);
     }
     eras
 }
