@@ -14,6 +14,7 @@ fn main() {
         .unwrap_or(1.0);
     let cpu = Cpu {
         precision: Precision::F64,
+        solver: memsweep::model::circuit::SolverChoice::Auto,
     };
     // MEMSWEEP_BENCH_ONLY=8-16-8 times one configuration (for profiling).
     let only = std::env::var("MEMSWEEP_BENCH_ONLY").ok();

@@ -10,6 +10,7 @@ use memsweep::backend::cpu::{Cpu, Precision};
 use memsweep::backend::gpu::{self, Gpu, Layout, Selection};
 use memsweep::backend::Executor;
 use memsweep::bench;
+use memsweep::model::circuit::SolverChoice;
 use memsweep::run::{self, RunOptions};
 use memsweep::shard::{self, Shard};
 use memsweep::slurm::{self, SlurmOptions};
@@ -57,6 +58,11 @@ enum Command {
         /// invocation per instance) or `auto` (group where it fits).
         #[arg(long, default_value = "auto", value_name = "auto|thread|group")]
         gpu_layout: Layout,
+        /// Nodal solve: `dense` (split and dense L D L^T), `sparse`
+        /// (conjugate gradients) or `auto` (per boundary, the cheaper by
+        /// estimate). It never changes the model.
+        #[arg(long, default_value = "auto", value_name = "auto|dense|sparse")]
+        solver: SolverChoice,
         /// Instances simulated and written per chunk (default: 1024 on the
         /// CPU, 65536 on a GPU, which needs many instances in flight).
         #[arg(long)]
@@ -149,6 +155,11 @@ enum Command {
         /// invocation per instance) or `auto` (group where it fits).
         #[arg(long, default_value = "auto", value_name = "auto|thread|group")]
         gpu_layout: Layout,
+        /// Nodal solve: `dense` (split and dense L D L^T), `sparse`
+        /// (conjugate gradients) or `auto` (per boundary, the cheaper by
+        /// estimate). It never changes the model.
+        #[arg(long, default_value = "auto", value_name = "auto|dense|sparse")]
+        solver: SolverChoice,
         /// Instances of every configuration on the GPU (default: as on the
         /// CPU); rates are per second, and a GPU needs many in flight.
         #[arg(long)]
@@ -212,6 +223,7 @@ fn execute(command: Command) -> Result<(), Failure> {
     match command {
         Command::Run {
             gpu_layout,
+            solver,
             spec,
             out,
             threads,
@@ -249,7 +261,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             run::check_out_dir(&spec, &out_dir).map_err(Failure::input)?;
             let pool = thread_pool(threads)?;
             let points: Vec<_> = spec.points().into_iter().map(|p| p.params).collect();
-            let executor = executors(backend, &points, gpu_layout)?.remove(0);
+            let executor = executors(backend, &points, gpu_layout, solver)?.remove(0);
             let batch_size = batch_size.unwrap_or(match executor.name() {
                 "gpu" => 65536,
                 _ => 1024,
@@ -394,6 +406,7 @@ fn execute(command: Command) -> Result<(), Failure> {
         Command::Bench {
             backend,
             gpu_layout,
+            solver,
             gpu_instances,
             configs,
             threads,
@@ -421,7 +434,7 @@ fn execute(command: Command) -> Result<(), Failure> {
                 )));
             }
             // Configurations an executor refuses are skipped, not fatal.
-            let executors = executors(backend, &[], gpu_layout)?;
+            let executors = executors(backend, &[], gpu_layout, solver)?;
             let mut results = Vec::new();
             for config in standard
                 .into_iter()
@@ -476,15 +489,23 @@ fn executors(
     choice: BackendChoice,
     points: &[memsweep::params::Params],
     layout: Layout,
+    solver: SolverChoice,
 ) -> Result<Vec<Box<dyn Executor>>, Failure> {
     let cpu = || -> Box<dyn Executor> {
         Box::new(Cpu {
             precision: Precision::F64,
+            solver,
         })
     };
     let fits = |g: &Gpu| points.iter().try_for_each(|p| g.check(p));
     match choice {
         BackendChoice::Cpu => Ok(vec![cpu()]),
+        // The GPU kernels have a nodal solve of their own.
+        BackendChoice::Gpu if solver != SolverChoice::Auto => Err(Failure::input(format!(
+            "--solver {}: chooses the CPU backend's nodal solve; --backend gpu has its own",
+            solver.name()
+        ))),
+        BackendChoice::Auto if solver != SolverChoice::Auto => Ok(vec![cpu()]),
         BackendChoice::Gpu | BackendChoice::All => {
             let flag = if choice == BackendChoice::Gpu {
                 "gpu"

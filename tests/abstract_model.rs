@@ -231,6 +231,7 @@ fn train_8_16_8(model: ModelKind, tagging: bool, replicas: usize) -> Vec<Instanc
     simulate(
         &Cpu {
             precision: Precision::F64,
+            solver: memsweep::model::circuit::SolverChoice::Auto,
         },
         &jobs,
     )

@@ -280,10 +280,12 @@ fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point_on(gpu: &G
         let on_gpu = gpu.train(&b);
         let f32_cpu = Cpu {
             precision: Precision::F32,
+            solver: memsweep::model::circuit::SolverChoice::Auto,
         }
         .train(&b);
         let f64_cpu = Cpu {
             precision: Precision::F64,
+            solver: memsweep::model::circuit::SolverChoice::Auto,
         }
         .train(&b);
         let same = same_outcomes(&on_gpu, &f32_cpu);
@@ -352,6 +354,7 @@ fn mid_size_training_on(gpu: &Gpu) {
         let on_gpu = gpu.train(&b);
         let f32_cpu = Cpu {
             precision: Precision::F32,
+            solver: memsweep::model::circuit::SolverChoice::Auto,
         }
         .train(&b);
         let same = same_outcomes(&on_gpu, &f32_cpu);

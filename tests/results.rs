@@ -40,6 +40,7 @@ fn run_sweep(text: &str, dir: &Path, threads: usize, batch_size: usize) {
     };
     let cpu = Cpu {
         precision: Precision::F64,
+        solver: memsweep::model::circuit::SolverChoice::Auto,
     };
     pool.install(|| run::run(&spec, &cpu, &opts)).unwrap();
 }

@@ -56,6 +56,7 @@ fn run_lib(text: &str, dir: &Path, shard: Shard, batch_size: usize) -> Vec<Point
     };
     let cpu = Cpu {
         precision: Precision::F64,
+        solver: memsweep::model::circuit::SolverChoice::Auto,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)

@@ -28,6 +28,7 @@ fn p_learned_all(params: Params, n: usize, point: usize) -> f64 {
         .collect();
     let cpu = Cpu {
         precision: Precision::F64,
+        solver: memsweep::model::circuit::SolverChoice::Auto,
     };
     let outcomes = cpu.train(&batch);
     let p = params.n_patterns();

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::backend::Executor;
 use crate::instance::Instance;
+use crate::model::circuit::SolverChoice;
 use crate::params::{ModelKind, Params};
 use crate::protocol::abstract_model;
 use crate::protocol::training::{train_reusing, Layouts, Outcome};
@@ -23,6 +24,8 @@ pub enum Precision {
 
 pub struct Cpu {
     pub precision: Precision,
+    /// How each instance's nodal solves are done (`--solver`).
+    pub solver: SolverChoice,
 }
 
 impl Executor for Cpu {
@@ -32,7 +35,12 @@ impl Executor for Cpu {
 
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome> {
         // Each worker keeps the solver layouts of its last instance.
-        let layouts = || (Layouts::<f64>::default(), Layouts::<f32>::default());
+        let layouts = || {
+            (
+                Layouts::<f64>::with_choice(self.solver),
+                Layouts::<f32>::with_choice(self.solver),
+            )
+        };
         batch
             .par_iter()
             .map_init(layouts, |(l64, l32), (inst, params)| {

@@ -31,6 +31,18 @@
 //! `solve` (once per substep) assembles and factorises the small dense
 //! system. Both backends run these same steps (`shaders/train.wgsl`, which
 //! redoes the split per pulse from the alive edges).
+//!
+//! Large sparse networks take another path. Where the dense remainder of
+//! every split is large (random graphs have large separators, so any direct
+//! factorisation fills in), `prepare` chooses the iterative path instead:
+//! conjugate gradients on all free nodes, preconditioned by the diagonal
+//! and started from the voltages of the previous solve, which during a
+//! pulse barely move. Each iteration is one pass over the free nodes'
+//! edges, so a substep costs a small multiple of the memristor count. The
+//! choice is made per boundary by estimated cost (`SolverChoice::Auto`), or
+//! forced for comparison (`Dense`, `Sparse`); it never changes the model,
+//! only how its equations are solved, within the stopping rule of
+//! `CG_TOLERANCE`.
 
 use crate::lanes::{self, LANES};
 use crate::model::network::{Adjacency, Network};
@@ -123,6 +135,66 @@ impl<F: Real> NodeSums<F> {
     }
 }
 
+/// Which path solves a boundary's free nodes (`memsweep run --solver`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SolverChoice {
+    /// Per boundary, the path with the smaller estimated cost.
+    #[default]
+    Auto,
+    /// Always the split and the dense `L D L^T` of its remainder.
+    Dense,
+    /// Always conjugate gradients on every free node.
+    Sparse,
+}
+
+impl SolverChoice {
+    pub const NAMES: [&'static str; 3] = ["auto", "dense", "sparse"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SolverChoice::Auto => "auto",
+            SolverChoice::Dense => "dense",
+            SolverChoice::Sparse => "sparse",
+        }
+    }
+}
+
+impl std::str::FromStr for SolverChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(SolverChoice::Auto),
+            "dense" => Ok(SolverChoice::Dense),
+            "sparse" => Ok(SolverChoice::Sparse),
+            _ => Err(format!(
+                "unknown solver '{s}' (expected one of: {})",
+                SolverChoice::NAMES.join(", ")
+            )),
+        }
+    }
+}
+
+/// The conjugate-gradient stopping rule, in residual terms: iterate until
+/// the current imbalance `r` at the free nodes, weighted by each node's
+/// inverse total conductance `D^-1` (a voltage squared), satisfies
+/// `r^T D^-1 r <= tol^2 b^T D^-1 b`, where `b` is the current the fixed
+/// nodes inject. f64 stops at `tol = 1e-12`, which leaves node voltages and
+/// output currents within 1e-10 (relative) of a direct solve on the
+/// networks of the tests (`tests/sparse.rs`); f32, whose rounding floor is
+/// near 1e-7, at `tol = 1e-6`.
+pub fn cg_tolerance<F: Real>() -> F {
+    if std::mem::size_of::<F>() == 8 {
+        F::from_f64(1e-12)
+    } else {
+        F::from_f64(1e-6)
+    }
+}
+
+/// Iterations that the cost estimate of the iterative path assumes per
+/// solve. Warm-started solves during a pulse take far fewer, a cold solve
+/// of a random network of a thousand nodes about this many.
+const CG_ITERATIONS_ESTIMATE: usize = 25;
+
 /// Role of a node in one solve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeRole {
@@ -164,8 +236,27 @@ struct Layout<F> {
     dense_links: Vec<(usize, usize, usize)>,
     /// Per edge: 1 if it touches an eliminated node, else 0. While none of
     /// these edges changes, the eliminated nodes' Schur term stays the same
-    /// (see `Solver::solve_from_sums`).
+    /// (see `Solver::solve_from_sums`). Empty on the iterative path.
     touches_eliminated: Vec<F>,
+    /// Whether this boundary is solved by conjugate gradients over `free`
+    /// (every free node with a path to a fixed one) instead of the split.
+    iterative: bool,
+    free: Vec<usize>,
+    /// On the iterative path, the unknowns: the free nodes numbered
+    /// `0..nf`, grouped by connected component of the alive edges among
+    /// them (fixed nodes cut the graph). Component `c` is unknowns
+    /// `component_start[c]..component_start[c + 1]`, in node order within.
+    /// Each is solved on its own, so one that nothing drives sits at
+    /// exactly 0 V, as a direct solve gives, and each meets the stopping
+    /// rule relative to its own drive.
+    component_start: Vec<usize>,
+    unknown_node: Vec<usize>,
+    /// The alive links between unknowns, row by row: unknown `a` links to
+    /// `link_to[k]` through edge `link_via[k]` for `k` in
+    /// `row_start[a]..row_start[a + 1]`.
+    row_start: Vec<u32>,
+    link_to: Vec<u32>,
+    link_via: Vec<u32>,
 }
 
 impl<F: Real> Layout<F> {
@@ -220,10 +311,136 @@ pub struct Solver<F> {
     /// One entry per component: whether it holds a fixed node of the
     /// current layout.
     grounded_component: Vec<bool>,
+    /// Which path solves each boundary.
+    choice: SolverChoice,
+    /// Per edge, 0: `touches_eliminated` of a layout that eliminates nothing.
+    no_touches: Vec<F>,
+    /// Node-indexed vectors of the conjugate-gradient iteration.
+    cg: CgVectors<F>,
+    /// Work counters, for `memsweep bench` and the tests.
+    pub stats: SolveStats,
+}
+
+/// What the solver did since it was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SolveStats {
+    pub dense_solves: u64,
+    pub iterative_solves: u64,
+    pub cg_iterations: u64,
+    /// Iterative solves that met the iteration cap before the stopping
+    /// rule (none is expected: the cap is generous).
+    pub cg_capped: u64,
+}
+
+/// The system of the iterative path, one entry per unknown: the diagonal
+/// (total conductance, `gmin` included), its inverse (the preconditioner),
+/// the injected current `b`, each link's conductance; and the iterates:
+/// voltages `x`, residual `r`, preconditioned residual `z`, search
+/// direction `p` and `A p` in `q`.
+#[derive(Clone, Debug, Default)]
+struct CgVectors<F> {
+    diag: Vec<F>,
+    inv_diag: Vec<F>,
+    b: Vec<F>,
+    link_g: Vec<F>,
+    x: Vec<F>,
+    r: Vec<F>,
+    z: Vec<F>,
+    p: Vec<F>,
+    q: Vec<F>,
+}
+
+impl<F: Real> CgVectors<F> {
+    /// `q = A p` on the rows `rows`, whose links stay inside them; returns
+    /// `p^T q`. Each row's links are summed in two interleaved chains, so
+    /// that consecutive additions do not wait on each other.
+    #[inline(always)]
+    fn product(&mut self, row_start: &[u32], link_to: &[u32], rows: std::ops::Range<usize>) -> F {
+        let mut pq = F::ZERO;
+        for a in rows {
+            let links = row_start[a] as usize..row_start[a + 1] as usize;
+            let (to, g) = (&link_to[links.clone()], &self.link_g[links]);
+            let (mut even, mut odd) = (F::ZERO, F::ZERO);
+            let pairs = to.len() / 2;
+            for k in 0..pairs {
+                even += g[2 * k] * self.p[to[2 * k] as usize];
+                odd += g[2 * k + 1] * self.p[to[2 * k + 1] as usize];
+            }
+            if to.len() % 2 == 1 {
+                even += g[2 * pairs] * self.p[to[2 * pairs] as usize];
+            }
+            let q = self.diag[a] * self.p[a] - (even + odd);
+            self.q[a] = q;
+            pq += self.p[a] * q;
+        }
+        pq
+    }
+
+    /// Preconditioned conjugate gradients on one component, from the
+    /// voltages in `x`, until `r^T D^-1 r <= tol^2 b^T D^-1 b`. Returns
+    /// the iterations taken, or `None` at the cap (four per unknown, far
+    /// more than exact arithmetic needs).
+    fn solve(
+        &mut self,
+        row_start: &[u32],
+        link_to: &[u32],
+        rows: std::ops::Range<usize>,
+        tol: F,
+    ) -> Option<usize> {
+        let s = rows.clone();
+        let mut b_norm = F::ZERO;
+        for a in s.clone() {
+            b_norm += self.b[a] * self.b[a] * self.inv_diag[a];
+        }
+        if b_norm == F::ZERO {
+            // Nothing drives this component (one that pruning cut off among
+            // them): it sits at 0 V.
+            self.x[s].fill(F::ZERO);
+            return Some(0);
+        }
+        // r = b - A x, the current each node would have to take from
+        // ground to balance its edges at the voltages `x`.
+        self.p[s.clone()].copy_from_slice(&self.x[s.clone()]);
+        self.product(row_start, link_to, s.clone());
+        for a in s.clone() {
+            self.r[a] = self.b[a] - self.q[a];
+            self.z[a] = self.r[a] * self.inv_diag[a];
+        }
+        self.p[s.clone()].copy_from_slice(&self.z[s.clone()]);
+        let stop = tol * tol * b_norm;
+        let mut rz = lanes::dot(&self.r[s.clone()], &self.z[s.clone()]);
+        let cap = 4 * s.len() + 100;
+        let mut iterations = 0;
+        while rz > stop {
+            if iterations == cap {
+                return None;
+            }
+            iterations += 1;
+            let alpha = rz / self.product(row_start, link_to, s.clone());
+            let mut rz_next = F::ZERO;
+            for a in s.clone() {
+                self.x[a] += alpha * self.p[a];
+                self.r[a] -= alpha * self.q[a];
+                self.z[a] = self.r[a] * self.inv_diag[a];
+                rz_next += self.r[a] * self.z[a];
+            }
+            let beta = rz_next / rz;
+            rz = rz_next;
+            for a in s.clone() {
+                self.p[a] = self.z[a] + beta * self.p[a];
+            }
+        }
+        Some(iterations)
+    }
 }
 
 impl<F: Real> Solver<F> {
     pub fn new(n_nodes: usize) -> Self {
+        Self::with_choice(n_nodes, SolverChoice::Auto)
+    }
+
+    /// A solver that takes the path `choice` names for every boundary.
+    pub fn with_choice(n_nodes: usize, choice: SolverChoice) -> Self {
         Solver {
             layout: Layout::new(n_nodes),
             cache: Vec::new(),
@@ -232,7 +449,9 @@ impl<F: Real> Solver<F> {
             generation: 0,
             sums: NodeSums::new(n_nodes),
             diag: vec![F::ZERO; n_nodes],
-            schur: Vec::with_capacity(n_nodes * n_nodes),
+            // (Sized on first use: a large network on the iterative path
+            // never needs it.)
+            schur: Vec::new(),
             eliminated_term: Vec::new(),
             eliminated_rhs: Vec::new(),
             eliminated_inject: Vec::new(),
@@ -247,7 +466,21 @@ impl<F: Real> Solver<F> {
             component: Vec::with_capacity(n_nodes),
             components_generation: None,
             grounded_component: Vec::new(),
+            choice,
+            no_touches: Vec::new(),
+            cg: CgVectors::default(),
+            stats: SolveStats::default(),
         }
+    }
+
+    /// The path this solver takes (`SolverChoice`).
+    pub fn choice(&self) -> SolverChoice {
+        self.choice
+    }
+
+    /// Whether the current boundary is solved by conjugate gradients.
+    pub fn is_iterative(&self) -> bool {
+        self.layout.iterative
     }
 
     /// Role of `node` in the current layout (`Isolated` for a node pruning
@@ -359,6 +592,15 @@ impl<F: Real> Solver<F> {
         if greedy < quiet {
             self.split(adj, boundary, false);
         }
+        self.layout.iterative = match self.choice {
+            SolverChoice::Dense => false,
+            SolverChoice::Sparse => true,
+            SolverChoice::Auto => self.iterative_cost(adj) < greedy.min(quiet),
+        };
+        if self.layout.iterative {
+            self.prepare_iterative(adj, alive);
+            return;
+        }
         // Each eliminated node's links to the dense system.
         self.layout.link_start.clear();
         self.layout.link_pos.clear();
@@ -406,6 +648,45 @@ impl<F: Real> Solver<F> {
         self.mark_cut_off(adj, alive);
     }
 
+    /// Estimated cost of an iterative solve of the free nodes in
+    /// `self.order`, in the units of `split`: per iteration, one
+    /// multiply-subtract per edge end and a few per node.
+    fn iterative_cost(&self, adj: &Adjacency) -> usize {
+        let ends: usize = self.order.iter().map(|&i| adj.range(i).len()).sum();
+        CG_ITERATIONS_ESTIMATE * (ends + 8 * self.order.len())
+    }
+
+    /// The layout of the iterative path: every free node with a path to a
+    /// fixed one is an unknown, in node order; nothing is eliminated.
+    fn prepare_iterative(&mut self, adj: &Adjacency, alive: &[bool]) {
+        let layout = &mut self.layout;
+        layout.free.clear();
+        layout.free.extend_from_slice(&self.order);
+        layout.free.sort_unstable();
+        for &i in &layout.free {
+            layout.role[i] = NodeRole::Dense;
+        }
+        layout.eliminated.clear();
+        layout.dense.clear();
+        layout.link_start.clear();
+        layout.link_pos.clear();
+        layout.link_edge.clear();
+        layout.dense_links.clear();
+        layout.touches_eliminated.clear();
+        layout.fixed.clear();
+        layout.isolated.clear();
+        for (i, &role) in layout.role.iter().enumerate() {
+            match role {
+                NodeRole::Fixed => layout.fixed.push(i),
+                NodeRole::Isolated => layout.isolated.push(i),
+                NodeRole::Eliminated | NodeRole::Dense => (),
+            }
+        }
+        self.no_touches.clear();
+        self.no_touches.resize(adj.n_edges(), F::ZERO);
+        self.mark_cut_off(adj, alive);
+    }
+
     /// Split the free nodes in `self.order` into eliminated and dense (a
     /// greedy independent set), eliminating only nodes without a fixed
     /// neighbour if `quiet_only`. Returns the estimated cost of a solve
@@ -450,6 +731,66 @@ impl<F: Real> Solver<F> {
     /// holds no fixed node. The components are found once per generation
     /// and serve every boundary.
     fn mark_cut_off(&mut self, adj: &Adjacency, alive: &[bool]) {
+        self.mark_cut_off_nodes(adj, alive);
+        if self.layout.iterative {
+            self.free_components(adj, alive);
+        }
+    }
+
+    /// Number the unknowns of the iterative path by connected component
+    /// of the alive edges between free nodes, and list their links
+    /// (`Layout::component_start`, `Layout::row_start`).
+    fn free_components(&mut self, adj: &Adjacency, alive: &[bool]) {
+        let layout = &mut self.layout;
+        layout.component_start.clear();
+        layout.unknown_node.clear();
+        // Fixed and isolated nodes count as seen.
+        let mut seen: Vec<bool> = layout.role.iter().map(|&r| r != NodeRole::Dense).collect();
+        for &root in &layout.free {
+            if seen[root] {
+                continue;
+            }
+            let start = layout.unknown_node.len();
+            layout.component_start.push(start);
+            seen[root] = true;
+            layout.unknown_node.push(root);
+            let mut next = start;
+            while next < layout.unknown_node.len() {
+                let i = layout.unknown_node[next];
+                next += 1;
+                for k in adj.range(i) {
+                    let j = adj.other[k] as usize;
+                    if alive[adj.edge[k] as usize] && !seen[j] {
+                        seen[j] = true;
+                        layout.unknown_node.push(j);
+                    }
+                }
+            }
+            layout.unknown_node[start..].sort_unstable();
+        }
+        layout.component_start.push(layout.unknown_node.len());
+        // (`pos` of a free node: its unknown's number.)
+        for (a, &i) in layout.unknown_node.iter().enumerate() {
+            layout.pos[i] = a;
+        }
+        layout.row_start.clear();
+        layout.link_to.clear();
+        layout.link_via.clear();
+        for &i in &layout.unknown_node {
+            layout.row_start.push(layout.link_to.len() as u32);
+            for k in adj.range(i) {
+                let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
+                if alive[e] && layout.role[j] == NodeRole::Dense {
+                    layout.link_to.push(layout.pos[j] as u32);
+                    layout.link_via.push(e as u32);
+                }
+            }
+        }
+        layout.row_start.push(layout.link_to.len() as u32);
+    }
+
+    /// The cut-off nodes of `mark_cut_off`.
+    fn mark_cut_off_nodes(&mut self, adj: &Adjacency, alive: &[bool]) {
         self.layout.generation = self.generation;
         let connected = !alive.contains(&false) || self.connected(adj, alive);
         let layout = &mut self.layout;
@@ -535,7 +876,9 @@ impl<F: Real> Solver<F> {
     /// With `reuse`, the Schur term of the eliminated nodes is taken from
     /// the previous solve: the caller vouches that no edge touching an
     /// eliminated node (`touches_eliminated`) has changed since, and that
-    /// the boundary is the same.
+    /// the boundary is the same. On the iterative path `v` holds the
+    /// starting guess (the previous solve's voltages) and `reuse` does not
+    /// apply.
     ///
     /// The dense system `S x = b` keeps the upper triangle of `S`, row
     /// `a` from the start of the block holding its diagonal, and `b` as a
@@ -552,6 +895,11 @@ impl<F: Real> Solver<F> {
         v: &mut [F],
         reuse: bool,
     ) {
+        if self.layout.iterative {
+            self.solve_iterative(g, gmin, boundary, v);
+            return;
+        }
+        self.stats.dense_solves += 1;
         let layout = &self.layout;
         // (Fixed and isolated nodes get a diagonal too, never read.)
         for (d, &c) in self.diag.iter_mut().zip(&self.sums.conductance) {
@@ -660,15 +1008,78 @@ impl<F: Real> Solver<F> {
         }
     }
 
+    /// The voltages of the free nodes by preconditioned conjugate
+    /// gradients, component by component, each started from `v` (see the
+    /// module comment and `cg_tolerance`). The system is gathered once per
+    /// solve into contiguous rows (`Layout::row_start`), so an iteration
+    /// streams through memory but for one gather of the search direction.
+    /// Sums run in one fixed order, so the result is the same on every
+    /// machine and thread.
+    fn solve_iterative(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
+        self.stats.iterative_solves += 1;
+        let layout = &self.layout;
+        for &i in &layout.fixed {
+            v[i] = boundary.volts[i];
+        }
+        for &i in &layout.isolated {
+            v[i] = F::ZERO;
+        }
+        let nf = layout.unknown_node.len();
+        let cg = &mut self.cg;
+        for x in [
+            &mut cg.x,
+            &mut cg.r,
+            &mut cg.z,
+            &mut cg.p,
+            &mut cg.q,
+            &mut cg.diag,
+            &mut cg.inv_diag,
+            &mut cg.b,
+        ] {
+            x.clear();
+            x.resize(nf, F::ZERO);
+        }
+        cg.link_g.clear();
+        cg.link_g
+            .extend(layout.link_via.iter().map(|&e| g[e as usize]));
+        for (a, &i) in layout.unknown_node.iter().enumerate() {
+            cg.x[a] = v[i];
+            cg.diag[a] = gmin + self.sums.conductance[i];
+            cg.inv_diag[a] = F::ONE / cg.diag[a];
+            cg.b[a] = self.sums.inject[i];
+        }
+        let tol = cg_tolerance::<F>();
+        for c in 0..layout.component_start.len() - 1 {
+            let unknowns = layout.component_start[c]..layout.component_start[c + 1];
+            let iterations = cg.solve(&layout.row_start, &layout.link_to, unknowns.clone(), tol);
+            match iterations {
+                Some(iterations) => self.stats.cg_iterations += iterations as u64,
+                None => self.stats.cg_capped += 1,
+            }
+        }
+        for (a, &i) in layout.unknown_node.iter().enumerate() {
+            v[i] = cg.x[a];
+        }
+    }
+
     /// Per edge: whether it touches a node the current layout eliminates
     /// (see `solve_from_sums`).
     pub fn touches_eliminated(&self) -> &[F] {
-        &self.layout.touches_eliminated
+        if self.layout.iterative {
+            &self.no_touches
+        } else {
+            &self.layout.touches_eliminated
+        }
     }
 
     /// The node sums, to update, alongside `touches_eliminated`.
     pub fn sums_and_touches(&mut self) -> (&mut NodeSums<F>, &[F]) {
-        (&mut self.sums, &self.layout.touches_eliminated)
+        let touches = if self.layout.iterative {
+            &self.no_touches
+        } else {
+            &self.layout.touches_eliminated
+        };
+        (&mut self.sums, touches)
     }
 }
 

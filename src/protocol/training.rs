@@ -7,7 +7,7 @@
 
 use crate::instance::Instance;
 use crate::lanes::{self, Isa, LANES};
-use crate::model::circuit::{self, Boundary, Solver};
+use crate::model::circuit::{self, Boundary, Solver, SolverChoice};
 use crate::model::device;
 use crate::model::network::{Adjacency, EdgeRun, Network};
 use crate::params::Params;
@@ -98,6 +98,15 @@ pub struct Trainer<'a, F: Real> {
 impl<'a, F: Real> Trainer<'a, F> {
     pub fn new(inst: &'a Instance, params: &'a Params) -> Self {
         Self::with_solver(inst, params, Solver::new(inst.network.n_nodes()))
+    }
+
+    /// As `new`, with the nodal solve `choice` names.
+    pub fn with_choice(inst: &'a Instance, params: &'a Params, choice: SolverChoice) -> Self {
+        Self::with_solver(
+            inst,
+            params,
+            Solver::with_choice(inst.network.n_nodes(), choice),
+        )
     }
 
     /// As `new`, reusing `solver`'s buffers and cached layouts, which must
@@ -228,6 +237,11 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// Which edges are alive, in the instance's edge order.
     pub fn alive(&self) -> Vec<bool> {
         self.in_instance_order(&self.alive)
+    }
+
+    /// What the nodal solver did so far (`memsweep bench`).
+    pub fn solve_stats(&self) -> circuit::SolveStats {
+        self.solver.stats
     }
 
     /// Node voltages of the last solve (volt).
@@ -801,13 +815,23 @@ pub struct Layouts<F> {
     /// Wiring and task inputs the solver's layouts were built for.
     key: Vec<u32>,
     solver: Option<Solver<F>>,
+    /// The solver path of every solver made here.
+    choice: SolverChoice,
 }
 
 impl<F> Default for Layouts<F> {
     fn default() -> Self {
+        Layouts::with_choice(SolverChoice::Auto)
+    }
+}
+
+impl<F> Layouts<F> {
+    /// Layouts of solvers that take the path `choice` names.
+    pub fn with_choice(choice: SolverChoice) -> Self {
         Layouts {
             key: Vec::new(),
             solver: None,
+            choice,
         }
     }
 }
@@ -828,7 +852,7 @@ impl<F: Real> Layouts<F> {
             Some(solver) if key == self.key => solver,
             _ => {
                 self.key = key;
-                Solver::new(net.n_nodes())
+                Solver::with_choice(net.n_nodes(), self.choice)
             }
         }
     }

@@ -1017,6 +1017,7 @@ impl Executor for Gpu {
                 other.iter().map(|&i| batch[i].clone()).collect();
             let cpu = Cpu {
                 precision: Precision::F64,
+                solver: crate::model::circuit::SolverChoice::Auto,
             };
             for (&i, out) in other.iter().zip(cpu.train(&rest)) {
                 outcomes[i] = Some(out);

@@ -1,0 +1,233 @@
+//! The iterative (sparse) nodal solve against the split-and-dense one: the
+//! same voltages and currents from random states, the same outcomes from
+//! whole trainings, and the same bits whatever the threads or batches.
+
+use std::sync::Arc;
+
+use memsweep::backend::cpu::{Cpu, Precision};
+use memsweep::backend::Executor;
+use memsweep::instance::Instance;
+use memsweep::model::circuit::{node_current, Boundary, Solver, SolverChoice};
+use memsweep::params::{Params, Topology};
+use memsweep::protocol::phase;
+use memsweep::protocol::training::{train_reusing, Layouts};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+
+fn random_bulk(n_bulk: usize, p_bulk: f64) -> Params {
+    let mut p = Params::default();
+    p.network.topology = Topology::RandomBulk;
+    p.network.n_in = 4;
+    p.network.n_out = 4;
+    p.network.n_bulk = n_bulk;
+    p.network.p_bulk = p_bulk;
+    p.network.k_attach = 3;
+    p
+}
+
+fn layered(hidden: &[usize], density: f64, skip: f64) -> Params {
+    let mut p = Params::default();
+    p.network.n_in = 4;
+    p.network.hidden = hidden.to_vec();
+    p.network.n_out = 3;
+    p.network.density = density;
+    p.network.skip = skip;
+    p.network.random_polarity = true;
+    p
+}
+
+/// Every network family the solver meets: random graphs dense and sparse
+/// (the sparse ones fall apart into components), deep, thinned and skip
+/// layered networks.
+fn families() -> Vec<(&'static str, Params)> {
+    vec![
+        ("random_bulk 60, p 0.1", random_bulk(60, 0.1)),
+        ("random_bulk 200, p 0.02", random_bulk(200, 0.02)),
+        (
+            "random_bulk 80, p 0.01 (disconnected)",
+            random_bulk(80, 0.01),
+        ),
+        ("layered depth 3", layered(&[6, 9, 5], 1.0, 0.0)),
+        ("layered thinned, skip", layered(&[12, 12], 0.4, 0.5)),
+    ]
+}
+
+/// Voltages of every boundary of the protocol, one solver path.
+fn solve_all(
+    inst: &Instance,
+    params: &Params,
+    g: &[f64],
+    alive: &[bool],
+    choice: SolverChoice,
+) -> Vec<(Vec<f64>, Vec<f64>, Vec<bool>)> {
+    let net = &inst.network;
+    let adj = &inst.adjacency;
+    let n = net.n_nodes();
+    let t = &params.training;
+    let mut solver = Solver::<f64>::with_choice(n, choice);
+    let mut b = Boundary::floating(n);
+    let mut out = Vec::new();
+    let mut v = vec![0.0; n];
+    for k in 0..inst.task.n_patterns() {
+        let active = &inst.task.active[k];
+        for phase_id in 0..3 {
+            match phase_id {
+                0 => phase::read(net, active, t.v_read, &mut b),
+                1 => phase::punish(net, active, k % net.n_out, t.v_punish, &mut b),
+                _ => phase::normalize(net, t.v_norm, &mut b),
+            }
+            solver.prepare(adj, alive, &b);
+            assert_eq!(
+                solver.is_iterative(),
+                choice == SolverChoice::Sparse,
+                "forced path"
+            );
+            solver.solve(net, adj, g, params.circuit.gmin, &b, &mut v);
+            let currents: Vec<f64> = (0..net.n_out)
+                .map(|o| node_current(adj, g, &v, net.output_node(o)))
+                .collect();
+            // Only ammeters (grounded outputs) measure a current; a
+            // floating output's is the gmin leak, a residual.
+            let grounded = (0..net.n_out)
+                .map(|o| b.fixed[net.output_node(o)])
+                .collect();
+            out.push((v.clone(), currents, grounded));
+        }
+    }
+    assert_eq!(solver.stats.cg_capped, 0);
+    out
+}
+
+#[test]
+fn sparse_and_dense_solves_agree_on_random_states() {
+    let mut rng = Pcg64::seed_from_u64(7);
+    for (name, params) in families() {
+        for replica in 0..4 {
+            let inst = Instance::build(&params, 0, replica, 100 + replica as u64);
+            let m = inst.network.n_edges();
+            let d = &inst.devices;
+            // Resistances anywhere in their range, a fifth of the edges
+            // pruned in odd replicas.
+            let alive: Vec<bool> = (0..m)
+                .map(|_| replica % 2 == 0 || rng.random::<f64>() > 0.2)
+                .collect();
+            let g: Vec<f64> = (0..m)
+                .map(|e| {
+                    let r = d.ron[e] + rng.random::<f64>() * (d.roff[e] - d.ron[e]);
+                    if alive[e] {
+                        1.0 / r
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let dense = solve_all(&inst, &params, &g, &alive, SolverChoice::Dense);
+            let sparse = solve_all(&inst, &params, &g, &alive, SolverChoice::Sparse);
+            for (s, ((vd, id, grounded), (vs, is, _))) in dense.iter().zip(&sparse).enumerate() {
+                let scale = vd.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+                for (i, (a, b)) in vd.iter().zip(vs).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-10 * scale,
+                        "{name}, replica {replica}, solve {s}, node {i}: dense {a} sparse {b}"
+                    );
+                }
+                // (Plus 1e-18 A, a millionth of the gmin leak at 1 V, for
+                // an output that no current reaches.)
+                let scale = id.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+                for (o, (a, b)) in id.iter().zip(is).enumerate() {
+                    assert!(
+                        !grounded[o] || (a - b).abs() <= 1e-10 * scale + 1e-18,
+                        "{name}, replica {replica}, solve {s}, output {o}: dense {a} sparse {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn auto_takes_the_dense_path_on_small_layered_and_the_sparse_on_large_random() {
+    let decide = |params: &Params| {
+        let inst = Instance::build(params, 0, 0, 5);
+        let net = &inst.network;
+        let n = net.n_nodes();
+        let mut b = Boundary::floating(n);
+        phase::punish(net, &inst.task.active[0], 0, 3.0, &mut b);
+        let mut solver = Solver::<f64>::new(n);
+        solver.prepare(&inst.adjacency, &vec![true; net.n_edges()], &b);
+        solver.is_iterative()
+    };
+    let mut small = layered(&[16], 1.0, 0.0);
+    small.network.n_in = 8;
+    small.network.n_out = 8;
+    assert!(!decide(&small), "8-16-8 stays on the split");
+    assert!(
+        decide(&random_bulk(1024, 0.0098)),
+        "1,024 bulk nodes go sparse"
+    );
+}
+
+/// Share of instances whose `recalled` and `converged_era` agree between
+/// the two paths, over `replicas` instances of `params`.
+fn outcome_agreement(params: &Params, replicas: usize) -> f64 {
+    let mut dense = Layouts::<f64>::with_choice(SolverChoice::Dense);
+    let mut sparse = Layouts::<f64>::with_choice(SolverChoice::Sparse);
+    let same = (0..replicas)
+        .filter(|&replica| {
+            let inst = Instance::build(params, 0, replica, 9000 + replica as u64);
+            let a = train_reusing(&inst, params, &mut dense);
+            let b = train_reusing(&inst, params, &mut sparse);
+            a.recalled == b.recalled && a.converged_era == b.converged_era
+        })
+        .count();
+    same as f64 / replicas as f64
+}
+
+#[test]
+fn sparse_and_dense_training_give_the_same_outcomes() {
+    let mut bulk = random_bulk(24, 0.2);
+    bulk.device.sigma_c2c = 0.1;
+    bulk.pruning.p_prune = 0.3;
+    let mut deep = layered(&[6, 6, 6], 1.0, 0.0);
+    deep.network.random_polarity = false;
+    deep.device.sigma_c2c = 0.1;
+    for (name, params) in [("random_bulk 24", bulk), ("depth 3", deep)] {
+        let share = outcome_agreement(&params, 250);
+        eprintln!("{name}: {share}");
+        assert!(share >= 0.99, "{name}: {share} of outcomes agree");
+    }
+}
+
+#[test]
+fn a_large_network_trains_to_the_same_bits_whatever_the_threads_and_batches() {
+    let mut params = random_bulk(300, 0.03);
+    params.training.max_eras = 3;
+    params.device.sigma_c2c = 0.1;
+    let params = Arc::new(params);
+    let batch: Vec<(Instance, Arc<Params>)> = (0..6)
+        .map(|replica| {
+            let inst = Instance::build(&params, 0, replica, 40 + replica as u64);
+            (inst, params.clone())
+        })
+        .collect();
+    let cpu = Cpu {
+        precision: Precision::F64,
+        solver: SolverChoice::Auto,
+    };
+    let on = |threads: usize, chunk: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            batch
+                .chunks(chunk)
+                .flat_map(|c| cpu.train(c))
+                .collect::<Vec<_>>()
+        })
+    };
+    let reference = on(1, 6);
+    assert_eq!(on(2, 6), reference, "two threads");
+    assert_eq!(on(2, 1), reference, "batches of one");
+    assert_eq!(on(1, 4), reference, "batches of four");
+}
