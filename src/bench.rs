@@ -8,16 +8,20 @@ use std::time::Instant;
 
 use crate::backend::{Executor, Job};
 use crate::instance::Instance;
-use crate::params::Params;
+use crate::params::{Params, Topology};
 use crate::sweep::instance_seed;
 
-/// One benchmark configuration: a layered one-hot network with defaults.
+/// One benchmark configuration: a layered or random_bulk one-hot network
+/// with defaults.
 #[derive(Clone, Debug)]
 pub struct BenchConfig {
     pub name: String,
     pub n_in: usize,
     pub hidden: Vec<usize>,
     pub n_out: usize,
+    /// `(n_bulk, p_bulk, k_attach)` of a random_bulk network; `None` for a
+    /// layered one.
+    pub bulk: Option<(usize, f64, usize)>,
     pub instances: usize,
 }
 
@@ -34,6 +38,26 @@ impl BenchConfig {
             n_in,
             hidden: hidden.to_vec(),
             n_out,
+            bulk: None,
+            instances,
+        }
+    }
+
+    /// A random_bulk network, named `bulk-NODES` after its node count.
+    pub fn random_bulk(
+        n_in: usize,
+        n_bulk: usize,
+        p_bulk: f64,
+        k_attach: usize,
+        n_out: usize,
+        instances: usize,
+    ) -> Self {
+        BenchConfig {
+            name: format!("bulk-{}", n_in + n_bulk + n_out),
+            n_in,
+            hidden: Vec::new(),
+            n_out,
+            bulk: Some((n_bulk, p_bulk, k_attach)),
             instances,
         }
     }
@@ -43,6 +67,12 @@ impl BenchConfig {
         p.network.n_in = self.n_in;
         p.network.hidden = self.hidden.clone();
         p.network.n_out = self.n_out;
+        if let Some((n_bulk, p_bulk, k_attach)) = self.bulk {
+            p.network.topology = Topology::RandomBulk;
+            p.network.n_bulk = n_bulk;
+            p.network.p_bulk = p_bulk;
+            p.network.k_attach = k_attach;
+        }
         p
     }
 }
@@ -55,6 +85,8 @@ pub fn standard_configs(scale: f64) -> Vec<BenchConfig> {
         BenchConfig::new(8, &[16], 8, n(400)),
         BenchConfig::new(16, &[64], 16, n(40)),
         BenchConfig::new(8, &[32, 32, 32], 8, n(60)),
+        // A sparse physical-scale network: 1,040 nodes, mean degree 10.
+        BenchConfig::random_bulk(8, 1024, 0.0098, 4, 8, n(4)),
     ]
 }
 
@@ -149,7 +181,7 @@ pub fn run_config(config: &BenchConfig, executor: &dyn Executor, seed: u64) -> B
 /// (instances per second, ratio).
 pub fn table(results: &[BenchResult]) -> String {
     let mut out = format!(
-        "{:<18} {:>7} {:>9} {:>9} {:>14} {:>14} {:>10} {:>8} {:>8}\n",
+        "{:<18} {:>12} {:>9} {:>9} {:>14} {:>14} {:>10} {:>8} {:>8}\n",
         "config",
         "backend",
         "instances",
@@ -165,13 +197,13 @@ pub fn table(results: &[BenchResult]) -> String {
             .iter()
             .find(|c| c.backend == "cpu" && c.config == r.config);
         let speedup = match cpu {
-            Some(c) if r.backend != "cpu" => {
+            Some(c) if !std::ptr::eq(c, r) => {
                 format!("{:.1}", r.instances_per_s / c.instances_per_s)
             }
             _ => String::new(),
         };
         out.push_str(&format!(
-            "{:<18} {:>7} {:>9} {:>9.2} {:>14.1} {:>14.3e} {:>10.3} {:>8.3} {:>8}\n",
+            "{:<18} {:>12} {:>9} {:>9.2} {:>14.1} {:>14.3e} {:>10.3} {:>8.3} {:>8}\n",
             r.config,
             r.backend,
             r.instances,

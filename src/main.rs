@@ -155,11 +155,16 @@ enum Command {
         /// invocation per instance) or `auto` (group where it fits).
         #[arg(long, default_value = "auto", value_name = "auto|thread|group")]
         gpu_layout: Layout,
-        /// Nodal solve: `dense` (split and dense L D L^T), `sparse`
-        /// (conjugate gradients) or `auto` (per boundary, the cheaper by
-        /// estimate). It never changes the model.
-        #[arg(long, default_value = "auto", value_name = "auto|dense|sparse")]
-        solver: SolverChoice,
+        /// Nodal solves of the CPU backend, comma-separated, each timed as
+        /// a backend of its own (`cpu` for auto, `cpu-dense`, `cpu-sparse`):
+        /// `--solver auto,dense` compares them side by side.
+        #[arg(
+            long,
+            default_value = "auto",
+            value_delimiter = ',',
+            value_name = "auto|dense|sparse"
+        )]
+        solver: Vec<SolverChoice>,
         /// Instances of every configuration on the GPU (default: as on the
         /// CPU); rates are per second, and a GPU needs many in flight.
         #[arg(long)]
@@ -434,13 +439,39 @@ fn execute(command: Command) -> Result<(), Failure> {
                 )));
             }
             // Configurations an executor refuses are skipped, not fatal.
-            let executors = executors(backend, &[], gpu_layout, solver)?;
+            let mut solvers = solver;
+            solvers.dedup();
+            // One CPU executor per solver, each with its label.
+            let executors: Vec<(Box<dyn Executor>, String)> =
+                executors(backend, &[], gpu_layout, SolverChoice::Auto)?
+                    .into_iter()
+                    .flat_map(|e| match e.name() {
+                        "cpu" => solvers
+                            .iter()
+                            .map(|&solver| {
+                                let cpu: Box<dyn Executor> = Box::new(Cpu {
+                                    precision: Precision::F64,
+                                    solver,
+                                });
+                                let label = match solver {
+                                    SolverChoice::Auto => "cpu".to_string(),
+                                    other => format!("cpu-{}", other.name()),
+                                };
+                                (cpu, label)
+                            })
+                            .collect::<Vec<_>>(),
+                        name => {
+                            let label = name.to_string();
+                            vec![(e, label)]
+                        }
+                    })
+                    .collect();
             let mut results = Vec::new();
             for config in standard
                 .into_iter()
                 .filter(|c| configs.is_empty() || configs.contains(&c.name))
             {
-                for executor in &executors {
+                for (executor, label) in &executors {
                     if let Err(why) = executor.check(&config.params()) {
                         eprintln!("{} on {}: skipped: {why}", config.name, executor.name());
                         continue;
@@ -451,6 +482,7 @@ fn execute(command: Command) -> Result<(), Failure> {
                         config.instances = gpu_instances.unwrap_or(config.instances);
                     }
                     let mut r = pool.install(|| bench::run_config(&config, executor.as_ref(), 1));
+                    r.backend = label.clone();
                     if on_gpu && gpu_layout != Layout::Auto {
                         r.backend = format!("gpu-{gpu_layout:?}").to_lowercase();
                     }

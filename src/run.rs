@@ -199,7 +199,7 @@ pub fn run(
     ];
     let mut progress = Progress::new(todo.len() as u64, opts.progress);
     let mut written = 0;
-    for chunk in todo.chunks(opts.batch_size.max(1)) {
+    for chunk in chunks(&todo, opts.batch_size) {
         let records = simulate(executor, chunk);
         let name = status::chunk_name(chunk[0].point * spec.replicas + chunk[0].replica, shard);
         // Eras first: an instances row on disk implies its eras are there.
@@ -230,6 +230,49 @@ pub fn run(
     }
     progress.finish();
     Ok(summary)
+}
+
+/// Bytes that the instances of one chunk may hold at once: their set-up
+/// (wiring, devices), outcomes and result rows. A chunk ends at
+/// `batch_size` instances or where the next instance would pass this
+/// bound, whichever comes first; the rows are the same either way.
+pub const CHUNK_BYTES: usize = 512 << 20;
+
+/// `todo` cut into chunks of at most `batch_size` instances and, beyond
+/// one instance, at most `CHUNK_BYTES` by `instance_bytes`.
+fn chunks(todo: &[Job], batch_size: usize) -> impl Iterator<Item = &[Job]> {
+    let mut rest = todo;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let mut len = 0;
+        while len < rest.len() && len < batch_size.max(1) {
+            bytes += instance_bytes(&rest[len].params);
+            if len > 0 && bytes > CHUNK_BYTES {
+                break;
+            }
+            len += 1;
+        }
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// Estimated bytes one instance of `params` holds while its chunk is
+/// simulated: per edge its wiring, four device values, its final state and
+/// the trainer's working copies (about 100 bytes); per node its role,
+/// voltages and sums; per read its trace row.
+pub fn instance_bytes(params: &crate::params::Params) -> usize {
+    let edges = params.expected_edges();
+    let nodes = params.network.n_in + params.n_hidden() + params.network.n_out;
+    let reads = params.training.max_eras.saturating_mul(params.n_patterns());
+    4096usize
+        .saturating_add(edges.saturating_mul(100))
+        .saturating_add(nodes.saturating_mul(64))
+        .saturating_add(reads.saturating_mul(32))
 }
 
 fn tally(summary: &mut [PointSummary], point: usize, recalled: usize, n_patterns: usize) {
@@ -329,5 +372,48 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::{Params, Topology};
+
+    fn jobs_of(params: Params, n: usize) -> Vec<Job> {
+        let params = Arc::new(params);
+        (0..n)
+            .map(|replica| Job {
+                params: params.clone(),
+                point: 0,
+                replica,
+                seed: replica as u64,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_of_large_instances_stay_under_the_memory_bound() {
+        let mut large = Params::default();
+        large.network.topology = Topology::RandomBulk;
+        large.network.n_bulk = 10_000;
+        large.network.p_bulk = 0.001;
+        let per = instance_bytes(&large);
+        assert!(
+            per > 4 << 20,
+            "a 50,000-edge instance holds megabytes: {per}"
+        );
+        let todo = jobs_of(large, 1000);
+        let sizes: Vec<usize> = chunks(&todo, 1024).map(|c| c.len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 1000, "every job once");
+        assert!(sizes.iter().all(|&n| n * per <= CHUNK_BYTES), "{sizes:?}");
+        assert!(sizes.len() > 1);
+    }
+
+    #[test]
+    fn small_instances_fill_whole_batches() {
+        let todo = jobs_of(Params::default(), 2500);
+        let sizes: Vec<usize> = chunks(&todo, 1024).map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![1024, 1024, 452]);
     }
 }

@@ -1053,11 +1053,12 @@ mod tests {
         .unwrap_or_else(|e| panic!("{}", e.emit_to_string(source)));
     }
 
-    /// Shapes of the networks `memsweep bench` runs (2-4-2, 8-16-8,
-    /// 16-64-16, 8-[32,32,32]-8), and of the smallest.
+    /// Shapes of the layered networks `memsweep bench` runs (2-4-2,
+    /// 8-16-8, 16-64-16, 8-[32,32,32]-8), and of the smallest.
     fn shapes() -> Vec<GroupShape> {
         let mut shapes: Vec<GroupShape> = crate::bench::standard_configs(1.0)
             .iter()
+            .filter(|c| c.bulk.is_none())
             .map(|c| GroupShape::of(Slots::of_params(&c.params()), &GroupKnobs::default()))
             .collect();
         shapes.push(GroupShape::of(
