@@ -1,6 +1,6 @@
 //! Which figures a results directory gets, and what each one shows. Every
 //! figure is chosen from what the sweep varied; each is named after the
-//! question it answers (the README lists them).
+//! question it answers (docs/report.md lists them).
 //!
 //! Not here: drawing (`report::chart`), statistics (`report::stats`).
 

@@ -16,10 +16,8 @@
 //! keep it under MULTI_ERA_SECONDS.
 //! Instances are grouped by layout and shape before chunking, so that how
 //! an instance's sums are cut across invocations depends on its network
-//! alone. On an H200, 8-16-8 trained about 17,900 instances/s with 10,000
-//! in flight (22 times that host's 2-thread CPU backend, 9 times the thread
-//! layout) and 16-64-16 about 610/s (15 times), before the changes the
-//! README lists after its table as not yet timed on a GPU.
+//! alone. docs/gpu.md describes the kernel; docs/performance.md has its
+//! measured speed.
 //!
 //! Not here: when a chunk takes this layout and how many patterns and eras
 //! a dispatch runs (`Gpu::group_plan`, in the parent module).
@@ -58,8 +56,8 @@ pub struct GroupShape {
 /// triangle for the eliminated nodes' share (`GroupShape::reuse`). In the
 /// layered networks of one hidden layer that fit it (8-16-8 and smaller) a
 /// punish pulse's quiet split keeps the hidden layer dense and eliminates
-/// the floating terminals, whose share the CPU backend then computes at one
-/// substep in seven of those with a dense system; larger networks' quiet
+/// the floating terminals, whose share is then recomputed only at the
+/// substeps after one of their edges moved; larger networks' quiet
 /// splits do not fit the bound, and the second triangle would only take
 /// workgroup memory (4.9 KiB more for 8-[32,32,32]-8, 13%).
 const REUSE_MAX_DENSE: u32 = 16;
@@ -333,9 +331,9 @@ impl Gpu {
 /// The runtime checks wgpu adds to the workgroup kernel: bounds checks on
 /// every array and buffer access, and guarded integer division, but no
 /// loop bounding (a counter wgpu adds to every loop so that a driver can
-/// never see an infinite one; it cost a third of the time of 16-64-16 on an
-/// H200). MEMSWEEP_GPU_CHECKS=all keeps loop bounding too, `none` drops
-/// every check: knobs for measuring.
+/// never see an infinite one; what it costs is in docs/performance.md).
+/// MEMSWEEP_GPU_CHECKS=all keeps loop bounding too, `none` drops
+/// every check: knobs for measuring (docs/gpu.md).
 ///
 /// Safety of dropping loop bounding: the kernel has no infinite loop. Every
 /// loop in train_group.wgsl runs over nodes, edges, entries, patterns or

@@ -45,11 +45,10 @@
 //! stops with a message). `Gpu::check` refuses up front, on lavapipe, the
 //! networks whose single step could exceed it (on an H200 every size runs).
 //!
-//! Thread per instance needs many instances in flight: on an H200, 8-16-8
-//! trains about 2,000 instances/s with 10,000 in flight and 5,900/s with
-//! 100,000; 16-64-16 about 180/s with 20,000. A step is bound by memory
-//! traffic (each instance's Schur complement and conductances, kilobytes,
-//! do not stay in cache).
+//! Thread per instance needs many instances in flight (docs/performance.md
+//! has the measurements): a step is bound by memory traffic (each
+//! instance's Schur complement and conductances, kilobytes, do not stay in
+//! cache).
 //!
 //! Chunking. Every storage binding must fit the adapter's
 //! `max_storage_buffer_binding_size` (128 MiB on lavapipe) and
@@ -72,14 +71,15 @@
 //!   The two sides differ only by f32 rounding (GPU division, sqrt, log, cos
 //!   are not correctly rounded; compilers may fuse multiply-adds), about 1e-6
 //!   relative per operation, amplified by the conditioning of the nodal
-//!   system; measured: under 3% of the tolerance;
+//!   system;
 //! - whole training: `recalled` and `converged_era` identical for at least
 //!   95% of instances (a rounding difference can flip a near-tied winner or
-//!   a device at its threshold, after which the two runs part ways;
-//!   measured: 99% to all, in both layouts, on lavapipe and on an H200),
+//!   a device at its threshold, after which the two runs part ways),
 //!   and the grid-point
 //!   means (mean recalled / P, Pr[learned_all]) within three standard errors
 //!   of the f64 CPU backend's.
+//!
+//! What those tests measured is recorded in docs/numerics.md.
 
 mod adapter;
 mod buffers;
