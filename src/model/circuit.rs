@@ -191,9 +191,15 @@ pub fn cg_tolerance<F: Real>() -> F {
 }
 
 /// Iterations that the cost estimate of the iterative path assumes per
-/// solve. Warm-started solves during a pulse take far fewer, a cold solve
-/// of a random network of a thousand nodes about this many.
+/// solve: a random network of a thousand nodes takes about this many, a
+/// punish pulse of a layered one fewer.
 const CG_ITERATIONS_ESTIMATE: usize = 25;
+
+/// Cost of one operation of the iterative path, which gathers scalars,
+/// relative to one of the split's dense kernels, which run whole vectors
+/// (about three, timed on 64-256-64 and random networks of 64 to 1,024
+/// bulk nodes).
+const GATHER_COST: usize = 3;
 
 /// Role of a node in one solve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,6 +332,7 @@ pub struct Solver<F> {
 pub struct SolveStats {
     pub dense_solves: u64,
     pub iterative_solves: u64,
+    /// Summed over the connected components of each solve.
     pub cg_iterations: u64,
     /// Iterative solves that met the iteration cap before the stopping
     /// rule (none is expected: the cap is generous).
@@ -650,10 +657,10 @@ impl<F: Real> Solver<F> {
 
     /// Estimated cost of an iterative solve of the free nodes in
     /// `self.order`, in the units of `split`: per iteration, one
-    /// multiply-subtract per edge end and a few per node.
+    /// multiply-subtract per edge end and a few per node, each a gather.
     fn iterative_cost(&self, adj: &Adjacency) -> usize {
         let ends: usize = self.order.iter().map(|&i| adj.range(i).len()).sum();
-        CG_ITERATIONS_ESTIMATE * (ends + 8 * self.order.len())
+        GATHER_COST * CG_ITERATIONS_ESTIMATE * (ends + 8 * self.order.len())
     }
 
     /// The layout of the iterative path: every free node with a path to a
