@@ -248,7 +248,7 @@ fn a_converged_instance_is_not_pruned_and_has_learned_all() {
     params.device.sigma_r0 = 0.0;
     params.pruning.p_prune = 0.5;
     let mut converged = 0;
-    for replica in 0..300 {
+    for replica in 0..400 {
         let inst = Instance::build(&params, 0, replica, 1000 + replica as u64);
         let outcome = train::<f64>(&inst, &params);
         if let Some(era) = outcome.converged_era {
