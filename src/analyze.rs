@@ -42,13 +42,7 @@ pub fn analyze(spec: &Spec, replicas: usize) -> Vec<Structure> {
                         net.n_nodes() as f64,
                         net.n_edges() as f64,
                         measures::cycle_space_dim(net, &alive) as f64,
-                        measures::controllability(
-                            net,
-                            &inst.adjacency,
-                            &point.params,
-                            &inst.devices.r0,
-                            &alive,
-                        ),
+                        measures::controllability(net, &point.params, &inst.devices.r0, &alive),
                     ]
                 })
                 .collect();

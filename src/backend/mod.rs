@@ -94,14 +94,12 @@ fn record(
         cycle_space_dim: measures::cycle_space_dim(net, &all_alive),
         controllability_initial: measures::controllability(
             net,
-            &inst.adjacency,
             &params,
             &inst.devices.r0,
             &all_alive,
         ),
         controllability_final: measures::controllability(
             net,
-            &inst.adjacency,
             &params,
             &out.r_final,
             &out.alive_final,

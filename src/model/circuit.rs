@@ -517,7 +517,8 @@ impl<F: Real> Solver<F> {
     /// edge) under the boundary of the last `prepare`.
     ///
     /// Assumes `prepare` saw the same `alive` mask and boundary; `v` has one
-    /// entry per node.
+    /// entry per node. `gmin` may be 0: the nodes it alone would hold are
+    /// exactly the cut-off ones, which sit at 0 V anyway.
     pub fn solve(
         &mut self,
         net: &Network,
@@ -556,6 +557,17 @@ impl<F: Real> Solver<F> {
         // (Fixed and isolated nodes get a diagonal too, never read.)
         for (d, &c) in self.diag.iter_mut().zip(&self.sums.conductance) {
             *d = gmin + c;
+        }
+        if layout.any_cut_off {
+            // A cut-off node's links are left out and its voltage is set to
+            // 0; its diagonal only has to be nonzero, which `gmin + c` is
+            // not when `gmin = 0` (controllability) and pruning took every
+            // edge it had. The other nodes' voltages are the same bits.
+            for (d, &cut) in self.diag.iter_mut().zip(&layout.cut_off) {
+                if cut {
+                    *d = F::ONE;
+                }
+            }
         }
         for &i in &layout.fixed {
             v[i] = boundary.volts[i];

@@ -402,7 +402,7 @@ fn figure_caption(stem: &str) -> (&'static str, &'static str) {
         ),
         "controllability" => (
             "Controllability",
-            "Do the punish and normalize pulses reach every device independently, and does breaking the symmetry help? Rank of the control matrix over the alive edge count, before and after training; other settings pooled.",
+            "Do the punish and normalize pulses reach every device independently? Rank of the control matrix over the alive edge count, before and after training, with edge voltages solved without the gmin leak: it follows the wiring (terminals joined, alive edges), not a spread of resistances; other settings pooled.",
         ),
         "contrast" => (
             "Final contrast",
