@@ -21,8 +21,9 @@ pub struct Structure {
     pub replicas: usize,
     pub nodes: f64,
     pub edges: f64,
-    pub cycle_space_dim: f64,
-    pub controllability: f64,
+    /// `None` where `[measures]` switched the measure off.
+    pub cycle_space_dim: Option<f64>,
+    pub controllability: Option<f64>,
 }
 
 /// The structure of every grid point of `spec`, over its first `replicas`
@@ -31,6 +32,8 @@ pub fn analyze(spec: &Spec, replicas: usize) -> Vec<Structure> {
     spec.points()
         .into_iter()
         .map(|point| {
+            let wanted = &point.params.measures;
+            // A measure switched off is NaN here and None in the result.
             let per_replica: Vec<[f64; 4]> = (0..replicas)
                 .into_par_iter()
                 .map(|replica| {
@@ -41,14 +44,19 @@ pub fn analyze(spec: &Spec, replicas: usize) -> Vec<Structure> {
                     [
                         net.n_nodes() as f64,
                         net.n_edges() as f64,
-                        measures::cycle_space_dim(net, &alive) as f64,
-                        measures::controllability(
-                            net,
-                            &inst.adjacency,
-                            &point.params,
-                            &inst.devices.r0,
-                            &alive,
-                        ),
+                        match wanted.cycle_space {
+                            true => measures::cycle_space_dim(net, &alive) as f64,
+                            false => f64::NAN,
+                        },
+                        match wanted.controllability {
+                            true => measures::controllability(
+                                net,
+                                &point.params,
+                                &inst.devices.r0,
+                                &alive,
+                            ),
+                            false => f64::NAN,
+                        },
                     ]
                 })
                 .collect();
@@ -60,8 +68,8 @@ pub fn analyze(spec: &Spec, replicas: usize) -> Vec<Structure> {
                 replicas,
                 nodes: mean(0),
                 edges: mean(1),
-                cycle_space_dim: mean(2),
-                controllability: mean(3),
+                cycle_space_dim: wanted.cycle_space.then(|| mean(2)),
+                controllability: wanted.controllability.then(|| mean(3)),
             }
         })
         .collect()
@@ -91,8 +99,8 @@ pub fn table(rows: &[Structure]) -> String {
             r.replicas.to_string(),
             format!("{:.1}", r.nodes),
             format!("{:.1}", r.edges),
-            format!("{:.1}", r.cycle_space_dim),
-            format!("{:.3}", r.controllability),
+            r.cycle_space_dim.map_or("-".into(), |d| format!("{d:.1}")),
+            r.controllability.map_or("-".into(), |c| format!("{c:.3}")),
         ]);
         cells.push(row);
     }

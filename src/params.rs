@@ -1,5 +1,5 @@
 //! The parameters of one grid point: every field MODEL.md names, under its
-//! MODEL.md name, with MODEL.md's defaults.
+//! MODEL.md name, with MODEL.md's defaults, and which measures to take.
 //!
 //! This module only holds values. Reading them from a sweep file and checking
 //! their ranges is `sweep::spec`'s job.
@@ -140,6 +140,17 @@ pub struct PruningParams {
     pub f_prune: f64,
 }
 
+/// `[measures]`: which structural measures (MODEL.md section 8) each
+/// instance gets. They cost nothing to training; on large networks they can
+/// cost more than it, and a measure switched off leaves its columns null.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MeasuresParams {
+    /// `controllability_initial` and `controllability_final`.
+    pub controllability: bool,
+    /// `cycle_space_dim`.
+    pub cycle_space: bool,
+}
+
 /// Everything one grid point needs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Params {
@@ -148,6 +159,7 @@ pub struct Params {
     pub circuit: CircuitParams,
     pub training: TrainingParams,
     pub pruning: PruningParams,
+    pub measures: MeasuresParams,
 }
 
 impl Default for Params {
@@ -193,6 +205,10 @@ impl Default for Params {
             pruning: PruningParams {
                 p_prune: 0.3,
                 f_prune: 0.95,
+            },
+            measures: MeasuresParams {
+                controllability: true,
+                cycle_space: true,
             },
         }
     }

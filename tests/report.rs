@@ -186,9 +186,9 @@ fn row(
         energy_write: 1e-9,
         pruned_edges: 0,
         contrast: Some(1.5 + replica as f64),
-        cycle_space_dim: 12,
-        controllability_initial: controllability.0,
-        controllability_final: controllability.1,
+        cycle_space_dim: Some(12),
+        controllability_initial: Some(controllability.0),
+        controllability_final: Some(controllability.1),
         backend: "cpu",
         trace,
     }
@@ -500,12 +500,13 @@ fn analyze_gives_the_structure_that_run_recorded() {
     assert_eq!(structure.len(), grid.points.len());
     for (s, p) in structure.iter().zip(&grid.points) {
         assert_eq!(s.nodes, p.n_nodes);
-        assert!(close(s.cycle_space_dim, p.cycle_space_dim.estimate, 1e-9));
+        let (cycles, controllability) = (s.cycle_space_dim.unwrap(), s.controllability.unwrap());
+        assert!(close(cycles, p.cycle_space_dim.estimate, 1e-9));
         assert!(
-            close(s.controllability, p.controllability_initial.estimate, 1e-9),
+            close(controllability, p.controllability_initial.estimate, 1e-9),
             "point {}: {} vs {}",
             s.point,
-            s.controllability,
+            controllability,
             p.controllability_initial.estimate
         );
     }

@@ -210,3 +210,21 @@ fn a_directory_with_results_of_another_sweep_is_refused() {
     let respelled = Spec::parse(&format!("# same grid\n{SWEEP}"), "again.toml").unwrap();
     assert_eq!(run::prepare_out_dir(&respelled, dir.path()), Ok(()));
 }
+
+#[test]
+fn measures_switched_off_leave_their_columns_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("{SWEEP}[measures]\ncontrollability = false\ncycle_space = false\n");
+    run_sweep(&text, dir.path(), 1, 18);
+    let (instances, _) = read_table(dir.path(), "instances");
+    for name in [
+        "cycle_space_dim",
+        "controllability_initial",
+        "controllability_final",
+    ] {
+        let column = instances.column_by_name(name).unwrap();
+        assert_eq!(column.null_count(), 18, "{name}");
+    }
+    let recalled = instances.column_by_name("recalled").unwrap();
+    assert_eq!(recalled.null_count(), 0);
+}

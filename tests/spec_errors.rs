@@ -177,6 +177,42 @@ fn string_where_bool_expected_is_rejected() {
 }
 
 #[test]
+fn measures_are_on_unless_switched_off() {
+    let base = parse("seed = 1\n").base.measures;
+    assert!(base.controllability && base.cycle_space);
+    let off = parse("[measures]\ncontrollability = false\n").base.measures;
+    assert!(!off.controllability && off.cycle_space);
+}
+
+#[test]
+fn measure_switch_that_is_not_a_bool_is_rejected() {
+    assert_rejected(
+        "[measures]\ncontrollability = \"no\"\n",
+        "measures.controllability",
+        "\"no\"",
+    );
+    assert_rejected(
+        "[measures]\ncycle_space = 0\n",
+        "measures.cycle_space",
+        "true or false",
+    );
+    assert_rejected(
+        "[measures]\nrank = true\n",
+        "measures.rank",
+        "controllability",
+    );
+}
+
+#[test]
+fn measure_switches_cannot_vary_along_an_axis() {
+    assert_rejected(
+        "[[axes]]\n\"measures.controllability\" = [true, false]\n",
+        "axes[0].\"measures.controllability\"",
+        "cannot vary",
+    );
+}
+
+#[test]
 fn unknown_topology_is_rejected() {
     assert_rejected(
         "[network]\ntopology = \"ring\"\n",

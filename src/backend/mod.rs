@@ -79,6 +79,12 @@ fn record(
     let net = &inst.network;
     let all_alive = vec![true; net.n_edges()];
     let floor = params.circuit.gmin * params.training.v_read;
+    let wanted = &params.measures;
+    let controllability = |r: &[f64], alive: &[bool]| {
+        wanted
+            .controllability
+            .then(|| measures::controllability(net, &params, r, alive))
+    };
     InstanceRecord {
         point: inst.point,
         replica: inst.replica,
@@ -91,21 +97,11 @@ fn record(
         energy_write: out.energy_write,
         pruned_edges: out.pruned_edges,
         contrast: measures::contrast(&out.final_currents, &inst.task.target, floor),
-        cycle_space_dim: measures::cycle_space_dim(net, &all_alive),
-        controllability_initial: measures::controllability(
-            net,
-            &inst.adjacency,
-            &params,
-            &inst.devices.r0,
-            &all_alive,
-        ),
-        controllability_final: measures::controllability(
-            net,
-            &inst.adjacency,
-            &params,
-            &out.r_final,
-            &out.alive_final,
-        ),
+        cycle_space_dim: wanted
+            .cycle_space
+            .then(|| measures::cycle_space_dim(net, &all_alive)),
+        controllability_initial: controllability(&inst.devices.r0, &all_alive),
+        controllability_final: controllability(&out.r_final, &out.alive_final),
         backend,
         trace: out.trace,
         params,

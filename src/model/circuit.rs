@@ -345,12 +345,12 @@ pub struct SolveStats {
 /// voltages `x`, residual `r`, preconditioned residual `z`, search
 /// direction `p` and `A p` in `q`.
 #[derive(Clone, Debug, Default)]
-struct CgVectors<F> {
+pub(crate) struct CgVectors<F> {
     diag: Vec<F>,
     inv_diag: Vec<F>,
     b: Vec<F>,
     link_g: Vec<F>,
-    x: Vec<F>,
+    pub(crate) x: Vec<F>,
     r: Vec<F>,
     z: Vec<F>,
     p: Vec<F>,
@@ -358,36 +358,55 @@ struct CgVectors<F> {
 }
 
 impl<F: Real> CgVectors<F> {
-    /// `q = A p` on the rows `rows`, whose links stay inside them; returns
-    /// `p^T q`. Each row's links are summed in two interleaved chains, so
-    /// that consecutive additions do not wait on each other.
-    #[inline(always)]
-    fn product(&mut self, row_start: &[u32], link_to: &[u32], rows: std::ops::Range<usize>) -> F {
-        let mut pq = F::ZERO;
-        for a in rows {
-            let links = row_start[a] as usize..row_start[a + 1] as usize;
-            let (to, g) = (&link_to[links.clone()], &self.link_g[links]);
-            let (mut even, mut odd) = (F::ZERO, F::ZERO);
-            let pairs = to.len() / 2;
-            for k in 0..pairs {
-                even += g[2 * k] * self.p[to[2 * k] as usize];
-                odd += g[2 * k + 1] * self.p[to[2 * k + 1] as usize];
-            }
-            if to.len() % 2 == 1 {
-                even += g[2 * pairs] * self.p[to[2 * pairs] as usize];
-            }
-            let q = self.diag[a] * self.p[a] - (even + odd);
-            self.q[a] = q;
-            pq += self.p[a] * q;
+    /// The system `A x = b` of a weighted Laplacian with some nodes held
+    /// at 0 V: `diag` each unknown's total conductance, `link_g` the
+    /// conductance of each link in the rows of the caller's `row_start`
+    /// and `link_to`; `x` starts at 0.
+    pub(crate) fn laplacian(diag: Vec<F>, link_g: Vec<F>, b: Vec<F>) -> Self {
+        let n = diag.len();
+        CgVectors {
+            inv_diag: diag.iter().map(|&d| F::ONE / d).collect(),
+            diag,
+            b,
+            link_g,
+            x: vec![F::ZERO; n],
+            r: vec![F::ZERO; n],
+            z: vec![F::ZERO; n],
+            p: vec![F::ZERO; n],
+            q: vec![F::ZERO; n],
         }
-        pq
+    }
+
+    /// `q = A p` on the rows `rows`, whose links stay inside them. Each
+    /// row's links are summed in two interleaved chains, so that
+    /// consecutive additions do not wait on each other.
+    #[inline(always)]
+    fn product(&mut self, row_start: &[u32], link_to: &[u32], rows: std::ops::Range<usize>) {
+        let p = &self.p;
+        let bounds = &row_start[rows.start..=rows.end];
+        let q = &mut self.q[rows.clone()];
+        let (diag, p_rows) = (&self.diag[rows.clone()], &p[rows]);
+        for (((q, &d), &p_a), ends) in q.iter_mut().zip(diag).zip(p_rows).zip(bounds.windows(2)) {
+            let links = ends[0] as usize..ends[1] as usize;
+            let mut to = link_to[links.clone()].chunks_exact(2);
+            let mut g = self.link_g[links].chunks_exact(2);
+            let (mut even, mut odd) = (F::ZERO, F::ZERO);
+            for (t, w) in (&mut to).zip(&mut g) {
+                even += w[0] * p[t[0] as usize];
+                odd += w[1] * p[t[1] as usize];
+            }
+            if let ([t], [w]) = (to.remainder(), g.remainder()) {
+                even += *w * p[*t as usize];
+            }
+            *q = d * p_a - (even + odd);
+        }
     }
 
     /// Preconditioned conjugate gradients on one component, from the
     /// voltages in `x`, until `r^T D^-1 r <= tol^2 b^T D^-1 b`. Returns
     /// the iterations taken, or `None` at the cap (four per unknown, far
     /// more than exact arithmetic needs).
-    fn solve(
+    pub(crate) fn solve(
         &mut self,
         row_start: &[u32],
         link_to: &[u32],
@@ -423,18 +442,33 @@ impl<F: Real> CgVectors<F> {
                 return None;
             }
             iterations += 1;
-            let alpha = rz / self.product(row_start, link_to, s.clone());
-            let mut rz_next = F::ZERO;
-            for a in s.clone() {
-                self.x[a] += alpha * self.p[a];
-                self.r[a] -= alpha * self.q[a];
-                self.z[a] = self.r[a] * self.inv_diag[a];
-                rz_next += self.r[a] * self.z[a];
+            self.product(row_start, link_to, s.clone());
+            let alpha = rz / lanes::dot(&self.p[s.clone()], &self.q[s.clone()]);
+            let (x, r, z) = (
+                &mut self.x[s.clone()],
+                &mut self.r[s.clone()],
+                &mut self.z[s.clone()],
+            );
+            let (p, q, inv) = (
+                &self.p[s.clone()],
+                &self.q[s.clone()],
+                &self.inv_diag[s.clone()],
+            );
+            for (((x, r), z), ((&p, &q), &inv)) in x
+                .iter_mut()
+                .zip(r.iter_mut())
+                .zip(z.iter_mut())
+                .zip(p.iter().zip(q).zip(inv))
+            {
+                *x += alpha * p;
+                *r -= alpha * q;
+                *z = *r * inv;
             }
+            let rz_next = lanes::dot(r, z);
             let beta = rz_next / rz;
             rz = rz_next;
-            for a in s.clone() {
-                self.p[a] = self.z[a] + beta * self.p[a];
+            for (p, &z) in self.p[s.clone()].iter_mut().zip(&self.z[s.clone()]) {
+                *p = z + beta * *p;
             }
         }
         Some(iterations)
@@ -865,7 +899,8 @@ impl<F: Real> Solver<F> {
     /// edge) under the boundary of the last `prepare`.
     ///
     /// Assumes `prepare` saw the same `alive` mask and boundary; `v` has one
-    /// entry per node.
+    /// entry per node. `gmin` may be 0: the nodes it alone would hold are
+    /// exactly the cut-off ones, which sit at 0 V anyway.
     pub fn solve(
         &mut self,
         net: &Network,
@@ -911,6 +946,17 @@ impl<F: Real> Solver<F> {
         // (Fixed and isolated nodes get a diagonal too, never read.)
         for (d, &c) in self.diag.iter_mut().zip(&self.sums.conductance) {
             *d = gmin + c;
+        }
+        if layout.any_cut_off {
+            // A cut-off node's links are left out and its voltage is set to
+            // 0; its diagonal only has to be nonzero, which `gmin + c` is
+            // not when `gmin = 0` (controllability) and pruning took every
+            // edge it had. The other nodes' voltages are the same bits.
+            for (d, &cut) in self.diag.iter_mut().zip(&layout.cut_off) {
+                if cut {
+                    *d = F::ONE;
+                }
+            }
         }
         for &i in &layout.fixed {
             v[i] = boundary.volts[i];

@@ -297,6 +297,7 @@ fn si_unit(top: f64, unit: &str) -> (f64, String) {
 /// symmetry setting; or, when the size does not vary, against the symmetry
 /// setting. Other varied settings are pooled.
 fn controllability(grid: &Grid, results: &Results) -> Option<Figure> {
+    type Measure = fn(&super::load::InstanceRow) -> Option<f64>;
     let mut settings = grid.symmetry_settings();
     // Circuit and abstract side by side: the abstract model leaves the
     // devices as built, so its final controllability is its initial one.
@@ -304,7 +305,12 @@ fn controllability(grid: &Grid, results: &Results) -> Option<Figure> {
         settings.push("model".to_string());
     }
     let by_size = grid.varies_size();
-    if !by_size && settings.is_empty() {
+    // `[measures] controllability = false` leaves nothing to draw.
+    let measured = results
+        .instances
+        .iter()
+        .any(|r| r.controllability_initial.is_some());
+    if !measured || (!by_size && settings.is_empty()) {
         return None;
     }
     let lines = grid.lines(&settings);
@@ -312,10 +318,10 @@ fn controllability(grid: &Grid, results: &Results) -> Option<Figure> {
         .iter()
         .map(|(label, points)| symmetry_label(label, points))
         .collect();
-    let pooled = |points: &[&Point], f: fn(&super::load::InstanceRow) -> f64| -> Interval {
+    let pooled = |points: &[&Point], f: Measure| -> Interval {
         let v: Vec<f64> = points
             .iter()
-            .flat_map(|p| p.rows.iter().map(|&i| f(&results.instances[i])))
+            .flat_map(|p| p.rows.iter().filter_map(|&i| f(&results.instances[i])))
             .collect();
         mean_interval(&v)
     };
@@ -325,7 +331,7 @@ fn controllability(grid: &Grid, results: &Results) -> Option<Figure> {
     if by_size {
         let sizes = distinct_sorted(grid.points.iter().map(|p| p.n_nodes).collect());
         let n = lines.len();
-        let panel = |title: &str, f: fn(&super::load::InstanceRow) -> f64| Panel {
+        let panel = |title: &str, f: Measure| Panel {
             title: title.into(),
             x: Axis::new("network size (nodes)").ticks(sizes.clone()),
             y: y(),
@@ -356,7 +362,7 @@ fn controllability(grid: &Grid, results: &Results) -> Option<Figure> {
             legend: legend(labels.into_iter()),
         })
     } else {
-        let series = |f: fn(&super::load::InstanceRow) -> f64, i: usize| Layer::Bars {
+        let series = |f: Measure, i: usize| Layer::Bars {
             style: Style::nth(i),
             points: lines
                 .iter()

@@ -107,9 +107,10 @@ pub struct InstanceRow {
     pub converged_era: Option<i64>,
     pub eras_run: i64,
     pub contrast: Option<f64>,
-    pub cycle_space_dim: i64,
-    pub controllability_initial: f64,
-    pub controllability_final: f64,
+    /// `None` where the sweep's `[measures]` switched the measure off.
+    pub cycle_space_dim: Option<i64>,
+    pub controllability_initial: Option<f64>,
+    pub controllability_final: Option<f64>,
 }
 
 /// The reads of one instance during training, per era (from `eras`).
@@ -370,15 +371,9 @@ fn instance_rows(
     let converged_era = ints(batch, "converged_era")?;
     let eras_run = required("eras_run", ints(batch, "eras_run")?)?;
     let contrast = floats(batch, "contrast")?;
-    let cycle_space_dim = required("cycle_space_dim", ints(batch, "cycle_space_dim")?)?;
-    let ctrl_initial = required(
-        "controllability_initial",
-        floats(batch, "controllability_initial")?,
-    )?;
-    let ctrl_final = required(
-        "controllability_final",
-        floats(batch, "controllability_final")?,
-    )?;
+    let cycle_space_dim = ints(batch, "cycle_space_dim")?;
+    let ctrl_initial = floats(batch, "controllability_initial")?;
+    let ctrl_final = floats(batch, "controllability_final")?;
     for b in strings(batch, "backend")? {
         if !out.backends.contains(&b) {
             out.backends.push(b);

@@ -228,11 +228,17 @@ fn table_rows(grid: &Grid) -> (Vec<String>, Vec<Vec<String>>) {
                 p.converged,
                 p.instances()
             ));
+            // NaN: `[measures]` switched the measure off.
+            let shown = |x: f64, digits: usize| match x.is_nan() {
+                true => "-".to_string(),
+                false => format!("{x:.digits$}"),
+            };
             row.push(format!(
-                "{:.3} → {:.3}",
-                p.controllability_initial.estimate, p.controllability_final.estimate
+                "{} → {}",
+                shown(p.controllability_initial.estimate, 3),
+                shown(p.controllability_final.estimate, 3)
             ));
-            row.push(format!("{:.1}", p.cycle_space_dim.estimate));
+            row.push(shown(p.cycle_space_dim.estimate, 1));
             row
         })
         .collect();
@@ -402,7 +408,7 @@ fn figure_caption(stem: &str) -> (&'static str, &'static str) {
         ),
         "controllability" => (
             "Controllability",
-            "Do the punish and normalize pulses reach every device independently, and does breaking the symmetry help? Rank of the control matrix over the alive edge count, before and after training; other settings pooled.",
+            "Do the punish and normalize pulses reach every device independently? Rank of the control matrix over the alive edge count, before and after training, with edge voltages solved without the gmin leak: it follows the wiring (terminals joined, alive edges), not a spread of resistances; other settings pooled.",
         ),
         "contrast" => (
             "Final contrast",

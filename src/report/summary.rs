@@ -282,6 +282,9 @@ fn summarise(
         members.iter().map(|&i| f(&rows[i])).collect()
     };
     let learned = members.iter().filter(|&&i| rows[i].learned_all).count();
+    let present = |f: &dyn Fn(&InstanceRow) -> Option<f64>| -> Vec<f64> {
+        members.iter().filter_map(|&i| f(&rows[i])).collect()
+    };
     let converged: Vec<f64> = members
         .iter()
         .filter_map(|&i| rows[i].converged_era.map(|e| e as f64))
@@ -299,9 +302,9 @@ fn summarise(
         learned_all_count: learned,
         converged_era: mean_interval(&converged),
         converged: converged.len(),
-        controllability_initial: mean_interval(&of(&|r| r.controllability_initial)),
-        controllability_final: mean_interval(&of(&|r| r.controllability_final)),
-        cycle_space_dim: mean_interval(&of(&|r| r.cycle_space_dim as f64)),
+        controllability_initial: mean_interval(&present(&|r| r.controllability_initial)),
+        controllability_final: mean_interval(&present(&|r| r.controllability_final)),
+        cycle_space_dim: mean_interval(&present(&|r| r.cycle_space_dim.map(|d| d as f64))),
         rows: members,
     }
 }

@@ -27,9 +27,10 @@ pub struct InstanceRecord {
     pub energy_write: f64,
     pub pruned_edges: usize,
     pub contrast: Option<f64>,
-    pub cycle_space_dim: usize,
-    pub controllability_initial: f64,
-    pub controllability_final: f64,
+    /// `None` where `[measures]` switched the measure off.
+    pub cycle_space_dim: Option<usize>,
+    pub controllability_initial: Option<f64>,
+    pub controllability_final: Option<f64>,
     pub backend: &'static str,
     pub trace: Vec<EraRead>,
 }
@@ -188,11 +189,13 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
     c.float("energy_write", rows, |r| r.energy_write);
     c.int("pruned_edges", rows, |r| r.pruned_edges as i64);
     c.opt_float("contrast", rows, |r| r.contrast);
-    c.int("cycle_space_dim", rows, |r| r.cycle_space_dim as i64);
-    c.float("controllability_initial", rows, |r| {
+    c.opt_int("cycle_space_dim", rows, |r| {
+        r.cycle_space_dim.map(|d| d as i64)
+    });
+    c.opt_float("controllability_initial", rows, |r| {
         r.controllability_initial
     });
-    c.float("controllability_final", rows, |r| r.controllability_final);
+    c.opt_float("controllability_final", rows, |r| r.controllability_final);
     c.string("backend", rows, |r| r.backend);
     c.finish()
 }

@@ -87,9 +87,12 @@ pub struct GridPoint {
 /// A failure before it is tied to a file: (field, reason).
 type Fault = (String, String);
 
-const SECTIONS: &[&str] = &["network", "device", "circuit", "training", "pruning"];
+const SECTIONS: &[&str] = &[
+    "network", "device", "circuit", "training", "pruning", "measures",
+];
 const TOP_LEVEL: &[&str] = &[
-    "name", "seed", "replicas", "network", "device", "circuit", "training", "pruning", "axes",
+    "name", "seed", "replicas", "network", "device", "circuit", "training", "pruning", "measures",
+    "axes",
 ];
 
 /// Every field `set_field` accepts, as a dotted key.
@@ -127,6 +130,8 @@ pub const FIELDS: &[&str] = &[
     "training.tag_factor",
     "pruning.p_prune",
     "pruning.f_prune",
+    "measures.controllability",
+    "measures.cycle_space",
 ];
 
 impl Spec {
@@ -282,6 +287,7 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
         circuit: c,
         training: t,
         pruning: p,
+        measures: m,
     } = params;
     match key {
         "network.topology" => {
@@ -335,6 +341,8 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
         "training.tag_factor" => t.tag_factor = as_f64(value)?,
         "pruning.p_prune" => p.p_prune = as_f64(value)?,
         "pruning.f_prune" => p.f_prune = as_f64(value)?,
+        "measures.controllability" => m.controllability = as_bool(value)?,
+        "measures.cycle_space" => m.cycle_space = as_bool(value)?,
         _ => return Err(unknown_field(key)),
     }
     Ok(())
@@ -349,6 +357,7 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         circuit: c,
         training: t,
         pruning: p,
+        measures: _,
     } = params;
     let checks = [
         ("network.n_in", at_least(n.n_in, 1)),
@@ -623,6 +632,14 @@ fn parse_axis(a: usize, table: &toml::Table) -> Result<Axis, Fault> {
         let label = axis_label(a, &key);
         if ["name", "seed", "replicas"].contains(&key.as_str()) {
             return Err((label, format!("`{key}` cannot vary along an axis")));
+        }
+        if key.starts_with("measures.") {
+            return Err((
+                label,
+                format!(
+                    "`{key}` chooses what a whole sweep measures; it cannot vary along an axis"
+                ),
+            ));
         }
         if !FIELDS.contains(&key.as_str()) {
             return Err((label, unknown_field(&key)));
