@@ -198,7 +198,12 @@ pub fn table(results: &[BenchResult]) -> String {
             .find(|c| c.backend == "cpu" && c.config == r.config);
         let speedup = match cpu {
             Some(c) if !std::ptr::eq(c, r) => {
-                format!("{:.1}", r.instances_per_s / c.instances_per_s)
+                let ratio = r.instances_per_s / c.instances_per_s;
+                if ratio < 0.1 {
+                    format!("{ratio:.3}")
+                } else {
+                    format!("{ratio:.1}")
+                }
             }
             _ => String::new(),
         };
