@@ -176,3 +176,62 @@ fn results_load_in_python_analytics_tools() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_solver_flag_is_checked_and_changes_no_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = "name = \"s\"\nseed = 3\nreplicas = 6\n[network]\ntopology = \"random_bulk\"\n\
+                 n_in = 3\nn_out = 3\nn_bulk = 150\np_bulk = 0.05\nk_attach = 3\n";
+    std::fs::write(dir.path().join("s.toml"), sweep).unwrap();
+    let bad = memsweep(
+        &["run", "s.toml", "-o", "bad", "--solver", "lu"],
+        dir.path(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("lu"));
+    assert!(!dir.path().join("bad").exists(), "nothing written");
+    let gpu = memsweep(
+        &[
+            "run",
+            "s.toml",
+            "-o",
+            "gpu",
+            "--backend",
+            "gpu",
+            "--solver",
+            "sparse",
+        ],
+        dir.path(),
+    );
+    assert_eq!(gpu.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&gpu.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--solver"), "{stderr}");
+    // The summary table (recalled/P and Pr[learned_all] per point) is the
+    // same whichever path solves the circuit.
+    let table = |solver: &str| {
+        let out = memsweep(
+            &[
+                "run",
+                "s.toml",
+                "-o",
+                solver,
+                "--backend",
+                "cpu",
+                "--quiet",
+                "--solver",
+                solver,
+            ],
+            dir.path(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let sparse = table("sparse");
+    assert_eq!(table("dense"), sparse);
+    assert_eq!(table("auto"), sparse);
+}
