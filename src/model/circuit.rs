@@ -321,8 +321,14 @@ pub struct Solver<F> {
     choice: SolverChoice,
     /// Per edge, 0: `touches_eliminated` of a layout that eliminates nothing.
     no_touches: Vec<F>,
-    /// Node-indexed vectors of the conjugate-gradient iteration.
+    /// The vectors of the conjugate-gradient iteration.
     cg: CgVectors<F>,
+    /// The slot and pruning generation of the last solve if it took the
+    /// iterative path, and the voltages of its unknowns before it: a solve
+    /// that follows one in the same slot (the next substep of a pulse)
+    /// starts from the linear extrapolation of the two.
+    last_iterative: Option<(usize, u64)>,
+    before_last: Vec<F>,
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
 }
@@ -378,7 +384,7 @@ impl<F: Real> CgVectors<F> {
     }
 
     /// `q = A p` on the rows `rows`, whose links stay inside them. Each
-    /// row's links are summed in two interleaved chains, so that
+    /// row's links are summed in four interleaved chains, so that
     /// consecutive additions do not wait on each other.
     #[inline(always)]
     fn product(&mut self, row_start: &[u32], link_to: &[u32], rows: std::ops::Range<usize>) {
@@ -388,17 +394,18 @@ impl<F: Real> CgVectors<F> {
         let (diag, p_rows) = (&self.diag[rows.clone()], &p[rows]);
         for (((q, &d), &p_a), ends) in q.iter_mut().zip(diag).zip(p_rows).zip(bounds.windows(2)) {
             let links = ends[0] as usize..ends[1] as usize;
-            let mut to = link_to[links.clone()].chunks_exact(2);
-            let mut g = self.link_g[links].chunks_exact(2);
-            let (mut even, mut odd) = (F::ZERO, F::ZERO);
+            let mut to = link_to[links.clone()].chunks_exact(4);
+            let mut g = self.link_g[links].chunks_exact(4);
+            let mut sum = [F::ZERO; 4];
             for (t, w) in (&mut to).zip(&mut g) {
-                even += w[0] * p[t[0] as usize];
-                odd += w[1] * p[t[1] as usize];
+                for c in 0..4 {
+                    sum[c] += w[c] * p[t[c] as usize];
+                }
             }
-            if let ([t], [w]) = (to.remainder(), g.remainder()) {
-                even += *w * p[*t as usize];
+            for (c, (&t, &w)) in to.remainder().iter().zip(g.remainder()).enumerate() {
+                sum[c] += w * p[t as usize];
             }
-            *q = d * p_a - (even + odd);
+            *q = d * p_a - ((sum[0] + sum[1]) + (sum[2] + sum[3]));
         }
     }
 
@@ -510,6 +517,8 @@ impl<F: Real> Solver<F> {
             choice,
             no_touches: Vec::new(),
             cg: CgVectors::default(),
+            last_iterative: None,
+            before_last: Vec::new(),
             stats: SolveStats::default(),
         }
     }
@@ -942,6 +951,7 @@ impl<F: Real> Solver<F> {
             return;
         }
         self.stats.dense_solves += 1;
+        self.last_iterative = None;
         let layout = &self.layout;
         // (Fixed and isolated nodes get a diagonal too, never read.)
         for (d, &c) in self.diag.iter_mut().zip(&self.sums.conductance) {
@@ -1095,8 +1105,15 @@ impl<F: Real> Solver<F> {
         cg.link_g.clear();
         cg.link_g
             .extend(layout.link_via.iter().map(|&e| g[e as usize]));
+        let key = self.active_slot.map(|slot| (slot, self.generation));
+        let continues = key.is_some() && key == self.last_iterative;
         for (a, &i) in layout.unknown_node.iter().enumerate() {
-            cg.x[a] = v[i];
+            // Voltages move smoothly from substep to substep.
+            cg.x[a] = if continues {
+                v[i] + (v[i] - self.before_last[a])
+            } else {
+                v[i]
+            };
             cg.diag[a] = gmin + self.sums.conductance[i];
             cg.inv_diag[a] = F::ONE / cg.diag[a];
             cg.b[a] = self.sums.inject[i];
@@ -1110,9 +1127,12 @@ impl<F: Real> Solver<F> {
                 None => self.stats.cg_capped += 1,
             }
         }
+        self.before_last.clear();
         for (a, &i) in layout.unknown_node.iter().enumerate() {
+            self.before_last.push(v[i]);
             v[i] = cg.x[a];
         }
+        self.last_iterative = key;
     }
 
     /// Per edge: whether it touches a node the current layout eliminates
