@@ -4,9 +4,12 @@
 //! files as it completes, show progress, and summarise per grid point.
 //!
 //! Resuming needs no record beyond the results themselves: a rerun of the
-//! same command reads which instances the finished files hold
-//! (`status::Inventory`), removes what a killed run of this shard left
-//! behind, and runs the rest. A directory holding another sweep is refused.
+//! same command locks its shard of the directory (`lock`), reads which
+//! instances the finished files hold (`status::Inventory`), removes what a
+//! killed run of this shard left behind (and an instances file whose eras
+//! file is gone), and runs the rest. A directory holding another sweep, or
+//! a file that is not this sweep's, is refused. The job list is never
+//! built whole: jobs are made chunk by chunk from their index.
 //!
 //! Not here: parsing (`sweep::spec`), physics (`model`, `protocol`), file
 //! formats (`results`), which instances a shard owns (`shard`).
@@ -21,9 +24,12 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{simulate, Executor, Job};
+use crate::lock;
+use crate::params::Params;
 use crate::results;
 use crate::shard::Shard;
 use crate::status::{self, context, Inventory};
+use crate::sweep::limits::{self, Footprint};
 use crate::sweep::{instance_seed, Spec};
 
 /// Options of one run.
@@ -45,22 +51,33 @@ pub struct PointSummary {
     pub learned_all: usize,
 }
 
-/// Every job of a sweep, in (point, replica) order: job `k` is instance
-/// `k = point * replicas + replica`.
-pub fn jobs(spec: &Spec) -> Vec<Job> {
-    let mut jobs = Vec::with_capacity(spec.n_instances());
-    for point in spec.points() {
-        let params = Arc::new(point.params);
-        for replica in 0..spec.replicas {
-            jobs.push(Job {
-                params: params.clone(),
-                point: point.index,
-                replica,
-                seed: instance_seed(spec.seed, point.index, replica),
-            });
-        }
+impl PointSummary {
+    /// Counts one instance that recalled `recalled` of `n_patterns`.
+    pub fn add(&mut self, recalled: usize, n_patterns: usize) {
+        self.instances += 1;
+        self.recalled_frac_sum += recalled as f64 / n_patterns as f64;
+        self.learned_all += (recalled == n_patterns) as usize;
     }
-    jobs
+}
+
+/// Job `k = point * replicas + replica` of a sweep. `last` keeps the
+/// parameters of the point built last, shared by its replicas.
+pub fn job(spec: &Spec, k: usize, last: &mut Option<(usize, Arc<Params>)>) -> Job {
+    let (point, replica) = (k / spec.replicas, k % spec.replicas);
+    let params = match last {
+        Some((p, params)) if *p == point => params.clone(),
+        _ => {
+            let params = Arc::new(spec.params_at(point));
+            *last = Some((point, params.clone()));
+            params
+        }
+    };
+    Job {
+        params,
+        point,
+        replica,
+        seed: instance_seed(spec.seed, point, replica),
+    }
 }
 
 /// Refuses a directory that holds another sweep (its `sweep.toml` differs
@@ -69,10 +86,11 @@ pub fn jobs(spec: &Spec) -> Vec<Job> {
 /// Returns whether `dir` already records this sweep.
 pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
     let recorded = dir.join("sweep.toml");
-    let read = || match fs::read_to_string(&recorded) {
-        Ok(text) => Ok(Some(text)),
+    let read = || match fs::symlink_metadata(&recorded) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(context(e, "cannot read", &recorded).to_string()),
+        _ => limits::read_small_file(&recorded)
+            .map(Some)
+            .map_err(|reason| format!("{}: {reason}", recorded.display())),
     };
     let mut text = read()?;
     let held = || {
@@ -96,8 +114,7 @@ pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
         return Ok(false);
     };
     let same = text == spec.source
-        || Spec::parse(&text, &recorded.display().to_string())
-            .is_ok_and(|old| same_sweep(&old, spec));
+        || Spec::parse(&text, &recorded.display().to_string()).is_ok_and(|old| old.same_rows(spec));
     if !same {
         return Err(format!(
             "{} holds results of a different sweep than {} (compare {}); \
@@ -111,7 +128,8 @@ pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
 }
 
 /// Makes `dir` ready for results of `spec`: `check_out_dir`, then creates
-/// `instances/`, `eras/` and `sweep.toml` (the sweep file as run). Writes
+/// `instances/`, `eras/` and `sweep.toml` (the sweep as parsed,
+/// `Spec::source`). Writes
 /// nothing when it refuses. Each error is one line.
 pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
     if !check_out_dir(spec, dir)? {
@@ -134,27 +152,22 @@ pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether two sweeps give the same rows: same seed, replicas and grid
-/// points, however the files spell them.
-fn same_sweep(a: &Spec, b: &Spec) -> bool {
-    a.seed == b.seed
-        && a.replicas == b.replicas
-        && a.n_points() == b.n_points()
-        && a.points()
-            .iter()
-            .zip(b.points())
-            .all(|(p, q)| p.params == q.params)
-}
-
 /// Simulate the instances of `opts.shard` that `opts.out_dir` does not
 /// hold yet and write them to `instances/` and `eras/` (after
-/// `prepare_out_dir`). Returns the per-point summary of every instance of
-/// the shard now in the directory, including those of earlier runs.
+/// `prepare_out_dir`, holding the shard's lock). Returns the per-point
+/// summary of every instance of the shard now in the directory, including
+/// those of earlier runs.
 ///
 /// Each chunk is written as an eras file, then an instances file of the
 /// same name, each renamed into place when complete; a failure (disk full,
 /// directory gone) stops the run with one error naming the file, and every
-/// file written before stays intact for the rerun to resume from.
+/// file written before stays intact for the rerun to resume from. Chunks
+/// hold at most `opts.batch_size` instances, fewer where their records
+/// would not fit in `limits::CHUNK_BYTES`.
+///
+/// Errors of kind `InvalidInput` (the directory refused, or locked by a
+/// live run) and `InvalidData` (a file that is not this sweep's) come
+/// before anything is written.
 pub fn run(
     spec: &Spec,
     executor: &dyn Executor,
@@ -162,46 +175,62 @@ pub fn run(
 ) -> io::Result<Vec<PointSummary>> {
     let dir = &opts.out_dir;
     let shard = opts.shard;
-    prepare_out_dir(spec, dir).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let refused = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+    prepare_out_dir(spec, dir).map_err(refused)?;
+    let _lock = lock::lock(dir, shard).map_err(refused)?;
     let inventory = Inventory::scan_for(spec, dir, shard)?;
     inventory.remove_leftovers(spec, shard)?;
 
-    let all = jobs(spec);
-    let mut summary = vec![PointSummary::default(); spec.n_points()];
-    let mut todo = Vec::new();
-    for k in shard.instances(all.len()) {
-        match inventory.recalled[k] {
-            Some(recalled) => {
-                let job = &all[k];
-                let n_patterns = job.params.n_patterns();
-                tally(&mut summary, job.point, recalled, n_patterns);
-            }
-            None => todo.push(all[k].clone()),
-        }
-    }
-    let owned = shard.len(all.len());
-    if opts.progress && todo.len() < owned {
+    let n = spec.n_instances();
+    let mut summary = inventory.tallies.clone();
+    let owned = shard.len(n);
+    let todo = shard.instances(n).filter(|&k| !inventory.holds(k)).count();
+    if opts.progress && todo < owned {
         eprintln!(
-            "resuming: {} of {owned} instances already in {}, {} to run",
-            owned - todo.len(),
+            "resuming: {} of {owned} instances already in {}, {todo} to run",
+            owned - todo,
             dir.display(),
-            todo.len()
+        );
+    }
+
+    let mut footprints = Vec::new();
+    spec.each_point(|_, params| {
+        footprints.push(Footprint::of(params));
+        Ok(())
+    })
+    .expect("a parsed sweep's points build");
+    let batch_size = limits::chunk_size(opts.batch_size.max(1), footprints.into_iter());
+    if opts.progress && batch_size < opts.batch_size {
+        eprintln!(
+            "chunks of {batch_size} instances (not {}), so that a chunk's records fit in {}",
+            opts.batch_size,
+            limits::bytes(limits::CHUNK_BYTES)
         );
     }
 
     let metadata = vec![
-        ("memsweep.sweep".to_string(), spec.source.clone()),
+        (status::SWEEP_KEY.to_string(), spec.source.clone()),
         (
             "memsweep.version".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
         ),
         ("memsweep.backend".to_string(), executor.name().to_string()),
     ];
-    let mut progress = Progress::new(todo.len() as u64, opts.progress);
+    let mut progress = Progress::new(todo as u64, opts.progress);
     let mut written = 0;
-    for chunk in todo.chunks(opts.batch_size.max(1)) {
-        let records = simulate(executor, chunk);
-        let name = status::chunk_name(chunk[0].point * spec.replicas + chunk[0].replica, shard);
+    let mut last = None;
+    let mut pending = shard.instances(n).filter(|&k| !inventory.holds(k));
+    loop {
+        let chunk: Vec<Job> = pending
+            .by_ref()
+            .take(batch_size)
+            .map(|k| job(spec, k, &mut last))
+            .collect();
+        let Some(first) = chunk.first() else {
+            break;
+        };
+        let records = simulate(executor, &chunk);
+        let name = status::chunk_name(first.point * spec.replicas + first.replica, shard);
         // Eras first: an instances row on disk implies its eras are there.
         let eras = dir.join("eras").join(&name);
         let instances = dir.join("instances").join(&name);
@@ -224,19 +253,12 @@ pub fn run(
             })?;
         written += records.len();
         for r in &records {
-            tally(&mut summary, r.point, r.recalled, r.params.n_patterns());
+            summary[r.point].add(r.recalled, r.params.n_patterns());
         }
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
     Ok(summary)
-}
-
-fn tally(summary: &mut [PointSummary], point: usize, recalled: usize, n_patterns: usize) {
-    let s = &mut summary[point];
-    s.instances += 1;
-    s.recalled_frac_sum += recalled as f64 / n_patterns as f64;
-    s.learned_all += (recalled == n_patterns) as usize;
 }
 
 /// The closing table: per point, its varied values, instances, mean

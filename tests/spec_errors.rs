@@ -424,7 +424,7 @@ fn defaults_equal_params_default() {
     assert_eq!(spec.seed, 0);
     assert_eq!(spec.replicas, 100);
     assert!(spec.axes.is_empty());
-    assert_eq!(spec.source, "");
+    assert_eq!(spec.source, "name = \"test\"\nseed = 0\nreplicas = 100\n");
     let points = spec.points();
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].index, 0);
@@ -492,7 +492,11 @@ f_prune = 0.9
     assert_eq!(spec.name, "full");
     assert_eq!(spec.seed, 42);
     assert_eq!(spec.replicas, 7);
-    assert_eq!(spec.source, text);
+    assert!(!spec.source.contains('#'));
+    assert_eq!(
+        Spec::parse(&spec.source, "again.toml").unwrap().source,
+        spec.source
+    );
 
     let mut want = Params::default();
     let n = &mut want.network;
