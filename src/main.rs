@@ -262,7 +262,15 @@ fn execute(command: Command) -> Result<(), Failure> {
                 "gpu" => 65536,
                 _ => 1024,
             });
-            run::prepare_out_dir(&spec, &out_dir).map_err(Failure::input)?;
+            // Refusals (another sweep's directory or files, a live run of
+            // this shard) are input errors: nothing ran.
+            let refused = |e: std::io::Error| match e.kind() {
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                    Failure::input(e)
+                }
+                _ => Failure::runtime(e),
+            };
+            let opened = run::ShardDir::open(&spec, &out_dir, shard).map_err(refused)?;
             if !quiet {
                 let part = match shard.count() {
                     1 => String::new(),
@@ -284,15 +292,8 @@ fn execute(command: Command) -> Result<(), Failure> {
                 shard,
             };
             let summary = pool
-                .install(|| run::run(&spec, executor.as_ref(), &opts))
-                .map_err(|e| match e.kind() {
-                    // The directory refused or locked, or a file in it not
-                    // this sweep's: nothing ran.
-                    std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
-                        Failure::input(e)
-                    }
-                    _ => Failure::runtime(e),
-                })?;
+                .install(|| run::run_opened(&spec, executor.as_ref(), &opts, opened))
+                .map_err(Failure::runtime)?;
             print!("{}", run::summary_table(&spec, &summary));
             Ok(())
         }

@@ -152,11 +152,46 @@ pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The shard's part of a results directory, ready to be written: the
+/// directory prepared, the shard locked (until this is dropped), the
+/// directory scanned and the shard's leftovers removed.
+pub struct ShardDir {
+    _lock: lock::DirLock,
+    inventory: Inventory,
+}
+
+impl ShardDir {
+    /// Errors of kind `InvalidInput` (the directory refused, or locked by
+    /// a live run) and `InvalidData` (a file that is not this sweep's)
+    /// come before anything but the directory itself is written.
+    pub fn open(spec: &Spec, dir: &Path, shard: Shard) -> io::Result<ShardDir> {
+        let refused = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        prepare_out_dir(spec, dir).map_err(refused)?;
+        let lock = lock::lock(dir, shard).map_err(refused)?;
+        let inventory = Inventory::scan_for(spec, dir, shard)?;
+        inventory.remove_leftovers(spec, shard)?;
+        Ok(ShardDir {
+            _lock: lock,
+            inventory,
+        })
+    }
+}
+
+/// `ShardDir::open`, then `run_opened`.
+pub fn run(
+    spec: &Spec,
+    executor: &dyn Executor,
+    opts: &RunOptions,
+) -> io::Result<Vec<PointSummary>> {
+    let opened = ShardDir::open(spec, &opts.out_dir, opts.shard)?;
+    run_opened(spec, executor, opts, opened)
+}
+
 /// Simulate the instances of `opts.shard` that `opts.out_dir` does not
-/// hold yet and write them to `instances/` and `eras/` (after
-/// `prepare_out_dir`, holding the shard's lock). Returns the per-point
-/// summary of every instance of the shard now in the directory, including
-/// those of earlier runs.
+/// hold yet and write them to `instances/` and `eras/`, holding the
+/// shard's lock throughout. Returns the per-point summary of every
+/// instance of the shard now in the directory, including those of earlier
+/// runs.
 ///
 /// Each chunk is written as an eras file, then an instances file of the
 /// same name, each renamed into place when complete; a failure (disk full,
@@ -164,23 +199,15 @@ pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
 /// file written before stays intact for the rerun to resume from. Chunks
 /// hold at most `opts.batch_size` instances, fewer where their records
 /// would not fit in `limits::CHUNK_BYTES`.
-///
-/// Errors of kind `InvalidInput` (the directory refused, or locked by a
-/// live run) and `InvalidData` (a file that is not this sweep's) come
-/// before anything is written.
-pub fn run(
+pub fn run_opened(
     spec: &Spec,
     executor: &dyn Executor,
     opts: &RunOptions,
+    opened: ShardDir,
 ) -> io::Result<Vec<PointSummary>> {
     let dir = &opts.out_dir;
     let shard = opts.shard;
-    let refused = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
-    prepare_out_dir(spec, dir).map_err(refused)?;
-    let _lock = lock::lock(dir, shard).map_err(refused)?;
-    let inventory = Inventory::scan_for(spec, dir, shard)?;
-    inventory.remove_leftovers(spec, shard)?;
-
+    let inventory = &opened.inventory;
     let n = spec.n_instances();
     let mut summary = inventory.tallies.clone();
     let owned = shard.len(n);

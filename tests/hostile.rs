@@ -86,6 +86,7 @@ fn assert_refused(out: &Output, mentions: &[&str], what: &str) {
 /// The tiny sweep run into `dir/res` with the library, `batch` instances
 /// per chunk (8 instances: chunks 0, 3 and 6 for a batch of 3).
 fn tiny_results(dir: &Path, batch: usize) -> PathBuf {
+    fs::create_dir_all(dir).unwrap();
     fs::write(dir.join("tiny.toml"), SWEEP).unwrap();
     let res = dir.join("res");
     let spec = Spec::parse(SWEEP, "tiny.toml").unwrap();
@@ -329,21 +330,22 @@ fn a_directory_that_recorded_the_raw_sweep_file_still_resumes() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// Waits until `dir/res/instances` holds a finished file.
-fn wait_for_a_chunk(dir: &Path, child: &mut std::process::Child) {
+/// Waits until `dir/res/instances` holds a finished file whose name ends
+/// with `suffix`, while `child` still runs.
+fn wait_for_a_chunk(dir: &Path, suffix: &str, child: &mut std::process::Child) {
     let deadline = Instant::now() + Duration::from_secs(120);
     let written = || {
         fs::read_dir(dir.join("res/instances")).is_ok_and(|entries| {
             entries
                 .filter_map(Result::ok)
-                .any(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+                .any(|e| e.file_name().to_string_lossy().ends_with(suffix))
         })
     };
     while !written() {
         assert!(Instant::now() < deadline, "no chunk in 120 s");
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the first run ended too soon: make SLOW bigger"
+            "a run ended too soon: make SLOW bigger"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -370,7 +372,7 @@ fn a_second_run_of_a_shard_is_refused_while_the_first_writes_and_a_killed_run_is
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for_a_chunk(d, &mut first);
+    wait_for_a_chunk(d, "s0of2.parquet", &mut first);
     let second = output(&args, d);
     assert_refused(
         &second,
@@ -381,17 +383,23 @@ fn a_second_run_of_a_shard_is_refused_while_the_first_writes_and_a_killed_run_is
         ],
         "second run",
     );
-    // The other shard of the sweep is not held up.
+    // The other shard of the sweep runs beside it.
     let mut other_args = args;
     other_args[8] = "1/2";
-    let other = output(&other_args, d);
-    assert!(other.status.success(), "{}", stderr(&other));
+    let mut other = memsweep(&other_args, d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_a_chunk(d, "s1of2.parquet", &mut other);
     first.kill().unwrap();
     assert_eq!(
         first.wait().unwrap().signal(),
         Some(9),
         "killed while writing: make SLOW bigger"
     );
+    let other = other.wait_with_output().unwrap();
+    assert!(other.status.success(), "{}", stderr(&other));
     // The killed run's lock file stays, and is taken over.
     assert!(d.join("res/.lock-s0of2").is_file());
     let third = output(&args, d);
