@@ -290,7 +290,8 @@ fn a_directory_of_another_sweep_is_refused_with_exit_2_and_left_alone() {
     assert_eq!(files(&dir.path().join("res")), before);
     assert_eq!(
         fs::read_to_string(dir.path().join("res/sweep.toml")).unwrap(),
-        SWEEP
+        Spec::parse(SWEEP, "a.toml").unwrap().source,
+        "sweep.toml holds the sweep as parsed"
     );
     // Results without their sweep.toml cannot be matched to any sweep.
     fs::remove_file(dir.path().join("res/sweep.toml")).unwrap();
