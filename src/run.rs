@@ -80,10 +80,11 @@ pub fn job(spec: &Spec, k: usize, last: &mut Option<(usize, Arc<Params>)>) -> Jo
     }
 }
 
-/// Refuses a directory that holds another sweep (its `sweep.toml` differs
-/// in content, not just in comments or layout) or results without a
-/// `sweep.toml`. Reads only; each error is one line, for exit status 2.
-/// Returns whether `dir` already records this sweep.
+/// Refuses a directory that holds results of another sweep (its
+/// `sweep.toml` differs in content, not just in comments or layout) or
+/// results without a `sweep.toml`; a `sweep.toml` alone, of any sweep, is
+/// no reason to refuse. Reads only; each error is one line, for exit
+/// status 2. Returns whether `dir` already records this sweep.
 pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
     let recorded = dir.join("sweep.toml");
     let read = || match fs::symlink_metadata(&recorded) {
@@ -115,6 +116,11 @@ pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
     };
     let same = text == spec.source
         || Spec::parse(&text, &recorded.display().to_string()).is_ok_and(|old| old.same_rows(spec));
+    if !same && !held() {
+        // Only a sweep.toml (left by `slurm`, or a run stopped before its
+        // first chunk): the new sweep replaces it.
+        return Ok(false);
+    }
     if !same {
         return Err(format!(
             "{} holds results of a different sweep than {} (compare {}); \

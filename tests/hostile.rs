@@ -584,3 +584,19 @@ fn rows_outside_the_grid_stop_run_status_and_report() {
         &["not an instance of this sweep"],
     );
 }
+
+#[test]
+fn a_directory_holding_only_another_sweep_toml_takes_the_corrected_sweep() {
+    // What a run stopped before its first chunk, or `slurm`, leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("res")).unwrap();
+    fs::write(d.join("res/sweep.toml"), "replicas = 1000000\n").unwrap();
+    fs::write(d.join("tiny.toml"), SWEEP).unwrap();
+    let out = output(&["run", "tiny.toml", "-o", "res", "--quiet"], d);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(d.join("res/sweep.toml")).unwrap(),
+        Spec::parse(SWEEP, "tiny.toml").unwrap().source
+    );
+}
