@@ -345,7 +345,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             if shards == Some(0) {
                 return Err(Failure::input("--shards: must be at least 1"));
             }
-            let spec = Spec::from_file(&dir.join("sweep.toml")).map_err(Failure::input)?;
+            let spec = Spec::from_results(&dir).map_err(Failure::input)?;
             let most = spec.n_instances().min(status::MAX_SHARDS);
             if let Some(n) = shards.filter(|&n| n > most) {
                 return Err(Failure::input(format!(

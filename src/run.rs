@@ -89,7 +89,7 @@ pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
     let recorded = dir.join("sweep.toml");
     let read = || match fs::symlink_metadata(&recorded) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        _ => limits::read_small_file(&recorded)
+        _ => limits::read_small_file(&recorded, limits::MAX_RECORDED_BYTES)
             .map(Some)
             .map_err(|reason| format!("{}: {reason}", recorded.display())),
     };

@@ -330,7 +330,7 @@ impl<'a> SweepCheck<'a> {
 pub fn check_whole(dir: &Path) -> Result<(), String> {
     let recorded = dir.join("sweep.toml");
     if fs::symlink_metadata(&recorded).is_ok() {
-        let spec = Spec::from_file(&recorded).map_err(|e| e.to_string())?;
+        let spec = Spec::from_results(dir).map_err(|e| e.to_string())?;
         let inv = Inventory::scan(&spec, dir).map_err(|e| e.to_string())?;
         if let Some(path) = inv.missing_eras.first() {
             return Err(no_eras(path, dir));

@@ -307,8 +307,11 @@ fn a_directory_that_recorded_the_raw_sweep_file_still_resumes() {
     // file as written, comments and all.
     let dir = tempfile::tempdir().unwrap();
     let res = dir.path().join("res");
-    let mut spec = Spec::parse(SWEEP, "tiny.toml").unwrap();
-    spec.source = SWEEP.to_string();
+    // Comments past the sweep file limit, as an old directory may hold.
+    let raw = format!("{}{SWEEP}", "# an old, long comment\n".repeat(60_000));
+    assert!(raw.len() > 1 << 20);
+    let mut spec = Spec::parse(&raw, "tiny.toml").unwrap();
+    spec.source = raw.clone();
     let cpu = Cpu {
         precision: Precision::F64,
     };
@@ -319,7 +322,7 @@ fn a_directory_that_recorded_the_raw_sweep_file_still_resumes() {
         shard: Shard::new(0, 2).unwrap(),
     };
     run::run(&spec, &cpu, &opts).unwrap();
-    assert_eq!(fs::read_to_string(res.join("sweep.toml")).unwrap(), SWEEP);
+    assert_eq!(fs::read_to_string(res.join("sweep.toml")).unwrap(), raw);
     fs::write(dir.path().join("tiny.toml"), SWEEP).unwrap();
     let out = output(&["run", "tiny.toml", "-o", "res", "--quiet"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));

@@ -16,8 +16,13 @@ use std::path::Path;
 use crate::params::{Params, Topology};
 use crate::protocol::training::EraRead;
 
-/// The largest sweep file (and `DIR/sweep.toml`) read, in bytes.
+/// The largest sweep file read, in bytes.
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The largest `DIR/sweep.toml` read, in bytes: more than a sweep file,
+/// since results directories of earlier versions recorded the sweep file
+/// as written, comments and all.
+pub const MAX_RECORDED_BYTES: u64 = 64 << 20;
 
 /// The most grid points in one sweep: each is validated, planned and
 /// summarised one by one.
@@ -28,12 +33,13 @@ pub const MAX_POINTS: usize = 100_000;
 pub const MAX_INSTANCES: usize = 1_000_000_000;
 
 /// The most memory one instance may need while it trains, in bytes.
-pub const MAX_INSTANCE_BYTES: f64 = (256u64 << 20) as f64;
+pub const MAX_INSTANCE_BYTES: f64 = (128u64 << 20) as f64;
 
 /// The memory the records of one chunk may hold, in bytes: `run` shrinks
 /// `--batch-size` to fit (at least `CHUNK_BYTES / MAX_INSTANCE_BYTES` = 16
-/// instances, so every core of a node has work).
-pub const CHUNK_BYTES: f64 = (4u64 << 30) as f64;
+/// instances, so every core of a node has work). Writing a chunk takes
+/// about as much again for its Arrow and Parquet copies.
+pub const CHUNK_BYTES: f64 = (2u64 << 30) as f64;
 
 /// Bytes per node and per edge of a network, with its adjacency, device
 /// states and the per-edge scratch of training (a generous bound).
@@ -234,28 +240,24 @@ pub fn bytes(x: f64) -> String {
 
 /// Reads a small text file (a sweep file, `DIR/sweep.toml`): refuses what
 /// is not a regular file (a device such as /dev/zero, a directory, a fifo)
-/// and anything over `MAX_FILE_BYTES`, before reading it, and reads at
-/// most that many bytes whatever the file claims. `Err` is the reason.
-pub fn read_small_file(path: &Path) -> Result<String, String> {
+/// and anything over `max_bytes`, before reading it, and reads at most
+/// that many bytes whatever the file claims. `Err` is the reason.
+pub fn read_small_file(path: &Path, max_bytes: u64) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
     if !meta.is_file() {
         return Err("not a regular file (a sweep is a TOML text file)".into());
     }
-    let too_big = |size: u64| {
-        format!(
-            "{size} bytes is more than a sweep file may hold ({} bytes)",
-            MAX_FILE_BYTES
-        )
-    };
-    if meta.len() > MAX_FILE_BYTES {
+    let too_big =
+        |size: u64| format!("{size} bytes is more than a sweep file may hold ({max_bytes} bytes)");
+    if meta.len() > max_bytes {
         return Err(too_big(meta.len()));
     }
     let file = File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
     let mut raw = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(max_bytes + 1)
         .read_to_end(&mut raw)
         .map_err(|e| format!("cannot read it: {e}"))?;
-    if raw.len() as u64 > MAX_FILE_BYTES {
+    if raw.len() as u64 > max_bytes {
         return Err(too_big(raw.len() as u64));
     }
     String::from_utf8(raw).map_err(|_| "cannot read it: not UTF-8 text".to_string())

@@ -138,8 +138,17 @@ impl Spec {
     /// Reads and validates a sweep file; errors are labelled with `path` as
     /// given.
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+        Spec::read(path, limits::MAX_FILE_BYTES)
+    }
+
+    /// The sweep a results directory records in `dir/sweep.toml`.
+    pub fn from_results(dir: &Path) -> Result<Spec, SpecError> {
+        Spec::read(&dir.join("sweep.toml"), limits::MAX_RECORDED_BYTES)
+    }
+
+    fn read(path: &Path, max_bytes: u64) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
-        let text = limits::read_small_file(path).map_err(|reason| SpecError {
+        let text = limits::read_small_file(path, max_bytes).map_err(|reason| SpecError {
             file: file.clone(),
             field: "file".into(),
             reason,
