@@ -104,7 +104,15 @@ impl Inventory {
     /// sweep's (see the module comment) is an `InvalidData` error, one
     /// line naming the file.
     pub fn scan(spec: &Spec, dir: &Path) -> io::Result<Inventory> {
-        Inventory::scan_files(spec, dir, None)
+        Inventory::scan_files(spec, dir, None, false)
+    }
+
+    /// `scan`, reading the eras files too: each must hold the eras of
+    /// exactly the instances of its instances file. `report`'s check,
+    /// since it reads them anyway; `run` and `status` check only their
+    /// metadata.
+    pub fn scan_with_eras(spec: &Spec, dir: &Path) -> io::Result<Inventory> {
+        Inventory::scan_files(spec, dir, None, true)
     }
 
     /// `scan`, for what `shard` needs: files that another shard of the same
@@ -113,10 +121,15 @@ impl Inventory {
     /// together do not each read every file. `tallies` counts this shard's
     /// instances only.
     pub fn scan_for(spec: &Spec, dir: &Path, shard: Shard) -> io::Result<Inventory> {
-        Inventory::scan_files(spec, dir, Some(shard))
+        Inventory::scan_files(spec, dir, Some(shard), false)
     }
 
-    fn scan_files(spec: &Spec, dir: &Path, only: Option<Shard>) -> io::Result<Inventory> {
+    fn scan_files(
+        spec: &Spec,
+        dir: &Path,
+        only: Option<Shard>,
+        with_eras: bool,
+    ) -> io::Result<Inventory> {
         let n = spec.n_instances();
         let mut n_patterns = Vec::with_capacity(spec.n_points());
         spec.each_point(|_, params| {
@@ -164,8 +177,28 @@ impl Inventory {
                 twinless.push(path);
                 continue;
             }
-            for (k, recalled) in read_instances(&path, spec, true, &mut sweeps)? {
-                if inv.is_done(k) {
+            let rows = read_instances(&path, spec, true, &mut sweeps)?;
+            let eras_path = dir.join("eras").join(name);
+            if with_eras {
+                let mut held: Vec<usize> = rows.iter().map(|&(k, _)| k).collect();
+                held.sort_unstable();
+                if eras_instances(&eras_path, spec, &mut sweeps)? != held {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: does not hold the eras of the instances in {} (the same \
+                             instances, each once); remove both, and rerun `memsweep run` \
+                             to run them again",
+                            eras_path.display(),
+                            path.display()
+                        ),
+                    ));
+                }
+            } else {
+                open_checked(&eras_path, &mut sweeps)?;
+            }
+            for (k, recalled) in rows {
+                if inv.holds(k) {
                     return Err(duplicate(&path, k, spec, &read, &mut sweeps));
                 }
                 inv.done[k / 64] |= 1 << (k % 64);
@@ -179,7 +212,7 @@ impl Inventory {
         }
         for path in twinless {
             for (k, _) in read_instances(&path, spec, false, &mut sweeps)? {
-                if inv.is_done(k) {
+                if inv.holds(k) {
                     return Err(duplicate(&path, k, spec, &read, &mut sweeps));
                 }
             }
@@ -199,10 +232,6 @@ impl Inventory {
         Ok(inv)
     }
 
-    fn is_done(&self, k: usize) -> bool {
-        self.done[k / 64] >> (k % 64) & 1 == 1
-    }
-
     /// Instances with a row.
     pub fn complete(&self) -> usize {
         self.done.iter().map(|w| w.count_ones() as usize).sum()
@@ -210,14 +239,14 @@ impl Inventory {
 
     /// Whether instance `k` has a row.
     pub fn holds(&self, k: usize) -> bool {
-        self.is_done(k)
+        self.done[k / 64] >> (k % 64) & 1 == 1
     }
 
     /// Instances of `shard` without a row, ascending.
     pub fn missing(&self, shard: Shard) -> impl Iterator<Item = usize> + '_ {
         shard
             .instances(self.n_instances)
-            .filter(|&k| !self.is_done(k))
+            .filter(|&k| !self.holds(k))
     }
 
     /// Removes the leftovers that `shard` is responsible for: orphan eras
@@ -331,7 +360,7 @@ pub fn check_whole(dir: &Path) -> Result<(), String> {
     let recorded = dir.join("sweep.toml");
     if fs::symlink_metadata(&recorded).is_ok() {
         let spec = Spec::from_results(dir).map_err(|e| e.to_string())?;
-        let inv = Inventory::scan(&spec, dir).map_err(|e| e.to_string())?;
+        let inv = Inventory::scan_with_eras(&spec, dir).map_err(|e| e.to_string())?;
         if let Some(path) = inv.missing_eras.first() {
             return Err(no_eras(path, dir));
         }
@@ -505,15 +534,12 @@ fn list(dir: &Path) -> io::Result<BTreeSet<String>> {
     Ok(names)
 }
 
-/// The instance index `k` of every row of an instances or eras file, with
-/// its `recalled` if asked for (instances files only). A file of another
-/// sweep, or with a row outside the grid, is an `InvalidData` error.
-fn read_instances(
+/// `path` opened for reading, once its metadata shows it is a file of
+/// this sweep (`InvalidData` otherwise, naming it).
+fn open_checked(
     path: &Path,
-    spec: &Spec,
-    with_recalled: bool,
     sweeps: &mut SweepCheck,
-) -> io::Result<Vec<(usize, Option<usize>)>> {
+) -> io::Result<ParquetRecordBatchReaderBuilder<File>> {
     let bad = |reason: String| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -530,6 +556,55 @@ fn read_instances(
         .and_then(|kv| kv.iter().find(|e| e.key == SWEEP_KEY))
         .and_then(|e| e.value.as_deref());
     sweeps.check(sweep).map_err(bad)?;
+    Ok(builder)
+}
+
+/// The instances an eras file holds reads of, sorted. `run` writes the
+/// rows of one instance together, so only changes are kept while reading.
+fn eras_instances(path: &Path, spec: &Spec, sweeps: &mut SweepCheck) -> io::Result<Vec<usize>> {
+    let mut ks = Vec::new();
+    for_each_instance(path, spec, false, sweeps, |k, _| {
+        if ks.last() != Some(&k) {
+            ks.push(k);
+        }
+    })?;
+    // An instance whose reads are split over two runs of rows appears
+    // twice, and so does not match.
+    ks.sort_unstable();
+    Ok(ks)
+}
+
+/// The instance index `k` of every row of an instances or eras file, with
+/// its `recalled` if asked for (instances files only). A file of another
+/// sweep, or with a row outside the grid, is an `InvalidData` error.
+fn read_instances(
+    path: &Path,
+    spec: &Spec,
+    with_recalled: bool,
+    sweeps: &mut SweepCheck,
+) -> io::Result<Vec<(usize, Option<usize>)>> {
+    let mut rows = Vec::new();
+    for_each_instance(path, spec, with_recalled, sweeps, |k, recalled| {
+        rows.push((k, recalled))
+    })?;
+    Ok(rows)
+}
+
+/// `read_instances`, handing each row to `f` instead of keeping it.
+fn for_each_instance(
+    path: &Path,
+    spec: &Spec,
+    with_recalled: bool,
+    sweeps: &mut SweepCheck,
+    mut f: impl FnMut(usize, Option<usize>),
+) -> io::Result<()> {
+    let bad = |reason: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {reason}; move it out of the directory", path.display()),
+        )
+    };
+    let builder = open_checked(path, sweeps)?;
     let mut columns = vec!["point", "replica"];
     if with_recalled {
         columns.push("recalled");
@@ -539,7 +614,6 @@ fn read_instances(
         .with_projection(mask)
         .build()
         .map_err(|e| bad(e.to_string()))?;
-    let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| bad(format!("not a readable Parquet file ({e})")))?;
         let column = |name: &str| {
@@ -563,10 +637,10 @@ fn read_instances(
                 )));
             }
             let k = p as usize * spec.replicas + r as usize;
-            rows.push((k, recalled.map(|c| c.value(i).max(0) as usize)));
+            f(k, recalled.map(|c| c.value(i).max(0) as usize));
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 fn int_column<'a>(

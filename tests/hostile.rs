@@ -516,6 +516,7 @@ fn a_file_of_another_sweep_stops_run_status_and_report() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let res = tiny_results(d, 3);
+    tiny_results(&d.join("want"), 3);
     let other = d.join("other");
     fs::create_dir(&other).unwrap();
     fs::write(
@@ -545,6 +546,35 @@ fn a_file_of_another_sweep_stops_run_status_and_report() {
         .unwrap();
     }
     assert_all_refuse(d, "instances/part-000000003.parquet", &["different sweep"]);
+    // The eras file alone is enough.
+    fs::copy(
+        d.join("want/res/instances/part-000000003.parquet"),
+        res.join("instances/part-000000003.parquet"),
+    )
+    .unwrap();
+    assert_all_refuse(d, "eras/part-000000003.parquet", &["different sweep"]);
+}
+
+#[test]
+fn an_eras_file_of_other_instances_stops_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let res = tiny_results(d, 3);
+    fs::copy(
+        res.join("eras/part-000000000.parquet"),
+        res.join("eras/part-000000003.parquet"),
+    )
+    .unwrap();
+    let out = output(&["report", "res"], d);
+    assert_refused(
+        &out,
+        &[
+            "eras/part-000000003.parquet",
+            "instances/part-000000003.parquet",
+        ],
+        "report",
+    );
+    assert!(!res.join("report").exists());
 }
 
 /// Rewrites the instances file at `path` with every `point` moved by
