@@ -135,8 +135,8 @@ pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
 
 /// Makes `dir` ready for results of `spec`: `check_out_dir`, then creates
 /// `instances/`, `eras/` and `sweep.toml` (the sweep as parsed,
-/// `Spec::source`). Writes
-/// nothing when it refuses. Each error is one line.
+/// `Spec::source`). Writes nothing when it refuses. Each error is one
+/// line.
 pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
     if !check_out_dir(spec, dir)? {
         let recorded = dir.join("sweep.toml");

@@ -270,8 +270,5 @@ fn a_converged_instance_is_not_pruned_and_has_learned_all() {
             assert_eq!(prunings, era, "replica {replica}");
         }
     }
-    assert!(
-        converged > 30,
-        "too few converged instances ({converged}) to test"
-    );
+    assert!(converged > 30, "too few converged instances ({converged}) to test");
 }
