@@ -546,6 +546,11 @@ fn open_checked(
             format!("{}: {reason}; move it out of the directory", path.display()),
         )
     };
+    // A fifo or a device would block or never end.
+    let meta = fs::metadata(path).map_err(|e| context(e, "cannot read", path))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".into()));
+    }
     let file = File::open(path).map_err(|e| context(e, "cannot read", path))?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(|e| bad(format!("not a readable Parquet file ({e})")))?;

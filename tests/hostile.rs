@@ -633,3 +633,23 @@ fn a_directory_holding_only_another_sweep_toml_takes_the_corrected_sweep() {
         Spec::parse(SWEEP, "tiny.toml").unwrap().source
     );
 }
+
+#[test]
+fn a_fifo_among_the_results_stops_run_status_and_report_instead_of_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let res = tiny_results(d, 3);
+    let fifo = res.join("instances/part-000000009.parquet");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // (`assert_all_refuse` would block reading it back.)
+    for args in [
+        &["run", "tiny.toml", "-o", "res"][..],
+        &["status", "res"][..],
+        &["report", "res"][..],
+    ] {
+        let out = output(args, d);
+        let file = "instances/part-000000009.parquet";
+        assert_refused(&out, &[file, "not a regular file"], &format!("{args:?}"));
+    }
+}
