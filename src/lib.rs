@@ -10,6 +10,7 @@ pub mod backend;
 pub mod bench;
 pub mod instance;
 pub mod lanes;
+pub mod lock;
 pub mod model;
 pub mod params;
 pub mod protocol;

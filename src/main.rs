@@ -262,6 +262,14 @@ fn execute(command: Command) -> Result<(), Failure> {
                 }
                 given => given,
             };
+            if shard.count() > spec.n_instances() {
+                return Err(Failure::input(format!(
+                    "--shard: {} shards of a sweep of {} instances would leave some with nothing to run; use at most {}",
+                    shard.count(),
+                    spec.n_instances(),
+                    spec.n_instances()
+                )));
+            }
             let out_dir = out.unwrap_or_else(|| PathBuf::from("results").join(&spec.name));
             run::check_out_dir(&spec, &out_dir).map_err(Failure::input)?;
             let pool = thread_pool(threads)?;
@@ -271,7 +279,15 @@ fn execute(command: Command) -> Result<(), Failure> {
                 "gpu" => 65536,
                 _ => 1024,
             });
-            run::prepare_out_dir(&spec, &out_dir).map_err(Failure::input)?;
+            // Refusals (another sweep's directory or files, a live run of
+            // this shard) are input errors: nothing ran.
+            let refused = |e: std::io::Error| match e.kind() {
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                    Failure::input(e)
+                }
+                _ => Failure::runtime(e),
+            };
+            let opened = run::ShardDir::open(&spec, &out_dir, shard).map_err(refused)?;
             if !quiet {
                 let part = match shard.count() {
                     1 => String::new(),
@@ -293,12 +309,8 @@ fn execute(command: Command) -> Result<(), Failure> {
                 shard,
             };
             let summary = pool
-                .install(|| run::run(&spec, executor.as_ref(), &opts))
-                .map_err(|e| match e.kind() {
-                    // The directory could not be made ready: nothing ran.
-                    std::io::ErrorKind::InvalidInput => Failure::input(e),
-                    _ => Failure::runtime(e),
-                })?;
+                .install(|| run::run_opened(&spec, executor.as_ref(), &opts, opened))
+                .map_err(Failure::runtime)?;
             print!("{}", run::summary_table(&spec, &summary));
             Ok(())
         }
@@ -350,8 +362,19 @@ fn execute(command: Command) -> Result<(), Failure> {
             if shards == Some(0) {
                 return Err(Failure::input("--shards: must be at least 1"));
             }
-            let spec = Spec::from_file(&dir.join("sweep.toml")).map_err(Failure::input)?;
-            let inventory = Inventory::scan(&spec, &dir).map_err(Failure::runtime)?;
+            let spec = Spec::from_results(&dir).map_err(Failure::input)?;
+            let most = spec.n_instances().min(status::MAX_SHARDS);
+            if let Some(n) = shards.filter(|&n| n > most) {
+                return Err(Failure::input(format!(
+                    "--shards: {n} is more than {most} (the sweep has {} instances; status reports at most {} shards)",
+                    spec.n_instances(),
+                    status::MAX_SHARDS
+                )));
+            }
+            let inventory = Inventory::scan(&spec, &dir).map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidData => Failure::input(e),
+                _ => Failure::runtime(e),
+            })?;
             print!("{}", status::report(&spec, &dir, &inventory, shards));
             Ok(())
         }
@@ -386,6 +409,7 @@ fn execute(command: Command) -> Result<(), Failure> {
                     dir.display()
                 )));
             }
+            status::check_whole(&dir).map_err(Failure::input)?;
             let report = memsweep::report::report(&dir).map_err(Failure::runtime)?;
             print!("{}", report.text);
             eprintln!(

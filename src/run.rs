@@ -4,9 +4,12 @@
 //! files as it completes, show progress, and summarise per grid point.
 //!
 //! Resuming needs no record beyond the results themselves: a rerun of the
-//! same command reads which instances the finished files hold
-//! (`status::Inventory`), removes what a killed run of this shard left
-//! behind, and runs the rest. A directory holding another sweep is refused.
+//! same command locks its shard of the directory (`lock`), reads which
+//! instances the finished files hold (`status::Inventory`), removes what a
+//! killed run of this shard left behind (and an instances file whose eras
+//! file is gone), and runs the rest. A directory holding another sweep, or
+//! a file that is not this sweep's, is refused. The job list is never
+//! built whole: jobs are made chunk by chunk from their index.
 //!
 //! Not here: parsing (`sweep::spec`), physics (`model`, `protocol`), file
 //! formats (`results`), which instances a shard owns (`shard`).
@@ -21,9 +24,12 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{simulate, Executor, Job};
+use crate::lock;
+use crate::params::Params;
 use crate::results;
 use crate::shard::Shard;
 use crate::status::{self, context, Inventory};
+use crate::sweep::limits::{self, Footprint};
 use crate::sweep::{instance_seed, Spec};
 
 /// Options of one run.
@@ -45,34 +51,47 @@ pub struct PointSummary {
     pub learned_all: usize,
 }
 
-/// Every job of a sweep, in (point, replica) order: job `k` is instance
-/// `k = point * replicas + replica`.
-pub fn jobs(spec: &Spec) -> Vec<Job> {
-    let mut jobs = Vec::with_capacity(spec.n_instances());
-    for point in spec.points() {
-        let params = Arc::new(point.params);
-        for replica in 0..spec.replicas {
-            jobs.push(Job {
-                params: params.clone(),
-                point: point.index,
-                replica,
-                seed: instance_seed(spec.seed, point.index, replica),
-            });
-        }
+impl PointSummary {
+    /// Counts one instance that recalled `recalled` of `n_patterns`.
+    pub fn add(&mut self, recalled: usize, n_patterns: usize) {
+        self.instances += 1;
+        self.recalled_frac_sum += recalled as f64 / n_patterns as f64;
+        self.learned_all += (recalled == n_patterns) as usize;
     }
-    jobs
 }
 
-/// Refuses a directory that holds another sweep (its `sweep.toml` differs
-/// in content, not just in comments or layout) or results without a
-/// `sweep.toml`. Reads only; each error is one line, for exit status 2.
-/// Returns whether `dir` already records this sweep.
+/// Job `k = point * replicas + replica` of a sweep. `last` keeps the
+/// parameters of the point built last, shared by its replicas.
+pub fn job(spec: &Spec, k: usize, last: &mut Option<(usize, Arc<Params>)>) -> Job {
+    let (point, replica) = (k / spec.replicas, k % spec.replicas);
+    let params = match last {
+        Some((p, params)) if *p == point => params.clone(),
+        _ => {
+            let params = Arc::new(spec.params_at(point));
+            *last = Some((point, params.clone()));
+            params
+        }
+    };
+    Job {
+        params,
+        point,
+        replica,
+        seed: instance_seed(spec.seed, point, replica),
+    }
+}
+
+/// Refuses a directory that holds results of another sweep (its
+/// `sweep.toml` differs in content, not just in comments or layout) or
+/// results without a `sweep.toml`; a `sweep.toml` alone, of any sweep, is
+/// no reason to refuse. Reads only; each error is one line, for exit
+/// status 2. Returns whether `dir` already records this sweep.
 pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
     let recorded = dir.join("sweep.toml");
-    let read = || match fs::read_to_string(&recorded) {
-        Ok(text) => Ok(Some(text)),
+    let read = || match fs::symlink_metadata(&recorded) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(context(e, "cannot read", &recorded).to_string()),
+        _ => limits::read_small_file(&recorded, limits::MAX_RECORDED_BYTES)
+            .map(Some)
+            .map_err(|reason| format!("{}: {reason}", recorded.display())),
     };
     let mut text = read()?;
     let held = || {
@@ -96,8 +115,12 @@ pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
         return Ok(false);
     };
     let same = text == spec.source
-        || Spec::parse(&text, &recorded.display().to_string())
-            .is_ok_and(|old| same_sweep(&old, spec));
+        || Spec::parse(&text, &recorded.display().to_string()).is_ok_and(|old| old.same_rows(spec));
+    if !same && !held() {
+        // Only a sweep.toml (left by `slurm`, or a run stopped before its
+        // first chunk): the new sweep replaces it.
+        return Ok(false);
+    }
     if !same {
         return Err(format!(
             "{} holds results of a different sweep than {} (compare {}); \
@@ -111,8 +134,9 @@ pub fn check_out_dir(spec: &Spec, dir: &Path) -> Result<bool, String> {
 }
 
 /// Makes `dir` ready for results of `spec`: `check_out_dir`, then creates
-/// `instances/`, `eras/` and `sweep.toml` (the sweep file as run). Writes
-/// nothing when it refuses. Each error is one line.
+/// `instances/`, `eras/` and `sweep.toml` (the sweep as parsed,
+/// `Spec::source`). Writes nothing when it refuses. Each error is one
+/// line.
 pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
     if !check_out_dir(spec, dir)? {
         let recorded = dir.join("sweep.toml");
@@ -134,74 +158,112 @@ pub fn prepare_out_dir(spec: &Spec, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether two sweeps give the same rows: same seed, replicas and grid
-/// points, however the files spell them.
-fn same_sweep(a: &Spec, b: &Spec) -> bool {
-    a.seed == b.seed
-        && a.replicas == b.replicas
-        && a.n_points() == b.n_points()
-        && a.points()
-            .iter()
-            .zip(b.points())
-            .all(|(p, q)| p.params == q.params)
+/// The shard's part of a results directory, ready to be written: the
+/// directory prepared, the shard locked (until this is dropped), the
+/// directory scanned and the shard's leftovers removed.
+pub struct ShardDir {
+    _lock: lock::DirLock,
+    inventory: Inventory,
 }
 
-/// Simulate the instances of `opts.shard` that `opts.out_dir` does not
-/// hold yet and write them to `instances/` and `eras/` (after
-/// `prepare_out_dir`). Returns the per-point summary of every instance of
-/// the shard now in the directory, including those of earlier runs.
-///
-/// Each chunk is written as an eras file, then an instances file of the
-/// same name, each renamed into place when complete; a failure (disk full,
-/// directory gone) stops the run with one error naming the file, and every
-/// file written before stays intact for the rerun to resume from.
+impl ShardDir {
+    /// Errors of kind `InvalidInput` (the directory refused, or locked by
+    /// a live run) and `InvalidData` (a file that is not this sweep's)
+    /// come before anything but the directory itself is written.
+    pub fn open(spec: &Spec, dir: &Path, shard: Shard) -> io::Result<ShardDir> {
+        let refused = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        prepare_out_dir(spec, dir).map_err(refused)?;
+        let lock = lock::lock(dir, shard).map_err(refused)?;
+        let inventory = Inventory::scan_for(spec, dir, shard)?;
+        inventory.remove_leftovers(spec, shard)?;
+        Ok(ShardDir {
+            _lock: lock,
+            inventory,
+        })
+    }
+}
+
+/// `ShardDir::open`, then `run_opened`.
 pub fn run(
     spec: &Spec,
     executor: &dyn Executor,
     opts: &RunOptions,
 ) -> io::Result<Vec<PointSummary>> {
+    let opened = ShardDir::open(spec, &opts.out_dir, opts.shard)?;
+    run_opened(spec, executor, opts, opened)
+}
+
+/// Simulate the instances of `opts.shard` that `opts.out_dir` does not
+/// hold yet and write them to `instances/` and `eras/`, holding the
+/// shard's lock throughout. Returns the per-point summary of every
+/// instance of the shard now in the directory, including those of earlier
+/// runs.
+///
+/// Each chunk is written as an eras file, then an instances file of the
+/// same name, each renamed into place when complete; a failure (disk full,
+/// directory gone) stops the run with one error naming the file, and every
+/// file written before stays intact for the rerun to resume from. Chunks
+/// hold at most `opts.batch_size` instances, fewer where their records
+/// would not fit in `limits::CHUNK_BYTES`.
+pub fn run_opened(
+    spec: &Spec,
+    executor: &dyn Executor,
+    opts: &RunOptions,
+    opened: ShardDir,
+) -> io::Result<Vec<PointSummary>> {
     let dir = &opts.out_dir;
     let shard = opts.shard;
-    prepare_out_dir(spec, dir).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    let inventory = Inventory::scan_for(spec, dir, shard)?;
-    inventory.remove_leftovers(spec, shard)?;
-
-    let all = jobs(spec);
-    let mut summary = vec![PointSummary::default(); spec.n_points()];
-    let mut todo = Vec::new();
-    for k in shard.instances(all.len()) {
-        match inventory.recalled[k] {
-            Some(recalled) => {
-                let job = &all[k];
-                let n_patterns = job.params.n_patterns();
-                tally(&mut summary, job.point, recalled, n_patterns);
-            }
-            None => todo.push(all[k].clone()),
-        }
-    }
-    let owned = shard.len(all.len());
-    if opts.progress && todo.len() < owned {
+    let inventory = &opened.inventory;
+    let n = spec.n_instances();
+    let mut summary = inventory.tallies.clone();
+    let owned = shard.len(n);
+    let todo = shard.instances(n).filter(|&k| !inventory.holds(k)).count();
+    if opts.progress && todo < owned {
         eprintln!(
-            "resuming: {} of {owned} instances already in {}, {} to run",
-            owned - todo.len(),
+            "resuming: {} of {owned} instances already in {}, {todo} to run",
+            owned - todo,
             dir.display(),
-            todo.len()
+        );
+    }
+
+    let mut footprints = Vec::new();
+    spec.each_point(|_, params| {
+        footprints.push(Footprint::of(params));
+        Ok(())
+    })
+    .expect("a parsed sweep's points build");
+    let batch_size = limits::chunk_size(opts.batch_size.max(1), footprints.into_iter());
+    if opts.progress && batch_size < opts.batch_size {
+        eprintln!(
+            "chunks of {batch_size} instances (not {}), so that a chunk's records fit in {}",
+            opts.batch_size,
+            limits::bytes(limits::CHUNK_BYTES)
         );
     }
 
     let metadata = vec![
-        ("memsweep.sweep".to_string(), spec.source.clone()),
+        (status::SWEEP_KEY.to_string(), spec.source.clone()),
         (
             "memsweep.version".to_string(),
             env!("CARGO_PKG_VERSION").to_string(),
         ),
         ("memsweep.backend".to_string(), executor.name().to_string()),
     ];
-    let mut progress = Progress::new(todo.len() as u64, opts.progress);
+    let mut progress = Progress::new(todo as u64, opts.progress);
     let mut written = 0;
-    for chunk in chunks(&todo, opts.batch_size) {
-        let records = simulate(executor, chunk);
-        let name = status::chunk_name(chunk[0].point * spec.replicas + chunk[0].replica, shard);
+    let mut last = None;
+    let mut pending = shard.instances(n).filter(|&k| !inventory.holds(k));
+    loop {
+        let chunk: Vec<Job> = pending
+            .by_ref()
+            .take(batch_size)
+            .map(|k| job(spec, k, &mut last))
+            .collect();
+        let Some(first) = chunk.first() else {
+            break;
+        };
+        let records = simulate(executor, &chunk);
+        let name = status::chunk_name(first.point * spec.replicas + first.replica, shard);
         // Eras first: an instances row on disk implies its eras are there.
         let eras = dir.join("eras").join(&name);
         let instances = dir.join("instances").join(&name);
@@ -224,62 +286,12 @@ pub fn run(
             })?;
         written += records.len();
         for r in &records {
-            tally(&mut summary, r.point, r.recalled, r.params.n_patterns());
+            summary[r.point].add(r.recalled, r.params.n_patterns());
         }
         progress.advance(chunk.len() as u64);
     }
     progress.finish();
     Ok(summary)
-}
-
-/// Bytes that the instances of one chunk may hold at once: their set-up
-/// (wiring, devices), outcomes and result rows. A chunk ends at
-/// `batch_size` instances or where the next instance would pass this
-/// bound, whichever comes first; the rows are the same either way.
-pub const CHUNK_BYTES: usize = 512 << 20;
-
-/// `todo` cut into chunks of at most `batch_size` instances and, beyond
-/// one instance, at most `CHUNK_BYTES` by `instance_bytes`.
-fn chunks(todo: &[Job], batch_size: usize) -> impl Iterator<Item = &[Job]> {
-    let mut rest = todo;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut bytes = 0;
-        let mut len = 0;
-        while len < rest.len() && len < batch_size.max(1) {
-            bytes += instance_bytes(&rest[len].params);
-            if len > 0 && bytes > CHUNK_BYTES {
-                break;
-            }
-            len += 1;
-        }
-        let (chunk, tail) = rest.split_at(len);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
-/// Estimated bytes one instance of `params` holds while its chunk is
-/// simulated: per edge its wiring, four device values, its final state and
-/// the trainer's working copies (about 100 bytes); per node its role,
-/// voltages and sums; per read its trace row.
-pub fn instance_bytes(params: &crate::params::Params) -> usize {
-    let edges = params.expected_edges();
-    let nodes = params.network.n_in + params.n_hidden() + params.network.n_out;
-    let reads = params.training.max_eras.saturating_mul(params.n_patterns());
-    4096usize
-        .saturating_add(edges.saturating_mul(100))
-        .saturating_add(nodes.saturating_mul(64))
-        .saturating_add(reads.saturating_mul(32))
-}
-
-fn tally(summary: &mut [PointSummary], point: usize, recalled: usize, n_patterns: usize) {
-    let s = &mut summary[point];
-    s.instances += 1;
-    s.recalled_frac_sum += recalled as f64 / n_patterns as f64;
-    s.learned_all += (recalled == n_patterns) as usize;
 }
 
 /// The closing table: per point, its varied values, instances, mean
@@ -372,48 +384,5 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::params::{Params, Topology};
-
-    fn jobs_of(params: Params, n: usize) -> Vec<Job> {
-        let params = Arc::new(params);
-        (0..n)
-            .map(|replica| Job {
-                params: params.clone(),
-                point: 0,
-                replica,
-                seed: replica as u64,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn chunks_of_large_instances_stay_under_the_memory_bound() {
-        let mut large = Params::default();
-        large.network.topology = Topology::RandomBulk;
-        large.network.n_bulk = 10_000;
-        large.network.p_bulk = 0.001;
-        let per = instance_bytes(&large);
-        assert!(
-            per > 4 << 20,
-            "a 50,000-edge instance holds megabytes: {per}"
-        );
-        let todo = jobs_of(large, 1000);
-        let sizes: Vec<usize> = chunks(&todo, 1024).map(|c| c.len()).collect();
-        assert_eq!(sizes.iter().sum::<usize>(), 1000, "every job once");
-        assert!(sizes.iter().all(|&n| n * per <= CHUNK_BYTES), "{sizes:?}");
-        assert!(sizes.len() > 1);
-    }
-
-    #[test]
-    fn small_instances_fill_whole_batches() {
-        let todo = jobs_of(Params::default(), 2500);
-        let sizes: Vec<usize> = chunks(&todo, 1024).map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![1024, 1024, 452]);
     }
 }

@@ -145,7 +145,8 @@ fn results_have_the_documented_schema_rows_and_metadata() {
         .any(|(k, v)| k == "memsweep.sweep" && v.contains("replicas = 9")));
     assert_eq!(
         std::fs::read_to_string(dir.path().join("sweep.toml")).unwrap(),
-        SWEEP
+        Spec::parse(SWEEP, "tiny.toml").unwrap().source,
+        "sweep.toml holds the sweep as parsed"
     );
 
     // eras: one row per (instance, era, pattern) read in training

@@ -99,9 +99,10 @@ fn reference(text: &str) -> tempfile::TempDir {
 /// nothing a killed run leaves behind.
 fn assert_same_rows(dir: &Path, reference: &Path, text: &str) {
     let spec = Spec::parse(text, "sweep.toml").unwrap();
+    // `scan` refuses a directory holding an instance twice.
     let inv = Inventory::scan(&spec, dir).unwrap();
     assert_eq!(inv.complete(), spec.n_instances(), "every instance");
-    assert!(inv.duplicates.is_empty(), "duplicates {:?}", inv.duplicates);
+    assert!(inv.missing_eras.is_empty(), "{:?}", inv.missing_eras);
     assert!(inv.orphan_eras.is_empty(), "orphans {:?}", inv.orphan_eras);
     assert!(inv.partials.is_empty(), "partials {:?}", inv.partials);
     for table in ["instances", "eras"] {
@@ -290,7 +291,8 @@ fn a_directory_of_another_sweep_is_refused_with_exit_2_and_left_alone() {
     assert_eq!(files(&dir.path().join("res")), before);
     assert_eq!(
         fs::read_to_string(dir.path().join("res/sweep.toml")).unwrap(),
-        SWEEP
+        Spec::parse(SWEEP, "a.toml").unwrap().source,
+        "sweep.toml holds the sweep as parsed"
     );
     // Results without their sweep.toml cannot be matched to any sweep.
     fs::remove_file(dir.path().join("res/sweep.toml")).unwrap();

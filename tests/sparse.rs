@@ -231,27 +231,3 @@ fn a_large_network_trains_to_the_same_bits_whatever_the_threads_and_batches() {
     assert_eq!(on(2, 1), reference, "batches of one");
     assert_eq!(on(1, 4), reference, "batches of four");
 }
-
-#[test]
-fn tmp_timing() {
-    use memsweep::protocol::measures;
-    use std::time::Instant;
-    let mut params = random_bulk(1024, 0.0098);
-    params.network.n_in = 8;
-    params.network.n_out = 8;
-    params.network.k_attach = 4;
-    for choice in [SolverChoice::Auto] {
-        let inst = Instance::build(&params, 0, 0, 1);
-        let t0 = Instant::now();
-        let mut l = Layouts::<f64>::with_choice(choice);
-        let out = train_reusing(&inst, &params, &mut l);
-        let t1 = Instant::now();
-        let alive = vec![true; inst.network.n_edges()];
-        let c = measures::controllability(&inst.network, &params, &inst.devices.r0, &alive);
-        let t2 = Instant::now();
-        let mut t = memsweep::protocol::training::Trainer::<f64>::with_choice(&inst, &params, choice);
-        memsweep::protocol::training::run_eras(&mut t, 20, |_, _| ());
-        eprintln!("{:?}", t.solve_stats());
-        eprintln!("{choice:?}: train {:?} (eras {}, updates {}), controllability {:?} = {c}", t1 - t0, out.eras_run, out.updates, t2 - t1);
-    }
-}

@@ -460,7 +460,7 @@ fn defaults_equal_params_default() {
     assert_eq!(spec.seed, 0);
     assert_eq!(spec.replicas, 100);
     assert!(spec.axes.is_empty());
-    assert_eq!(spec.source, "");
+    assert_eq!(spec.source, "name = \"test\"\nseed = 0\nreplicas = 100\n");
     let points = spec.points();
     assert_eq!(points.len(), 1);
     assert_eq!(points[0].index, 0);
@@ -528,7 +528,11 @@ f_prune = 0.9
     assert_eq!(spec.name, "full");
     assert_eq!(spec.seed, 42);
     assert_eq!(spec.replicas, 7);
-    assert_eq!(spec.source, text);
+    assert!(!spec.source.contains('#'));
+    assert_eq!(
+        Spec::parse(&spec.source, "again.toml").unwrap().source,
+        spec.source
+    );
 
     let mut want = Params::default();
     let n = &mut want.network;
@@ -754,4 +758,81 @@ fn the_abstract_model_needs_one_hot_patterns() {
         "training.task",
         "single active input",
     );
+}
+
+#[test]
+fn the_recorded_text_is_the_sweep_without_comments_and_parses_back_to_it() {
+    let text =
+        "# why\nseed = 3 # inline\n[network]\nhidden = [3]\n[[axes]]\nnetwork.n_in = [2, 3]\n";
+    let spec = parse(text);
+    assert_eq!(
+        spec.source,
+        "name = \"test\"\nseed = 3\nreplicas = 100\n\n[network]\nhidden = [3]\n\n[[axes]]\n\"network.n_in\" = [2, 3]\n"
+    );
+    let again = Spec::parse(&spec.source, "elsewhere.toml").unwrap();
+    assert!(again.same_rows(&spec));
+    assert_eq!(
+        again.name, "test",
+        "the name is kept, not the new file's stem"
+    );
+    assert_eq!(again.source, spec.source);
+}
+
+#[test]
+fn a_grid_or_instance_count_over_its_limit_is_refused_from_the_axis_lengths() {
+    let values = vec!["0.1"; 1000].join(", ");
+    let text = format!(
+        "[[axes]]\n\"device.sigma_r0\" = [{values}]\n[[axes]]\n\"device.sigma_d2d\" = [{values}]\n"
+    );
+    assert_rejected(
+        &text,
+        "axes",
+        "1000 x 1000 = 1000000 points; the limit is 100000",
+    );
+    assert_rejected(
+        "replicas = 9223372036854775807\n[[axes]]\n\"device.sigma_r0\" = [0.0, 0.3]\n",
+        "replicas",
+        "the limit is 1000000000",
+    );
+    assert_eq!(parse("replicas = 1000000000").n_instances(), 1_000_000_000);
+}
+
+#[test]
+fn an_instance_too_large_for_memory_names_the_field_that_asks_for_most() {
+    for (text, field, mention) in [
+        (
+            "[training]\nmax_eras = 10000000",
+            "training.max_eras",
+            "10000000 eras of 2 patterns",
+        ),
+        (
+            "[training]\ntask = \"random_binary\"\nn_patterns = 100000000",
+            "training.n_patterns",
+            "100000000 patterns",
+        ),
+        (
+            "[network]\nn_in = 20000",
+            "network.n_in",
+            "20000 (20006 nodes",
+        ),
+        ("[network]\nhidden = [5000]", "network.hidden", "[5000]"),
+        (
+            "[network]\ntopology = \"random_bulk\"\nn_bulk = 5000",
+            "network.n_bulk",
+            "5000 (5004 nodes",
+        ),
+    ] {
+        assert_rejected(text, field, mention);
+        assert_rejected(text, field, "per instance");
+        assert_rejected(text, field, "the limit is 128.0 MiB");
+    }
+    // A large network that fits is accepted.
+    parse("[network]\nn_in = 64\nhidden = [1024]\nn_out = 64\n[training]\nmax_eras = 1000");
+}
+
+#[test]
+fn a_memory_failure_at_one_grid_point_names_its_axis_and_point() {
+    let e = reject("[[axes]]\n\"training.max_eras\" = [10, 100000000]\n");
+    assert_eq!(e.field, "axes[0].\"training.max_eras\"");
+    assert!(e.reason.contains("grid point 1"), "{e}");
 }

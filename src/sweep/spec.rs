@@ -1,9 +1,11 @@
 //! Reads a sweep file into a `Spec`: the base `Params`, the axes that vary
 //! them, and the sweep's name, seed and replica count.
 //!
-//! Every rejection happens here, before any work: TOML syntax, unknown keys,
-//! wrong types (`set_field`), out-of-range values (`validate`, run on every
-//! grid point). Each one becomes a single `SpecError` naming the file, the
+//! Every rejection happens here, before any work: a file too large or not a
+//! regular file, TOML syntax, unknown keys, wrong types (`set_field`), a
+//! grid or instance count over its limit (checked by multiplying the axis
+//! lengths), out-of-range values and memory per instance (`validate`, run
+//! on every grid point). Each one becomes a single `SpecError` naming the file, the
 //! field and the offending value. This module does not run anything, derive
 //! seeds or describe the work; see `sweep::plan`.
 //!
@@ -16,6 +18,7 @@ use std::path::Path;
 
 use toml::Value;
 
+use super::limits::{self, MAX_INSTANCES, MAX_POINTS};
 use crate::params::{ModelKind, Params, TaskKind, Topology, TrainingParams};
 
 /// A rejected sweep file. Displays as one line: `{file}: {field}: {reason}`.
@@ -61,7 +64,9 @@ impl Axis {
 pub struct Spec {
     /// The file label used in errors (the path as given).
     pub file: String,
-    /// The TOML text as read, kept so results can record it.
+    /// The sweep as parsed, written back as TOML without comments or
+    /// layout (`name`, `seed` and `replicas` always given): what results
+    /// record in `DIR/sweep.toml` and in every Parquet file's metadata.
     pub source: String,
     /// Default output directory: `results/<name>`.
     pub name: String,
@@ -85,7 +90,7 @@ pub struct GridPoint {
 }
 
 /// A failure before it is tied to a file: (field, reason).
-type Fault = (String, String);
+pub type Fault = (String, String);
 
 const SECTIONS: &[&str] = &[
     "network", "device", "circuit", "training", "pruning", "measures",
@@ -138,11 +143,20 @@ impl Spec {
     /// Reads and validates a sweep file; errors are labelled with `path` as
     /// given.
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
+        Spec::read(path, limits::MAX_FILE_BYTES)
+    }
+
+    /// The sweep a results directory records in `dir/sweep.toml`.
+    pub fn from_results(dir: &Path) -> Result<Spec, SpecError> {
+        Spec::read(&dir.join("sweep.toml"), limits::MAX_RECORDED_BYTES)
+    }
+
+    fn read(path: &Path, max_bytes: u64) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        let text = limits::read_small_file(path, max_bytes).map_err(|reason| SpecError {
             file: file.clone(),
             field: "file".into(),
-            reason: format!("cannot read it: {e}"),
+            reason,
         })?;
         Spec::parse(&text, &file)
     }
@@ -198,15 +212,76 @@ impl Spec {
         if spec.replicas < 1 {
             return Err(fail(("replicas".into(), "must be >= 1, got 0".into())));
         }
-        for index in 0..spec.n_points() {
-            let point = spec.point(index).map_err(fail)?;
-            validate(&point.params)
-                .map_err(|(field, reason)| fail(spec.locate(&point, field, reason)))?;
-        }
+        check_counts(&spec).map_err(fail)?;
+        spec.each_point(|index, params| {
+            validate(params).map_err(|(field, reason)| {
+                let point = spec
+                    .point(index)
+                    .expect("set_field accepted it a moment ago");
+                spec.locate(&point, field, reason)
+            })
+        })
+        .map_err(fail)?;
+        spec.source = normalized(&doc, &spec);
         Ok(spec)
     }
 
-    /// Every grid point, in row-major order (first axis slowest).
+    /// Calls `f` with every grid point's index and parameters, in
+    /// row-major order, changing only the fields of the axes that moved
+    /// since the last point (validation of a large grid costs a
+    /// `validate` per point and no more). Stops at the first `Err`.
+    pub fn each_point(
+        &self,
+        mut f: impl FnMut(usize, &Params) -> Result<(), Fault>,
+    ) -> Result<(), Fault> {
+        let mut params = self.base.clone();
+        let mut position = vec![0; self.axes.len()];
+        for a in 0..self.axes.len() {
+            self.apply(&mut params, a, 0)?;
+        }
+        let mut index = 0;
+        loop {
+            f(index, &params)?;
+            index += 1;
+            let mut a = self.axes.len();
+            loop {
+                if a == 0 {
+                    return Ok(());
+                }
+                a -= 1;
+                position[a] += 1;
+                if position[a] < self.axes[a].len() {
+                    self.apply(&mut params, a, position[a])?;
+                    break;
+                }
+                position[a] = 0;
+                self.apply(&mut params, a, 0)?;
+            }
+        }
+    }
+
+    /// Sets the fields of axis `a` to their values at `position`.
+    fn apply(&self, params: &mut Params, a: usize, position: usize) -> Result<(), Fault> {
+        let axis = &self.axes[a];
+        for (key, values) in axis.keys.iter().zip(&axis.values) {
+            set_field(params, key, &values[position])
+                .map_err(|r| (axis_label(a, key), format!("value {position}: {r}")))?;
+        }
+        Ok(())
+    }
+
+    /// The parameters of grid point `index`.
+    ///
+    /// Cannot fail for a `Spec` from `parse`; panics if the public fields
+    /// were since changed into an invalid grid.
+    pub fn params_at(&self, index: usize) -> Params {
+        self.point(index)
+            .unwrap_or_else(|(field, reason)| panic!("{field}: {reason}"))
+            .params
+    }
+
+    /// Every grid point, in row-major order (first axis slowest): at most
+    /// `limits::MAX_POINTS`.
     ///
     /// Cannot fail for a `Spec` from `parse`, which built and validated every
     /// point; panics if the public fields were since changed into an
@@ -218,6 +293,19 @@ impl Spec {
                     .unwrap_or_else(|(field, reason)| panic!("{field}: {reason}"))
             })
             .collect()
+    }
+
+    /// Whether `other` gives the same rows: same seed, replicas and grid
+    /// points, however the files spell them (the name may differ).
+    pub fn same_rows(&self, other: &Spec) -> bool {
+        self.seed == other.seed
+            && self.replicas == other.replicas
+            && self.n_points() == other.n_points()
+            && self
+                .points()
+                .iter()
+                .zip(other.points())
+                .all(|(p, q)| p.params == q.params)
     }
 
     /// The number of grid points (1 with no axes).
@@ -399,7 +487,7 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
     for (field, check) in checks {
         check.map_err(|reason| (field.to_string(), reason))?;
     }
-    Ok(())
+    limits::check_memory(params)
 }
 
 /// The abstract baseline (MODEL.md section 11) starts its walk at the one
@@ -674,6 +762,70 @@ fn parse_axis(a: usize, table: &toml::Table) -> Result<Axis, Fault> {
         axis.values.push(values.clone());
     }
     Ok(axis)
+}
+
+/// Refuses a grid or an instance count over its limit (or past what a
+/// count can hold), from the axis lengths alone: no grid point is built.
+fn check_counts(spec: &Spec) -> Result<(), Fault> {
+    let lengths: Vec<String> = spec.axes.iter().map(|a| a.len().to_string()).collect();
+    let points = spec
+        .axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.len()))
+        .filter(|&n| n <= MAX_POINTS);
+    let Some(points) = points else {
+        let product: f64 = spec.axes.iter().map(|a| a.len() as f64).product();
+        return Err((
+            "axes".into(),
+            format!(
+                "the grid has {} = {product:.0} points; the limit is {MAX_POINTS}",
+                lengths.join(" x ")
+            ),
+        ));
+    };
+    match points.checked_mul(spec.replicas) {
+        Some(n) if n <= MAX_INSTANCES => Ok(()),
+        _ => Err((
+            "replicas".into(),
+            format!(
+                "{} replicas x {points} grid points = {:.3e} instances; the limit is {MAX_INSTANCES}",
+                spec.replicas,
+                spec.replicas as f64 * points as f64
+            ),
+        )),
+    }
+}
+
+/// The sweep as TOML without comments: name, seed and replicas as
+/// resolved, the sections as given, each axis with quoted dotted keys.
+/// Parses back to the same sweep.
+fn normalized(doc: &toml::Table, spec: &Spec) -> String {
+    let mut out = toml::Table::new();
+    out.insert("name".into(), Value::String(spec.name.clone()));
+    out.insert("seed".into(), Value::Integer(spec.seed as i64));
+    out.insert("replicas".into(), Value::Integer(spec.replicas as i64));
+    for (key, value) in doc {
+        if SECTIONS.contains(&key.as_str()) {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    if !spec.axes.is_empty() {
+        let axes = spec
+            .axes
+            .iter()
+            .map(|axis| {
+                let table: toml::Table = axis
+                    .keys
+                    .iter()
+                    .zip(&axis.values)
+                    .map(|(k, v)| (k.clone(), Value::Array(v.clone())))
+                    .collect();
+                Value::Table(table)
+            })
+            .collect();
+        out.insert("axes".into(), Value::Array(axes));
+    }
+    toml::to_string(&out).expect("a parsed TOML table serialises")
 }
 
 fn axis_label(a: usize, key: &str) -> String {
