@@ -323,6 +323,43 @@ fn resistance_rate(v: f32, vt: f32) -> f32 {
     return rate;
 }
 
+// device.rs c2c_factor: the mean-one cycle-to-cycle factor
+// exp(sigma z - sigma^2 / 2).
+fn c2c_factor(sigma: f32, z: f32) -> f32 {
+    return exp(sigma * z - 0.5 * sigma * sigma);
+}
+
+// device.rs euler_step: one explicit-Euler step of one device, clipped to
+// [ron, roff].
+fn euler_step(r: f32, rate: f32, dt: f32, noise: f32, ron: f32, roff: f32) -> f32 {
+    var next = r + dt * rate * noise;
+    if next < ron {
+        next = ron;
+    }
+    if next > roff {
+        next = roff;
+    }
+    return next;
+}
+
+// training.rs prune_threshold: the resistance at and above which a device
+// may be pruned.
+fn prune_threshold(ron: f32, roff: f32) -> f32 {
+    return ron + d.f_prune * (roff - ron);
+}
+
+// training.rs Trainer::prune: whether pruning at the end of `era` removes
+// edge e at resistance r (the threshold, then the counter-hash draw).
+fn prunes(era: u32, e: u32, r: f32, ron: f32, roff: f32) -> bool {
+    return r >= prune_threshold(ron, roff)
+        && (bits(h_prune, vec4<u32>(era, 0u, 0u, e)) >> 8u) < d.prune_below;
+}
+
+// phase.rs tie_band: currents at or above it tie with the largest.
+fn tie_band(largest: f32) -> f32 {
+    return largest - TIE_REL * abs(largest);
+}
+
 // A loop of two iterations (the count comes from the uniform, so no
 // compiler folds it): once llvmpipe's loop budget is spent, every loop runs
 // its body once, and this one counts 1.

@@ -2,7 +2,7 @@
 // instances, one invocation per instance, in f32.
 //
 // This file mirrors the CPU kernel step by step; read it beside
-// - src/protocol/training.rs  (era loop, read, pulse, step_devices, prune),
+// - src/protocol/training.rs  (era loop, read, pulse, step_runs, prune),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
 // - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
 // - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
@@ -171,7 +171,8 @@ fn prepare() {
                 n_links++;
             }
         }
-        // circuit.rs sort_links: insertion sort by dense index.
+        // Insertion sort by dense index (circuit.rs lists each eliminated
+        // node's links in that order).
         for (var x = first + 1u; x < n_links; x++) {
             let p = us[at_link_pos(x)];
             let e = us[at_link_edge(x)];
@@ -188,8 +189,8 @@ fn prepare() {
     us[at_link_start(n_eliminated)] = n_links;
 }
 
-// circuit.rs NodeSums::add_edge: edge (u, w) of conductance g into the
-// node sums of the current boundary.
+// As circuit.rs NodeSums::fill does per edge: edge (u, w) of conductance g
+// into the node sums of the current boundary.
 fn add_edge(u: u32, w: u32, g: f32) {
     fs[at_conductance(u)] += g;
     fs[at_conductance(w)] += g;
@@ -277,11 +278,12 @@ fn solve() {
     }
 }
 
-// circuit.rs cholesky_solve: the Schur complement is symmetric positive
-// definite; factorise its lower triangle in place and solve into rhs.
+// The Schur complement is symmetric positive definite; factorise its lower
+// triangle in place as L L^T (with square roots, where the CPU's
+// circuit.rs ldlt_factor takes none) and solve into rhs.
 fn cholesky_solve(n: u32) {
-    // circuit.rs cholesky_factor, right-looking: after each pivot, update
-    // the trailing rows with the pivot's column.
+    // Right-looking, as measures.rs cholesky_factor: after each pivot,
+    // update the trailing rows with the pivot's column.
     for (var j = 0u; j < n; j++) {
         let dj = sqrt(fs[at_schur(j, j)]);
         fs[at_schur(j, j)] = dj;
@@ -313,7 +315,7 @@ fn cholesky_solve(n: u32) {
     }
 }
 
-// circuit.rs power: sum_e g_e (V_u - V_v)^2, watt.
+// training.rs Trainer::power: sum_e g_e (V_u - V_v)^2, watt.
 fn power() -> f32 {
     var p = 0.0;
     for (var e = 0u; e < n_edges; e++) {
@@ -342,7 +344,7 @@ fn winner() -> u32 {
             largest = c;
         }
     }
-    let band = largest - TIE_REL * abs(largest);
+    let band = tie_band(largest);
     var w = d.n_out;
     for (var o = 0u; o < d.n_out; o++) {
         if w == d.n_out && fs[at_cur(o)] >= band {
@@ -373,7 +375,7 @@ fn add_updates(x: u32) {
     updates_lo = lo;
 }
 
-// training.rs Trainer::step_devices (the power is power() here): Euler-update
+// training.rs Trainer::step_runs (the power is power() here): Euler-update
 // every alive device, keeping the node sums up to date; true
 // if any resistance changed.
 fn move_devices(dt: f32, counter: vec3<u32>) -> bool {
@@ -389,19 +391,10 @@ fn move_devices(dt: f32, counter: vec3<u32>) -> bool {
             if rate != 0.0 {
                 var noise = 1.0;
                 if sigma > 0.0 {
-                    let z = normal(vec4<u32>(counter, e));
-                    noise = exp(sigma * z - 0.5 * sigma * sigma);
+                    noise = c2c_factor(sigma, normal(vec4<u32>(counter, e)));
                 }
-                // device.rs euler_step.
                 let r_old = fs[at_r(e)];
-                var r = r_old + dt * rate * noise;
-                let ron = fs[at_ron(e)];
-                let roff = fs[at_roff(e)];
-                if r < ron {
-                    r = ron;
-                } else if r > roff {
-                    r = roff;
-                }
+                let r = euler_step(r_old, rate, dt, noise, fs[at_ron(e)], fs[at_roff(e)]);
                 if r != r_old {
                     let g = 1.0 / r;
                     add_edge(tail(e), head(e), g - fs[at_g(e)]);
@@ -420,10 +413,7 @@ fn prune(era: u32) -> u32 {
     var removed = 0u;
     for (var e = 0u; e < n_edges && d.prune_below != 0u; e++) {
         if is_alive(e) {
-            let ron = fs[at_ron(e)];
-            let threshold = ron + d.f_prune * (fs[at_roff(e)] - ron);
-            if fs[at_r(e)] >= threshold
-                && (bits(h_prune, vec4<u32>(era, 0u, 0u, e)) >> 8u) < d.prune_below {
+            if prunes(era, e, fs[at_r(e)], fs[at_ron(e)], fs[at_roff(e)]) {
                 us[at_alive(e)] = 0u;
                 fs[at_g(e)] = 0.0;
                 removed++;

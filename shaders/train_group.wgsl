@@ -3,7 +3,7 @@
 //
 // The same protocol as shaders/train.wgsl (one invocation per instance),
 // cut across the invocations of a workgroup; read it beside
-// - src/protocol/training.rs  (era loop, read, pulse, step_devices, prune),
+// - src/protocol/training.rs  (era loop, read, pulse, step_runs, prune),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
 // - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
 // - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
@@ -832,7 +832,7 @@ fn winner() -> u32 {
             largest = c;
         }
     }
-    let band = largest - TIE_REL * abs(largest);
+    let band = tie_band(largest);
     var w = d.n_out;
     for (var o = 0u; o < d.n_out; o++) {
         if w == d.n_out && out_cur[o] >= band {
@@ -860,7 +860,7 @@ fn read_pattern(k: u32) -> ReadResult {
     return ReadResult(broadcast(w), p);
 }
 
-// training.rs Trainer::step_devices for this invocation's edges; sets
+// training.rs Trainer::step_runs for this invocation's edges; sets
 // moved[flag] if a resistance changed (MOVED_ANY), and if one with an
 // eliminated end did (MOVED_ELIMINATED).
 fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
@@ -877,18 +877,10 @@ fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
             if rate != 0.0 {
                 var noise = 1.0;
                 if sigma > 0.0 {
-                    let z = normal(vec4<u32>(counter, e));
-                    noise = exp(sigma * z - 0.5 * sigma * sigma);
+                    noise = c2c_factor(sigma, normal(vec4<u32>(counter, e)));
                 }
                 let r_old = e_r[j];
-                var r = r_old + dt * rate * noise;
-                let ron = e_ron[j];
-                let roff = e_roff[j];
-                if r < ron {
-                    r = ron;
-                } else if r > roff {
-                    r = roff;
-                }
+                let r = euler_step(r_old, rate, dt, noise, e_ron[j], e_roff[j]);
                 if r != r_old {
                     e_r[j] = r;
                     let ge = 1.0 / r;
@@ -988,10 +980,7 @@ fn prune(era: u32) {
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
         if e < n_edges && d.prune_below != 0u && g[e] > 0.0 {
-            let ron = e_ron[j];
-            let threshold = ron + d.f_prune * (e_roff[j] - ron);
-            if e_r[j] >= threshold
-                && (bits(h_prune, vec4<u32>(era, 0u, 0u, e)) >> 8u) < d.prune_below {
+            if prunes(era, e, e_r[j], e_ron[j], e_roff[j]) {
                 g[e] = 0.0;
                 count++;
             }

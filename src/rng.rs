@@ -6,7 +6,7 @@
 //!   one draw (say `sigma_r0`) leaves the others (the topology) unchanged;
 //! - draws made during training (cycle-to-cycle noise, pruning) come from a
 //!   counter-based hash of (seed, purpose, counters) in 32-bit arithmetic, so
-//!   the WGSL shader computes the very same numbers (`shaders/rng.wgsl`).
+//!   the WGSL shader computes the very same numbers (`shaders/common.wgsl`).
 
 use rand::SeedableRng;
 use rand_pcg::Pcg64;

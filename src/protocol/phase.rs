@@ -61,8 +61,15 @@ pub fn winner<F: Real>(currents: &[F]) -> usize {
             max = c;
         }
     }
-    let band = max - F::TIE_REL * max.abs();
+    let band = tie_band(max);
     currents.iter().position(|&c| c >= band).unwrap_or(0)
+}
+
+/// The lowest current that ties with the largest, `largest`: within
+/// `F::TIE_REL` (relative) of it.
+#[inline(always)]
+pub fn tie_band<F: Real>(largest: F) -> F {
+    largest - F::TIE_REL * largest.abs()
 }
 
 #[cfg(test)]

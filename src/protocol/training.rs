@@ -558,8 +558,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             if !self.alive[e] {
                 continue;
             }
-            let threshold = self.ron[e] + f * (self.roff[e] - self.ron[e]);
-            if self.r[e] >= threshold
+            if self.r[e] >= prune_threshold(self.ron[e], self.roff[e], f)
                 && self
                     .rng
                     .uniform(PURPOSE_PRUNE, [era, 0, 0, self.edge_id[e]])
@@ -576,6 +575,13 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
         removed
     }
+}
+
+/// The resistance (ohm) at and above which a device with bounds `ron`,
+/// `roff` may be pruned: `ron + f_prune (roff - ron)` (MODEL.md section 7).
+#[inline(always)]
+pub fn prune_threshold<F: Real>(ron: F, roff: F, f_prune: F) -> F {
+    ron + f_prune * (roff - ron)
 }
 
 /// What an Euler step of the devices needs besides their state.
