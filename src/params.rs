@@ -261,22 +261,6 @@ impl Params {
         even.max(odd)
     }
 
-    /// The number of edges a network of these parameters has on average.
-    pub fn expected_edges(&self) -> usize {
-        let n = &self.network;
-        match n.topology {
-            Topology::Layered => {
-                let widths = n.layer_widths();
-                let layered: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
-                (layered as f64 * n.density + (n.n_in * n.n_out) as f64 * n.skip) as usize
-            }
-            Topology::RandomBulk => {
-                let pairs = n.n_bulk as f64 * n.n_bulk.saturating_sub(1) as f64 / 2.0;
-                (pairs * n.p_bulk) as usize + (n.n_in + n.n_out) * n.k_attach
-            }
-        }
-    }
-
     /// The largest number of edges a network of these parameters can have.
     pub fn max_edges(&self) -> usize {
         let n = &self.network;

@@ -274,6 +274,19 @@ impl<F: Real> Layout<F> {
             ..Layout::default()
         }
     }
+
+    /// List the fixed and the isolated nodes of `role`.
+    fn list_fixed_and_isolated(&mut self) {
+        self.fixed.clear();
+        self.isolated.clear();
+        for (i, &role) in self.role.iter().enumerate() {
+            match role {
+                NodeRole::Fixed => self.fixed.push(i),
+                NodeRole::Isolated => self.isolated.push(i),
+                NodeRole::Eliminated | NodeRole::Dense => (),
+            }
+        }
+    }
 }
 
 /// Reusable buffers of the nodal solve for networks of up to `n_nodes`.
@@ -678,15 +691,7 @@ impl<F: Real> Solver<F> {
             }
         }
         let layout = &mut self.layout;
-        layout.fixed.clear();
-        layout.isolated.clear();
-        for (i, &role) in layout.role.iter().enumerate() {
-            match role {
-                NodeRole::Fixed => layout.fixed.push(i),
-                NodeRole::Isolated => layout.isolated.push(i),
-                NodeRole::Eliminated | NodeRole::Dense => (),
-            }
-        }
+        layout.list_fixed_and_isolated();
         let touches = &mut self.layout.touches_eliminated;
         touches.clear();
         touches.resize(adj.n_edges(), F::ZERO);
@@ -723,15 +728,7 @@ impl<F: Real> Solver<F> {
         layout.link_edge.clear();
         layout.dense_links.clear();
         layout.touches_eliminated.clear();
-        layout.fixed.clear();
-        layout.isolated.clear();
-        for (i, &role) in layout.role.iter().enumerate() {
-            match role {
-                NodeRole::Fixed => layout.fixed.push(i),
-                NodeRole::Isolated => layout.isolated.push(i),
-                NodeRole::Eliminated | NodeRole::Dense => (),
-            }
-        }
+        layout.list_fixed_and_isolated();
         self.no_touches.clear();
         self.no_touches.resize(adj.n_edges(), F::ZERO);
         self.mark_cut_off(adj, alive);
