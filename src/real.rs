@@ -27,6 +27,10 @@ pub trait Real:
     /// MODEL.md's 1e-9 for f64; in f32, whose epsilon is 1.2e-7, a tie
     /// within rounding needs a wider band (about 30 ulp).
     const TIE_REL: Self;
+    /// Relative residual at which the conjugate-gradient nodal solve stops
+    /// (`model::circuit::cg_tolerance`): far below the tie band, and above
+    /// the type's rounding floor.
+    const CG_TOLERANCE: Self;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;
     fn sqrt(self) -> Self;
@@ -37,11 +41,12 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ty, $tie:expr) => {
+    ($t:ty, $tie:expr, $cg:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
             const TIE_REL: Self = $tie;
+            const CG_TOLERANCE: Self = $cg;
             #[inline(always)]
             fn from_f64(x: f64) -> Self {
                 x as $t
@@ -74,5 +79,5 @@ macro_rules! impl_real {
     };
 }
 
-impl_real!(f64, 1e-9);
-impl_real!(f32, 4e-6);
+impl_real!(f64, 1e-9, 1e-12);
+impl_real!(f32, 4e-6, 1e-6);

@@ -183,11 +183,7 @@ impl std::str::FromStr for SolverChoice {
 /// networks of the tests (`tests/sparse.rs`); f32, whose rounding floor is
 /// near 1e-7, at `tol = 1e-6`.
 pub fn cg_tolerance<F: Real>() -> F {
-    if std::mem::size_of::<F>() == 8 {
-        F::from_f64(1e-12)
-    } else {
-        F::from_f64(1e-6)
-    }
+    F::CG_TOLERANCE
 }
 
 /// Iterations that the cost estimate of the iterative path assumes per
