@@ -53,7 +53,7 @@ struct InstanceDesc {
     beta: f32,
     sigma_c2c: f32,
     f_prune: f32,
-    pad1: u32,
+    sigma_read: f32,
     pad2: u32,
     pad3: u32,
 }
@@ -353,6 +353,21 @@ fn prune_threshold(ron: f32, roff: f32) -> f32 {
 fn prunes(era: u32, e: u32, r: f32, ron: f32, roff: f32) -> bool {
     return r >= prune_threshold(ron, roff)
         && (bits(h_prune, vec4<u32>(era, 0u, 0u, e)) >> 8u) < d.prune_below;
+}
+
+// training.rs FINAL_READ_ERA and READ_WORD: the era word of the final
+// read's noise draws, and the pulse word of every read-noise draw.
+const FINAL_READ_ERA: u32 = 0xffffffffu;
+const READ_WORD: u32 = 0xffffffffu;
+
+// training.rs read_noise: the factor read noise multiplies output o's
+// current by at the read of pattern k in `era` (1 without read noise).
+fn read_noise(era: u32, k: u32, o: u32) -> f32 {
+    var factor = 1.0;
+    if d.sigma_read > 0.0 {
+        factor = 1.0 + d.sigma_read * normal(vec4<u32>(era, READ_WORD, k, o));
+    }
+    return factor;
 }
 
 // phase.rs tie_band: currents at or above it tie with the largest.

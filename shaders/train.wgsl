@@ -354,15 +354,16 @@ fn winner() -> u32 {
     return select(w, 0u, w == d.n_out);
 }
 
-// training.rs Trainer::read: solve, output currents, winner, read power.
-fn read_pattern(k: u32) -> ReadResult {
+// training.rs Trainer::read: solve, output currents (with read noise),
+// winner, read power.
+fn read_pattern(era: u32, k: u32) -> ReadResult {
     phase = READ;
     phase_pattern = k;
     prepare();
     fill_sums();
     solve();
     for (var o = 0u; o < d.n_out; o++) {
-        fs[at_cur(o)] = node_current(output_node(o));
+        fs[at_cur(o)] = node_current(output_node(o)) * read_noise(era, k, o);
     }
     return ReadResult(winner(), power());
 }
@@ -442,7 +443,7 @@ fn read_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         var st = state[lane];
         let k = chunk.pattern;
         if st.status == RUNNING && k < d.n_patterns {
-            let rd = read_pattern(k);
+            let rd = read_pattern(st.eras_run, k);
             let correct = rd.winner == target_output(k);
             let at = d.trace_off + st.eras_run * d.n_patterns + k;
             trace[at] = TraceEntry(select(0u, 1u, correct), rd.power);
@@ -551,7 +552,7 @@ fn final_read_step(@builtin(global_invocation_id) gid: vec3<u32>) {
         var st = state[lane];
         let k = chunk.pattern;
         if k < d.n_patterns {
-            let rd = read_pattern(k);
+            let rd = read_pattern(FINAL_READ_ERA, k);
             if rd.winner == target_output(k) {
                 st.recalled++;
             }

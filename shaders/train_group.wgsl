@@ -842,15 +842,15 @@ fn winner() -> u32 {
     return select(w, 0u, w == d.n_out);
 }
 
-// training.rs Trainer::read.
-fn read_pattern(k: u32) -> ReadResult {
+// training.rs Trainer::read (with read noise).
+fn read_pattern(era: u32, k: u32) -> ReadResult {
     phase = READ;
     phase_pattern = k;
     let sp = prepare(SHARED_SPLIT);
     sums(sp.x == 0u);
     solve(sp, true);
     for (var o = tid; o < d.n_out; o += WG) {
-        out_cur[o] = node_current(output_node(o));
+        out_cur[o] = node_current(output_node(o)) * read_noise(era, k, o);
     }
     let p = reduce(own_power());
     var w = 0u;
@@ -1037,7 +1037,7 @@ fn era_group(
             let last = min(chunk.pattern_end, n_patterns);
             for (var round = 0u; round < chunk.eras; round++) {
                 for (var k = chunk.pattern; k < last; k++) {
-                    let rd = read_pattern(k);
+                    let rd = read_pattern(era, k);
                     let wanted = target_output(k);
                     if tid == 0u {
                         let correct = rd.winner == wanted;
@@ -1099,7 +1099,7 @@ fn final_group(
         load_edges();
         let n_patterns = desc[wid.x].n_patterns;
         for (var k = 0u; k < n_patterns; k++) {
-            let rd = read_pattern(k);
+            let rd = read_pattern(FINAL_READ_ERA, k);
             if tid == 0u {
                 if rd.winner == target_output(k) {
                     st.recalled++;
@@ -1130,7 +1130,7 @@ fn probe_group(
         load_edges();
         let k = chunk.pattern;
         if chunk.pulse == PROBE_READ {
-            let rd = read_pattern(k);
+            let rd = read_pattern(st.eras_run, k);
             if tid == 0u {
                 st.winner = rd.winner;
                 for (var o = 0u; o < d.n_out; o++) {

@@ -121,6 +121,8 @@ pub struct TrainingParams {
     pub max_eras: usize,
     /// Volts.
     pub v_read: f64,
+    /// Relative read noise of each output current (MODEL.md section 6).
+    pub sigma_read: f64,
     pub v_punish: f64,
     pub v_norm: f64,
     /// Pulse duration in seconds.
@@ -194,6 +196,7 @@ impl Default for Params {
                 n_patterns: None,
                 max_eras: 20,
                 v_read: 0.5,
+                sigma_read: 0.0,
                 v_punish: 3.0,
                 v_norm: 2.0,
                 tau: 1e-6,

@@ -40,7 +40,7 @@ use crate::instance::Instance;
 use crate::model::circuit::{node_current, Boundary, Solver};
 use crate::params::{ModelKind, Params};
 use crate::protocol::phase;
-use crate::protocol::training::{run_eras, train, Pulse, Step, Trainer};
+use crate::protocol::training::{run_eras, train, Pulse, Step, Trainer, FINAL_READ_ERA};
 use crate::sweep::{instance_seed, Spec};
 
 /// Switch resistances, ohm: closed and open. Closed, the drop across the
@@ -531,7 +531,7 @@ pub fn default_phases(
     params: &Params,
     k: usize,
 ) -> Vec<Phase> {
-    let (winner, _) = t.read(k);
+    let (winner, _) = t.read(FINAL_READ_ERA, k);
     let read = t.boundary().clone();
     let target = inst.task.target[k];
     let wrong = if winner != target {
@@ -706,7 +706,7 @@ pub fn time_replay(config: &str, params: &Params, seed: u64) -> Result<ReplayTim
         before = State::of(t);
     });
     for k in 0..inst.task.n_patterns() {
-        t.read(k);
+        t.read(FINAL_READ_ERA, k);
         steps.push((
             State::of(&t),
             Phase {

@@ -53,7 +53,8 @@ fn gpus() -> Vec<Gpu> {
 
 /// The four configurations: 2-4-2, 4-8-4, a depth-2 network and a
 /// random_bulk one; every one with pruning (MODEL.md's default p_prune 0.3)
-/// and cycle-to-cycle noise, two with more symmetry breaking.
+/// and cycle-to-cycle noise, two with more symmetry breaking, the depth-2
+/// one with read noise.
 fn configs() -> Vec<(&'static str, Params)> {
     let layered = |n_in, hidden: &[usize], n_out| {
         let mut p = Params::default();
@@ -65,6 +66,7 @@ fn configs() -> Vec<(&'static str, Params)> {
     };
     let mut depth2 = layered(3, &[6, 5], 3);
     depth2.device.sigma_d2d = 0.1;
+    depth2.training.sigma_read = 0.05;
     depth2.network.random_polarity = true;
     let mut bulk = layered(3, &[], 3);
     bulk.network.topology = Topology::RandomBulk;
@@ -192,7 +194,7 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel_on(gpu: &Gpu) {
                 let what = |x: &str| format!("{name} case {c} step {s} ({step:?}): {x}");
                 match *step {
                     ProbeStep::Read { pattern } => {
-                        let (winner, _) = t.read(pattern as usize);
+                        let (winner, _) = t.read(0, pattern as usize);
                         let scale = t.currents().iter().fold(0f32, |m, c| m.max(c.abs()));
                         worst = worst.max(assert_close(
                             &what("currents"),

@@ -35,8 +35,9 @@ fn rust_file(name: &str) -> PathBuf {
     found[0].clone()
 }
 
-/// Whether `source` defines `item`: `fn name`, `struct|enum|trait Name`, or
-/// for `Type::name` both the type and `fn name`.
+/// Whether `source` defines `item`: `fn name`, `const NAME`,
+/// `struct|enum|trait Name`, or for `Type::name` both the type and
+/// `fn name`.
 fn defines(source: &str, item: &str) -> bool {
     let has_fn = |name: &str| {
         source.contains(&format!("fn {name}(")) || source.contains(&format!("fn {name}<"))
@@ -48,8 +49,13 @@ fn defines(source: &str, item: &str) -> bool {
             || source.contains(&format!("impl<F: Real> {name}<"))
             || source.contains(&format!("impl<F> {name}<"))
     };
+    let is_const = !item.contains("::")
+        && item
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
     match item.split_once("::") {
         Some((ty, name)) => has_type(ty) && has_fn(name),
+        None if is_const => source.contains(&format!("const {item}:")),
         None if item.starts_with(char::is_uppercase) => has_type(item),
         None => has_fn(item),
     }

@@ -74,7 +74,7 @@ fn a_correct_read_changes_nothing() {
     let mut t = Trainer::<f64>::new(&inst, &params);
     let before = t.r().to_vec();
     for k in 0..2 {
-        let (winner, power) = t.read(k);
+        let (winner, power) = t.read(0, k);
         assert_eq!(winner, inst.task.target[k]);
         assert!(power > 0.0);
     }
@@ -94,7 +94,7 @@ fn a_mistake_punishes_then_normalizes_and_moves_the_winner_path() {
     // Both patterns are wired towards output 0, but pattern 1 wants output 1.
     let inst = instance(net_242(), &biased_towards([0, 0]), one_hot_task(2, &[0, 1]));
     let mut t = Trainer::<f64>::new(&inst, &params);
-    let (winner, _) = t.read(1);
+    let (winner, _) = t.read(0, 1);
     assert_eq!(winner, 0);
     let before = t.r().to_vec();
     t.punish(0, 1, winner);
@@ -273,5 +273,48 @@ fn a_converged_instance_is_not_pruned_and_has_learned_all() {
     assert!(
         converged > 30,
         "too few converged instances ({converged}) to test"
+    );
+}
+
+/// MODEL.md section 6: with read noise every output current of a read is
+/// multiplied by its own `1 + sigma_read z`, drawn afresh at every read
+/// (keyed by era, pattern and output), the final read too; the state is
+/// untouched and the draw is the same whenever the read is repeated.
+#[test]
+fn read_noise_multiplies_each_current_by_a_fresh_mean_one_factor() {
+    use memsweep::protocol::training::FINAL_READ_ERA;
+    let quiet = Params::default();
+    let mut noisy = Params::default();
+    noisy.training.sigma_read = 0.1;
+    let inst = instance(net_242(), &biased_towards([0, 1]), one_hot_task(2, &[0, 1]));
+    let mut clean = Trainer::<f64>::new(&inst, &quiet);
+    clean.read(0, 0);
+    let exact = clean.currents().to_vec();
+    let mut t = Trainer::<f64>::new(&inst, &noisy);
+    let before = t.r().to_vec();
+    let mut factors = Vec::new();
+    for era in 0..2000 {
+        t.read(era, 0);
+        let first = t.currents().to_vec();
+        t.read(era, 0);
+        assert_eq!(
+            t.currents(),
+            first.as_slice(),
+            "the same read, the same draw"
+        );
+        factors.extend(first.iter().zip(&exact).map(|(n, e)| n / e));
+    }
+    assert_eq!(t.r(), before, "a read changes no state");
+    let n = factors.len() as f64;
+    let mean = factors.iter().sum::<f64>() / n;
+    let sd = (factors.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / n).sqrt();
+    assert!((mean - 1.0).abs() < 0.005, "mean factor {mean}");
+    assert!((sd - 0.1).abs() < 0.005, "spread {sd}");
+    assert_ne!(factors[0], factors[1], "each output draws its own factor");
+    t.read(FINAL_READ_ERA, 0);
+    assert_ne!(
+        t.currents()[0] / exact[0],
+        factors[0],
+        "the final read draws anew"
     );
 }

@@ -157,9 +157,11 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
-    /// Read pattern `k`: solve, measure every output's current, and return
-    /// the winner and the read power (watt). Changes no state.
-    pub fn read(&mut self, k: usize) -> (usize, F) {
+    /// Read pattern `k` in `era` (`FINAL_READ_ERA` for the final read):
+    /// solve, measure every output's current, with read noise if
+    /// `sigma_read > 0`, and return the winner and the read power (watt).
+    /// Changes no state.
+    pub fn read(&mut self, era: u32, k: usize) -> (usize, F) {
         let v_read = F::from_f64(self.params.training.v_read);
         phase::read(
             &self.net,
@@ -169,9 +171,13 @@ impl<'a, F: Real> Trainer<'a, F> {
         );
         self.solve_fresh(k);
         let net = &self.net;
+        let sigma_read = F::from_f64(self.params.training.sigma_read);
         for o in 0..net.n_out {
             self.currents[o] =
                 circuit::node_current(&self.adj, &self.g, &self.v, net.output_node(o));
+            if sigma_read != F::ZERO {
+                self.currents[o] *= read_noise(&self.rng, sigma_read, era, k, o);
+            }
         }
         (phase::winner(&self.currents), self.power())
     }
@@ -577,6 +583,21 @@ impl<'a, F: Real> Trainer<'a, F> {
     }
 }
 
+/// The era word of the final read's noise draws: no training era has it.
+pub const FINAL_READ_ERA: u32 = u32::MAX;
+
+/// The pulse word of read-noise draws, which no pulse has (pulses are
+/// `2k + 0|1`), so they never share a counter with cycle-to-cycle noise.
+const READ_WORD: u32 = u32::MAX;
+
+/// The factor read noise multiplies output `o`'s current by at the read of
+/// pattern `k` in `era` (MODEL.md section 6): `1 + sigma_read z`, `z` a
+/// standard normal from the counter hash.
+#[inline(always)]
+pub fn read_noise<F: Real>(rng: &CounterRng, sigma_read: F, era: u32, k: usize, o: usize) -> F {
+    F::ONE + sigma_read * rng.normal::<F>([era, READ_WORD, k as u32, o as u32])
+}
+
 /// The resistance (ohm) at and above which a device with bounds `ron`,
 /// `roff` may be pruned: `ron + f_prune (roff - ron)` (MODEL.md section 7).
 #[inline(always)]
@@ -782,7 +803,7 @@ pub fn run_eras<F: Real>(
     for era in 0..max_eras as u32 {
         let mut mistakes = 0;
         for k in 0..p {
-            let (winner, read_power) = t.read(k);
+            let (winner, read_power) = t.read(era, k);
             observe(Step::Read, t);
             let correct = winner == task.target[k];
             eras.trace.push(EraRead {
@@ -882,7 +903,7 @@ pub fn train_reusing<F: Real>(
     let mut recalled = 0;
     let mut final_currents = Vec::with_capacity(p);
     for k in 0..p {
-        let (winner, _) = t.read(k);
+        let (winner, _) = t.read(FINAL_READ_ERA, k);
         recalled += (winner == inst.task.target[k]) as usize;
         final_currents.push(t.currents().iter().map(|c| c.to_f64()).collect());
     }

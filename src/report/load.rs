@@ -41,6 +41,7 @@ pub const PARAMETERS: &[&str] = &[
     "n_patterns",
     "max_eras",
     "v_read",
+    "sigma_read",
     "v_punish",
     "v_norm",
     "tau",

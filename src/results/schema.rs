@@ -173,6 +173,7 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
     c.int("n_patterns", rows, |r| r.params.n_patterns() as i64);
     c.int("max_eras", rows, |r| r.params.training.max_eras as i64);
     c.float("v_read", rows, |r| r.params.training.v_read);
+    c.float("sigma_read", rows, |r| r.params.training.sigma_read);
     c.float("v_punish", rows, |r| r.params.training.v_punish);
     c.float("v_norm", rows, |r| r.params.training.v_norm);
     c.float("tau", rows, |r| r.params.training.tau);

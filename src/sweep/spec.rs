@@ -126,6 +126,7 @@ pub const FIELDS: &[&str] = &[
     "training.n_patterns",
     "training.max_eras",
     "training.v_read",
+    "training.sigma_read",
     "training.v_punish",
     "training.v_norm",
     "training.tau",
@@ -418,6 +419,7 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
             )?
         }
         "training.n_patterns" => t.n_patterns = Some(as_usize(value)?),
+        "training.sigma_read" => t.sigma_read = as_f64(value)?,
         "training.max_eras" => t.max_eras = as_usize(value)?,
         "training.v_read" => t.v_read = as_f64(value)?,
         "training.v_punish" => t.v_punish = as_f64(value)?,
@@ -475,6 +477,7 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         ("training.n_patterns", patterns_fit(t, n.n_in)),
         ("training.max_eras", at_least(t.max_eras, 1)),
         ("training.v_read", positive(t.v_read)),
+        ("training.sigma_read", non_negative(t.sigma_read)),
         ("training.v_punish", positive(t.v_punish)),
         ("training.v_norm", positive(t.v_norm)),
         ("training.tau", positive(t.tau)),

@@ -58,7 +58,7 @@ pub struct InstanceDesc {
     pub beta: f32,
     pub sigma_c2c: f32,
     pub f_prune: f32,
-    pub pad1: u32,
+    pub sigma_read: f32,
     pub pad2: u32,
     pub pad3: u32,
 }
@@ -602,6 +602,7 @@ impl Gpu {
                 alpha: d.alpha as f32,
                 beta: d.beta as f32,
                 sigma_c2c: d.sigma_c2c as f32,
+                sigma_read: t.sigma_read as f32,
                 f_prune: params.pruning.f_prune as f32,
                 ..Default::default()
             });
