@@ -27,9 +27,14 @@ pub trait Real:
     /// MODEL.md's 1e-9 for f64; in f32, whose epsilon is 1.2e-7, a tie
     /// within rounding needs a wider band (about 30 ulp).
     const TIE_REL: Self;
-    /// Relative residual at which the conjugate-gradient nodal solve stops
-    /// (`model::circuit::cg_tolerance`): far below the tie band, and above
-    /// the type's rounding floor.
+    /// The conjugate-gradient stopping rule of the nodal solve
+    /// (`model::circuit`), in residual terms: iterate until the current
+    /// imbalance `r` at the free nodes, weighted by each node's inverse
+    /// total conductance `D^-1`, satisfies `r^T D^-1 r <= tol^2 b^T D^-1 b`,
+    /// `b` being the current the fixed nodes inject. f64 stops at
+    /// `tol = 1e-12`, which leaves node voltages and output currents within
+    /// 1e-10 (relative) of a direct solve on the networks of
+    /// `tests/sparse.rs`; f32, whose rounding floor is near 1e-7, at 1e-6.
     const CG_TOLERANCE: Self;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;

@@ -42,7 +42,7 @@
 //! choice is made per boundary by estimated cost (`SolverChoice::Auto`), or
 //! forced for comparison (`Dense`, `Sparse`); it never changes the model,
 //! only how its equations are solved, within the stopping rule of
-//! `CG_TOLERANCE`.
+//! `Real::CG_TOLERANCE`.
 
 use crate::lanes::{self, LANES};
 use crate::model::network::{Adjacency, Network};
@@ -174,18 +174,6 @@ impl std::str::FromStr for SolverChoice {
     }
 }
 
-/// The conjugate-gradient stopping rule, in residual terms: iterate until
-/// the current imbalance `r` at the free nodes, weighted by each node's
-/// inverse total conductance `D^-1` (a voltage squared), satisfies
-/// `r^T D^-1 r <= tol^2 b^T D^-1 b`, where `b` is the current the fixed
-/// nodes inject. f64 stops at `tol = 1e-12`, which leaves node voltages and
-/// output currents within 1e-10 (relative) of a direct solve on the
-/// networks of the tests (`tests/sparse.rs`); f32, whose rounding floor is
-/// near 1e-7, at `tol = 1e-6`.
-pub fn cg_tolerance<F: Real>() -> F {
-    F::CG_TOLERANCE
-}
-
 /// Iterations that the cost estimate of the iterative path assumes per
 /// solve: a random network of a thousand nodes takes about this many, a
 /// punish pulse of a layered one fewer.
@@ -196,6 +184,16 @@ const CG_ITERATIONS_ESTIMATE: usize = 25;
 /// (about three, timed on 64-256-64 and random networks of 64 to 1,024
 /// bulk nodes).
 const GATHER_COST: usize = 3;
+
+/// Estimated cost of an iterative solve of `nodes` unknowns with
+/// `edge_ends` edge ends among them, in the units of `Solver::split`
+/// (multiply-subtract pairs of the dense kernels): per iteration, one
+/// operation per edge end and a few per node, each a gather. Also the
+/// memory limit's bound on the dense systems `auto` allows
+/// (`sweep::limits`).
+pub(crate) fn iterative_cost_estimate(edge_ends: f64, nodes: f64) -> f64 {
+    (GATHER_COST * CG_ITERATIONS_ESTIMATE) as f64 * (edge_ends + 8.0 * nodes)
+}
 
 /// Role of a node in one solve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,10 +238,10 @@ struct Layout<F> {
     /// these edges changes, the eliminated nodes' Schur term stays the same
     /// (see `Solver::solve_from_sums`). Empty on the iterative path.
     touches_eliminated: Vec<F>,
-    /// Whether this boundary is solved by conjugate gradients over `free`
-    /// (every free node with a path to a fixed one) instead of the split.
+    /// Whether this boundary is solved by conjugate gradients over every
+    /// free node with a path to a fixed one (role `Dense`) instead of the
+    /// split.
     iterative: bool,
-    free: Vec<usize>,
     /// On the iterative path, the unknowns: the free nodes numbered
     /// `0..nf`, grouped by connected component of the alive edges among
     /// them (fixed nodes cut the graph). Component `c` is unknowns
@@ -699,22 +697,18 @@ impl<F: Real> Solver<F> {
         self.mark_cut_off(adj, alive);
     }
 
-    /// Estimated cost of an iterative solve of the free nodes in
-    /// `self.order`, in the units of `split`: per iteration, one
-    /// multiply-subtract per edge end and a few per node, each a gather.
+    /// `iterative_cost_estimate` of the free nodes in `self.order`.
     fn iterative_cost(&self, adj: &Adjacency) -> usize {
         let ends: usize = self.order.iter().map(|&i| adj.range(i).len()).sum();
-        GATHER_COST * CG_ITERATIONS_ESTIMATE * (ends + 8 * self.order.len())
+        // (Exact: integers far below 2^53.)
+        iterative_cost_estimate(ends as f64, self.order.len() as f64) as usize
     }
 
     /// The layout of the iterative path: every free node with a path to a
     /// fixed one is an unknown, in node order; nothing is eliminated.
     fn prepare_iterative(&mut self, adj: &Adjacency, alive: &[bool]) {
         let layout = &mut self.layout;
-        layout.free.clear();
-        layout.free.extend_from_slice(&self.order);
-        layout.free.sort_unstable();
-        for &i in &layout.free {
+        for &i in &self.order {
             layout.role[i] = NodeRole::Dense;
         }
         layout.eliminated.clear();
@@ -789,7 +783,7 @@ impl<F: Real> Solver<F> {
         layout.unknown_node.clear();
         // Fixed and isolated nodes count as seen.
         let mut seen: Vec<bool> = layout.role.iter().map(|&r| r != NodeRole::Dense).collect();
-        for &root in &layout.free {
+        for root in 0..layout.role.len() {
             if seen[root] {
                 continue;
             }
@@ -1066,7 +1060,7 @@ impl<F: Real> Solver<F> {
 
     /// The voltages of the free nodes by preconditioned conjugate
     /// gradients, component by component, each started from `v` (see the
-    /// module comment and `cg_tolerance`). The system is gathered once per
+    /// module comment and `Real::CG_TOLERANCE`). The system is gathered once per
     /// solve into contiguous rows (`Layout::row_start`), so an iteration
     /// streams through memory but for one gather of the search direction.
     /// Sums run in one fixed order, so the result is the same on every
@@ -1111,7 +1105,7 @@ impl<F: Real> Solver<F> {
             cg.inv_diag[a] = F::ONE / cg.diag[a];
             cg.b[a] = self.sums.inject[i];
         }
-        let tol = cg_tolerance::<F>();
+        let tol = F::CG_TOLERANCE;
         for c in 0..layout.component_start.len() - 1 {
             let unknowns = layout.component_start[c]..layout.component_start[c + 1];
             let iterations = cg.solve(&layout.row_start, &layout.link_to, unknowns.clone(), tol);
@@ -1131,21 +1125,22 @@ impl<F: Real> Solver<F> {
     /// Per edge: whether it touches a node the current layout eliminates
     /// (see `solve_from_sums`).
     pub fn touches_eliminated(&self) -> &[F] {
-        if self.layout.iterative {
-            &self.no_touches
-        } else {
-            &self.layout.touches_eliminated
-        }
+        touches_of(&self.layout, &self.no_touches)
     }
 
     /// The node sums, to update, alongside `touches_eliminated`.
     pub fn sums_and_touches(&mut self) -> (&mut NodeSums<F>, &[F]) {
-        let touches = if self.layout.iterative {
-            &self.no_touches
-        } else {
-            &self.layout.touches_eliminated
-        };
-        (&mut self.sums, touches)
+        (&mut self.sums, touches_of(&self.layout, &self.no_touches))
+    }
+}
+
+/// `layout`'s per-edge flags of edges touching an eliminated node, or
+/// `none` (all 0) for an iterative layout, which eliminates nothing.
+fn touches_of<'a, F>(layout: &'a Layout<F>, none: &'a [F]) -> &'a [F] {
+    if layout.iterative {
+        none
+    } else {
+        &layout.touches_eliminated
     }
 }
 

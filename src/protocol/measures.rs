@@ -115,14 +115,22 @@ impl MeasurePath {
     /// against a QR of the `M x terminals` edge voltages and some 50
     /// conjugate-gradient iterations per terminal.
     fn choose(n_reduced: usize, m: usize, nt: usize) -> MeasurePath {
-        let dense = 2 * n_reduced.pow(3) / 3 + n_reduced * n_reduced * nt;
-        let sparse = 2 * m * nt * nt + nt * 50 * (4 * m + 10 * n_reduced);
-        if sparse < dense {
+        let (n, nt) = (n_reduced as f64, nt as f64);
+        let dense = 2.0 * n.powi(3) / 3.0 + n * n * nt;
+        if sparse_measure_cost(m as f64, nt, n) < dense {
             MeasurePath::Sparse
         } else {
             MeasurePath::Dense
         }
     }
+}
+
+/// Estimated operations of the sparse path for `m` alive edges, `nt`
+/// terminals and `n_reduced` nodes: a QR of the `m x nt` edge voltages and
+/// some 50 conjugate-gradient iterations per terminal. Also the memory
+/// limit's bound on the dense path's size (`sweep::limits`).
+pub(crate) fn sparse_measure_cost(m: f64, nt: f64, n_reduced: f64) -> f64 {
+    2.0 * m * nt * nt + nt * 50.0 * (4.0 * m + 10.0 * n_reduced)
 }
 
 impl ControlMatrix {

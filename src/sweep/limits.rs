@@ -13,7 +13,9 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use crate::model::circuit;
 use crate::params::{Params, Topology};
+use crate::protocol::measures;
 use crate::protocol::training::EraRead;
 
 /// The largest sweep file read, in bytes.
@@ -96,10 +98,12 @@ impl Footprint {
 /// `protocol::measures`); each at most the node count.
 fn dense_sizes(params: &Params, nodes: f64, edges: f64) -> (f64, f64) {
     let n = &params.network;
-    let iterative = 3.0 * 25.0 * (2.0 * edges + 8.0 * nodes);
+    // The split's factorisation costs nd^3 / 6, the measure's dense path
+    // at least 2 n^3 / 3.
+    let iterative = circuit::iterative_cost_estimate(2.0 * edges, nodes);
     let solve = (6.0 * iterative).cbrt().min(nodes);
     let nt = (n.n_in + n.n_out) as f64;
-    let sparse = 2.0 * edges * nt * nt + nt * 50.0 * (4.0 * edges + 10.0 * nodes);
+    let sparse = measures::sparse_measure_cost(edges, nt, nodes);
     let measure = (1.5 * sparse).cbrt().min(nodes);
     (solve, measure)
 }
