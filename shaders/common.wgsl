@@ -54,8 +54,23 @@ struct InstanceDesc {
     sigma_c2c: f32,
     f_prune: f32,
     sigma_read: f32,
+    // The device law (device.rs Law): DEVICE_*, and for VTEAM its window
+    // (WINDOW_*), 1 for an exponential R(x), its rates, exponents, the
+    // ratio v_off / v_on and the window's exponent 2 p_window.
+    device_model: u32,
+    window: u32,
+    exponential: u32,
+    k_on: f32,
+    k_off: f32,
+    alpha_on: f32,
+    alpha_off: f32,
+    off_ratio: f32,
+    window_power: f32,
     pad2: u32,
     pad3: u32,
+    pad4: u32,
+    pad5: u32,
+    pad6: u32,
 }
 
 struct InstanceState {
@@ -310,10 +325,13 @@ fn fixed_volts(i: u32) -> f32 {
     return volts;
 }
 
-// device.rs resistance_rate, ohm/s.
+// device.rs resistance_rate, ohm/s; a stuck device (vt < 0) does not
+// move.
 fn resistance_rate(v: f32, vt: f32) -> f32 {
     var rate: f32;
-    if v > vt {
+    if vt < 0.0 {
+        rate = 0.0;
+    } else if v > vt {
         rate = -d.beta * (v - vt);
     } else if v < -vt {
         rate = -d.beta * (v + vt);
@@ -321,6 +339,99 @@ fn resistance_rate(v: f32, vt: f32) -> f32 {
         rate = -d.alpha * v;
     }
     return rate;
+}
+
+const DEVICE_PERSHIN_DI_VENTRA: u32 = 0u;
+const DEVICE_VTEAM: u32 = 1u;
+const WINDOW_NONE: u32 = 0u;
+const WINDOW_JOGLEKAR: u32 = 1u;
+const WINDOW_BIOLEK: u32 = 2u;
+
+// device.rs power: base^e for base >= 0, exact for e = 1 and e = 2.
+fn vteam_power(base: f32, e: f32) -> f32 {
+    var p: f32;
+    if e == 1.0 {
+        p = base;
+    } else if e == 2.0 {
+        p = base * base;
+    } else if base == 0.0 {
+        p = 0.0;
+    } else {
+        p = exp(e * log(base));
+    }
+    return p;
+}
+
+// device.rs Vteam::x_of_r: the state x of a device at resistance r.
+fn vteam_x_of_r(r: f32, ron: f32, roff: f32) -> f32 {
+    if d.exponential != 0u {
+        return log(r / ron) / log(roff / ron);
+    }
+    return (r - ron) / (roff - ron);
+}
+
+// device.rs Vteam::r_of_x: R(x).
+fn vteam_r_of_x(x: f32, ron: f32, roff: f32) -> f32 {
+    if d.exponential != 0u {
+        return ron * exp(x * log(roff / ron));
+    }
+    return ron + (roff - ron) * x;
+}
+
+// device.rs Vteam::window: f(x), potentiating or depressing.
+fn vteam_window(x: f32, potentiating: bool) -> f32 {
+    var f = 1.0;
+    if d.window == WINDOW_JOGLEKAR {
+        f = 1.0 - vteam_power(abs(2.0 * x - 1.0), d.window_power);
+    } else if d.window == WINDOW_BIOLEK {
+        f = 1.0 - vteam_power(select(1.0 - x, x, potentiating), d.window_power);
+    }
+    return f;
+}
+
+// device.rs Vteam::rate: dx/dt (1/s) at v, vt being the edge's v_on
+// (negative: stuck).
+fn vteam_rate(v: f32, vt: f32, r: f32, ron: f32, roff: f32) -> f32 {
+    let v_on = vt;
+    let v_off = vt * d.off_ratio;
+    let over_on = v / v_on - 1.0;
+    let over_off = -v / v_off - 1.0;
+    let on = vt > 0.0 && over_on > 0.0;
+    let off = vt > 0.0 && over_off > 0.0;
+    var rate = 0.0;
+    if on {
+        rate = -d.k_on * vteam_power(over_on, d.alpha_on) * vteam_window(vteam_x_of_r(r, ron, roff), true);
+    } else if off {
+        rate = d.k_off * vteam_power(over_off, d.alpha_off) * vteam_window(vteam_x_of_r(r, ron, roff), false);
+    }
+    return rate;
+}
+
+// device.rs Vteam::step: one Euler step in x, clipped to [0, 1]; r itself
+// when the rate is zero.
+fn vteam_step(r: f32, rate: f32, dt: f32, noise: f32, ron: f32, roff: f32) -> f32 {
+    if rate == 0.0 {
+        return r;
+    }
+    let x = clamp(vteam_x_of_r(r, ron, roff) + dt * rate * noise, 0.0, 1.0);
+    return vteam_r_of_x(x, ron, roff);
+}
+
+// device.rs DeviceLaw::rate of the instance's law (Law): what every kernel
+// calls.
+fn device_rate(v: f32, vt: f32, r: f32, ron: f32, roff: f32) -> f32 {
+    if d.device_model == DEVICE_VTEAM {
+        return vteam_rate(v, vt, r, ron, roff);
+    }
+    return resistance_rate(v, vt);
+}
+
+// device.rs DeviceLaw::step of the instance's law.
+fn device_step(r: f32, rate: f32, dt: f32, noise: f32, ron: f32, roff: f32) -> f32 {
+    if d.device_model == DEVICE_VTEAM {
+        return vteam_step(r, rate, dt, noise, ron, roff);
+    }
+    return euler_step(r, rate, dt, noise, ron, roff);
 }
 
 // device.rs c2c_factor: the mean-one cycle-to-cycle factor

@@ -5,7 +5,7 @@
 // - src/protocol/training.rs  (era loop, read, pulse, step_runs, prune),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
 // - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
-// - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
+// - src/model/device.rs       (DeviceLaw::rate and step, c2c_factor),
 // - src/rng.rs                (CounterRng: the counter hash).
 // Loops run in the same order as there, so both accumulate in the same order:
 // node sums edge by edge and updated as devices move, the lower triangle of
@@ -388,14 +388,16 @@ fn move_devices(dt: f32, counter: vec3<u32>) -> bool {
             if net[negative_at + e] != 0u {
                 v = -v;
             }
-            let rate = resistance_rate(v, fs[at_vt(e)]);
+            let r_old = fs[at_r(e)];
+            let ron = fs[at_ron(e)];
+            let roff = fs[at_roff(e)];
+            let rate = device_rate(v, fs[at_vt(e)], r_old, ron, roff);
             if rate != 0.0 {
                 var noise = 1.0;
                 if sigma > 0.0 {
                     noise = c2c_factor(sigma, normal(vec4<u32>(counter, e)));
                 }
-                let r_old = fs[at_r(e)];
-                let r = euler_step(r_old, rate, dt, noise, fs[at_ron(e)], fs[at_roff(e)]);
+                let r = device_step(r_old, rate, dt, noise, ron, roff);
                 if r != r_old {
                     let g = 1.0 / r;
                     add_edge(tail(e), head(e), g - fs[at_g(e)]);

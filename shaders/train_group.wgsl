@@ -6,7 +6,7 @@
 // - src/protocol/training.rs  (era loop, read, pulse, step_runs, prune),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
 // - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
-// - src/model/device.rs       (resistance_rate, c2c_factor, euler_step),
+// - src/model/device.rs       (DeviceLaw::rate and step, c2c_factor),
 // - src/rng.rs                (CounterRng: the counter hash).
 //
 // common.wgsl (which src/backend/gpu puts before this file) holds the
@@ -873,14 +873,14 @@ fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
             if e_neg[j] {
                 dv = -dv;
             }
-            let rate = resistance_rate(dv, e_vt[j]);
+            let r_old = e_r[j];
+            let rate = device_rate(dv, e_vt[j], r_old, e_ron[j], e_roff[j]);
             if rate != 0.0 {
                 var noise = 1.0;
                 if sigma > 0.0 {
                     noise = c2c_factor(sigma, normal(vec4<u32>(counter, e)));
                 }
-                let r_old = e_r[j];
-                let r = euler_step(r_old, rate, dt, noise, e_ron[j], e_roff[j]);
+                let r = device_step(r_old, rate, dt, noise, e_ron[j], e_roff[j]);
                 if r != r_old {
                     e_r[j] = r;
                     let ge = 1.0 / r;

@@ -58,6 +58,59 @@ impl ModelKind {
     }
 }
 
+/// The device law (MODEL.md sections 2 and 2b).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceModel {
+    PershinDiVentra,
+    Vteam,
+}
+
+impl DeviceModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeviceModel::PershinDiVentra => "pershin_di_ventra",
+            DeviceModel::Vteam => "vteam",
+        }
+    }
+}
+
+/// The VTEAM window function (MODEL.md section 2b).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    None,
+    Joglekar,
+    Biolek,
+}
+
+impl Window {
+    pub fn name(self) -> &'static str {
+        match self {
+            Window::None => "none",
+            Window::Joglekar => "joglekar",
+            Window::Biolek => "biolek",
+        }
+    }
+}
+
+/// How a VTEAM device's resistance follows its state `x` (MODEL.md 2b).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ROfX {
+    Linear,
+    Exponential,
+}
+
+impl ROfX {
+    pub fn name(self) -> &'static str {
+        match self {
+            ROfX::Linear => "linear",
+            ROfX::Exponential => "exponential",
+        }
+    }
+}
+
 /// `[network]`: MODEL.md section 1.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NetworkParams {
@@ -90,18 +143,44 @@ impl NetworkParams {
     }
 }
 
-/// `[device]`: MODEL.md section 2. Resistances in ohm, voltages in volt,
-/// `beta` in ohm/(V s), `alpha` in ohm/(V s).
+/// `[device]`: MODEL.md sections 2 and 2b. Resistances in ohm, voltages in
+/// volt, `beta` and `alpha` in ohm/(V s), `k_on` and `k_off` in 1/s.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeviceParams {
+    pub model: DeviceModel,
     pub ron: f64,
     pub roff: f64,
+    /// Pershin–Di Ventra threshold.
     pub vt: f64,
     pub alpha: f64,
     pub beta: f64,
+    /// VTEAM rates, thresholds and exponents.
+    pub k_on: f64,
+    pub k_off: f64,
+    pub v_on: f64,
+    pub v_off: f64,
+    pub alpha_on: f64,
+    pub alpha_off: f64,
+    pub window: Window,
+    pub p_window: f64,
+    pub r_of_x: ROfX,
     pub sigma_r0: f64,
     pub sigma_d2d: f64,
     pub sigma_c2c: f64,
+    /// Probabilities that a device is stuck at `Ron_e`, at `Roff_e`.
+    pub p_stuck_on: f64,
+    pub p_stuck_off: f64,
+}
+
+impl DeviceParams {
+    /// The threshold that device-to-device variability scales per edge:
+    /// `vt`, or VTEAM's `v_on` (its `v_off` scales with it).
+    pub fn threshold(&self) -> f64 {
+        match self.model {
+            DeviceModel::PershinDiVentra => self.vt,
+            DeviceModel::Vteam => self.v_on,
+        }
+    }
 }
 
 /// `[circuit]`: MODEL.md section 3.
@@ -180,14 +259,26 @@ impl Default for Params {
                 k_attach: 2,
             },
             device: DeviceParams {
+                model: DeviceModel::PershinDiVentra,
                 ron: 1e3,
                 roff: 1e4,
                 vt: 1.0,
                 alpha: 0.0,
                 beta: 1.8e9,
+                k_on: 2e5,
+                k_off: 2e5,
+                v_on: 1.0,
+                v_off: 1.0,
+                alpha_on: 1.0,
+                alpha_off: 1.0,
+                window: Window::None,
+                p_window: 1.0,
+                r_of_x: ROfX::Linear,
                 sigma_r0: 0.3,
                 sigma_d2d: 0.0,
                 sigma_c2c: 0.0,
+                p_stuck_on: 0.0,
+                p_stuck_off: 0.0,
             },
             circuit: CircuitParams { gmin: 1e-12 },
             training: TrainingParams {

@@ -51,6 +51,8 @@ pub fn standard_normal(rng: &mut Pcg64) -> f64 {
 pub const PURPOSE_C2C_A: u32 = 0x6332_6361; // first uniform of the c2c normal
 pub const PURPOSE_C2C_B: u32 = 0x6332_6362; // second uniform of the c2c normal
 pub const PURPOSE_PRUNE: u32 = 0x7072_756e;
+/// Which devices are stuck (drawn at set-up, keyed by edge).
+pub const PURPOSE_STUCK: u32 = 0x7374_756b;
 
 /// Wellons' "lowbias32" integer hash: a bijection on u32.
 pub fn mix32(mut x: u32) -> u32 {

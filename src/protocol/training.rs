@@ -8,7 +8,7 @@
 use crate::instance::Instance;
 use crate::lanes::{self, Isa, LANES};
 use crate::model::circuit::{self, Boundary, Solver, SolverChoice};
-use crate::model::device;
+use crate::model::device::{self, DeviceLaw, Law};
 use crate::model::network::{Adjacency, EdgeRun, Network};
 use crate::params::Params;
 use crate::protocol::phase;
@@ -77,7 +77,11 @@ pub struct Trainer<'a, F: Real> {
     polarity: Vec<F>,
     ron: Vec<F>,
     roff: Vec<F>,
+    /// Thresholds as `Devices::kernel_threshold` gives them (negative for
+    /// a stuck device).
     vt: Vec<F>,
+    /// The device law.
+    law: Law<F>,
     boundary: Boundary<F>,
     /// The boundary's voltages at fixed nodes, 0 at free ones.
     fixed_volts: Vec<F>,
@@ -142,7 +146,11 @@ impl<'a, F: Real> Trainer<'a, F> {
                 .collect(),
             ron: to_f(&dev.ron),
             roff: to_f(&dev.roff),
-            vt: to_f(&dev.vt),
+            vt: edge_id
+                .iter()
+                .map(|&e| F::from_f64(dev.kernel_threshold(e as usize)))
+                .collect(),
+            law: Law::new(&params.device),
             boundary: Boundary::floating(n),
             fixed_volts: vec![F::ZERO; n],
             runs: net.runs(),
@@ -366,10 +374,16 @@ impl<'a, F: Real> Trainer<'a, F> {
         let n_alive = self.alive.iter().filter(|&&a| a).count() as u64;
         self.updates += n_alive * n_sub as u64;
         let pulse_id = (2 * k + which as usize) as u32;
-        if self.params.device.sigma_c2c > 0.0 {
-            self.substeps::<true>(era, pulse_id, n_sub, dt, gmin)
-        } else {
-            self.substeps::<false>(era, pulse_id, n_sub, dt, gmin)
+        let noise = self.params.device.sigma_c2c > 0.0;
+        match (self.law, noise) {
+            (Law::PershinDiVentra(l), true) => {
+                self.substeps::<true, _>(l, era, pulse_id, n_sub, dt, gmin)
+            }
+            (Law::PershinDiVentra(l), false) => {
+                self.substeps::<false, _>(l, era, pulse_id, n_sub, dt, gmin)
+            }
+            (Law::Vteam(l), true) => self.substeps::<true, _>(l, era, pulse_id, n_sub, dt, gmin),
+            (Law::Vteam(l), false) => self.substeps::<false, _>(l, era, pulse_id, n_sub, dt, gmin),
         }
     }
 
@@ -377,8 +391,9 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// move every alive device (see `pulse`). The solve and the device
     /// step each run as a function of their own, compiled for the
     /// instruction set `self.isa`.
-    fn substeps<const NOISE: bool>(
+    fn substeps<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
+        law: L,
         era: u32,
         pulse_id: u32,
         n_sub: usize,
@@ -390,7 +405,7 @@ impl<'a, F: Real> Trainer<'a, F> {
         let mut reuse = false;
         for sub in 0..n_sub {
             self.solve_on(gmin, reuse);
-            let moved = self.step_runs_on::<NOISE>(dt, [era, pulse_id, sub as u32]);
+            let moved = self.step_runs_on::<NOISE, L>(law, dt, [era, pulse_id, sub as u32]);
             if !moved.any {
                 self.energy_write += moved.power * dt * F::from_f64((n_sub - sub) as f64);
                 return;
@@ -442,36 +457,56 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// this small. The kernels give the same bits at every vector width
     /// (see `crate::lanes`).
     #[inline(always)]
-    fn step_runs_on<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
+    fn step_runs_on<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        dt: F,
+        counter: [u32; 3],
+    ) -> Moved<F> {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is only ever set to an instruction set the
             // running CPU has (`Isa::detect`, `Trainer::set_isa`).
-            Isa::Avx512 => unsafe { self.step_runs_avx512::<NOISE>(dt, counter) },
+            Isa::Avx512 => unsafe { self.step_runs_avx512::<NOISE, L>(law, dt, counter) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.step_runs_avx2::<NOISE>(dt, counter) },
-            _ => self.step_runs_portable::<NOISE>(dt, counter),
+            Isa::Avx2 => unsafe { self.step_runs_avx2::<NOISE, L>(law, dt, counter) },
+            _ => self.step_runs_portable::<NOISE, L>(law, dt, counter),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
     #[inline(never)]
-    fn step_runs_avx512<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
-        self.step_runs::<NOISE>(dt, counter)
+    fn step_runs_avx512<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        dt: F,
+        counter: [u32; 3],
+    ) -> Moved<F> {
+        self.step_runs::<NOISE, L>(law, dt, counter)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
-    fn step_runs_avx2<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
-        self.step_runs::<NOISE>(dt, counter)
+    fn step_runs_avx2<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        dt: F,
+        counter: [u32; 3],
+    ) -> Moved<F> {
+        self.step_runs::<NOISE, L>(law, dt, counter)
     }
 
     #[inline(never)]
-    fn step_runs_portable<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
-        self.step_runs::<NOISE>(dt, counter)
+    fn step_runs_portable<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        dt: F,
+        counter: [u32; 3],
+    ) -> Moved<F> {
+        self.step_runs::<NOISE, L>(law, dt, counter)
     }
 
     /// Run the hot loop with instruction set `isa` instead of the best the
@@ -494,12 +529,16 @@ impl<'a, F: Real> Trainer<'a, F> {
     ///
     /// Run by run (see `EdgeRun`), with or without cycle-to-cycle noise.
     #[inline(always)]
-    fn step_runs<const NOISE: bool>(&mut self, dt: F, counter: [u32; 3]) -> Moved<F> {
+    fn step_runs<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        dt: F,
+        counter: [u32; 3],
+    ) -> Moved<F> {
         let d = &self.params.device;
         let step = DeviceStep {
             dt,
-            alpha: F::from_f64(d.alpha),
-            beta: F::from_f64(d.beta),
+            law,
             sigma: F::from_f64(d.sigma_c2c),
             rng: &self.rng,
             counter,
@@ -530,10 +569,10 @@ impl<'a, F: Real> Trainer<'a, F> {
             // The tail's changes, per lane.
             let mut tail = TailSums::default();
             for j0 in (0..whole).step_by(LANES) {
-                view.step_block::<NOISE>(j0, LANES, &step, &mut acc, &mut tail);
+                view.step_block::<NOISE, L>(j0, LANES, &step, &mut acc, &mut tail);
             }
             if whole < len {
-                view.step_block::<NOISE>(whole, len - whole, &step, &mut acc, &mut tail);
+                view.step_block::<NOISE, L>(whole, len - whole, &step, &mut acc, &mut tail);
             }
             if tail.moved {
                 // (Otherwise both sums are zero.)
@@ -606,10 +645,9 @@ pub fn prune_threshold<F: Real>(ron: F, roff: F, f_prune: F) -> F {
 }
 
 /// What an Euler step of the devices needs besides their state.
-struct DeviceStep<'a, F> {
+struct DeviceStep<'a, F, L> {
     dt: F,
-    alpha: F,
-    beta: F,
+    law: L,
     sigma: F,
     rng: &'a CounterRng,
     /// (era, pulse id, substep), the counter of the c2c noise draws.
@@ -689,11 +727,11 @@ impl<F: Real> RunView<'_, F> {
     /// a pruned edge keeps its state. If no device of the block is above
     /// threshold, nothing but the power is touched.
     #[inline(always)]
-    fn step_block<const NOISE: bool>(
+    fn step_block<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
         j0: usize,
         n: usize,
-        c: &DeviceStep<'_, F>,
+        c: &DeviceStep<'_, F, L>,
         acc: &mut StepSums<F>,
         tail: &mut TailSums<F>,
     ) {
@@ -707,20 +745,20 @@ impl<F: Real> RunView<'_, F> {
         };
         let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
         let (polarity, vt) = (load(self.polarity), load(self.vt));
+        let (ron, roff) = (load(self.ron), load(self.roff));
+        let r_old = load(self.r);
         let g_old = load(self.g);
         let mut rate = [F::ZERO; LANES];
         for l in 0..LANES {
             let dv = self.v_tail - v_head[l];
             acc.power[l] += g_old[l] * dv * dv;
-            rate[l] = device::resistance_rate(polarity[l] * dv, vt[l], c.alpha, c.beta);
+            rate[l] = c.law.rate(polarity[l] * dv, vt[l], r_old[l], ron[l], roff[l]);
         }
         if rate.iter().all(|&rate| rate == F::ZERO) {
             // Nothing moves: every lane below would leave its state and
             // sums exactly as they are.
             return;
         }
-        let (ron, roff) = (load(self.ron), load(self.roff));
-        let r_old = load(self.r);
         let touches = load(self.touches_eliminated);
         let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
         let mut r_new = r_old;
@@ -738,7 +776,7 @@ impl<F: Real> RunView<'_, F> {
                 F::ONE
             };
             let alive = g_old[l] > F::ZERO;
-            let stepped = device::euler_step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
+            let stepped = c.law.step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
             let g_stepped = F::ONE / stepped;
             let moves = alive & (stepped != r_old[l]);
             acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };

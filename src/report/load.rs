@@ -27,14 +27,26 @@ pub const PARAMETERS: &[&str] = &[
     "n_bulk",
     "p_bulk",
     "k_attach",
+    "device_model",
     "ron",
     "roff",
     "vt",
     "alpha",
     "beta",
+    "k_on",
+    "k_off",
+    "v_on",
+    "v_off",
+    "alpha_on",
+    "alpha_off",
+    "window",
+    "p_window",
+    "r_of_x",
     "sigma_r0",
     "sigma_d2d",
     "sigma_c2c",
+    "p_stuck_on",
+    "p_stuck_off",
     "gmin",
     "model",
     "task",
@@ -267,7 +279,7 @@ fn strings(batch: &RecordBatch, name: &str) -> Result<Vec<String>, String> {
     let a = a
         .as_string_opt::<i32>()
         .ok_or_else(|| format!("column `{name}`: expected string, got {}", a.data_type()))?;
-    Ok(a.iter().map(|s| s.unwrap_or("").to_string()).collect())
+    Ok(a.iter().map(|s| s.unwrap_or("null").to_string()).collect())
 }
 
 fn int_lists(batch: &RecordBatch, name: &str) -> Result<Vec<Vec<i64>>, String> {
@@ -298,7 +310,13 @@ fn required<T>(name: &str, values: Vec<Option<T>>) -> Result<Vec<T>, String> {
 fn parameter_text(batch: &RecordBatch) -> Result<Vec<Vec<String>>, String> {
     let mut columns = Vec::with_capacity(PARAMETERS.len());
     for &name in PARAMETERS {
-        let text: Vec<String> = match column(batch, name)?.data_type() {
+        let Some(array) = batch.column_by_name(name) else {
+            // Results written before the column existed: their rows had
+            // no such setting.
+            columns.push(vec!["null".to_string(); batch.num_rows()]);
+            continue;
+        };
+        let text: Vec<String> = match array.data_type() {
             DataType::Int64 => ints(batch, name)?
                 .iter()
                 .map(|v| text_of(v, |x| x.to_string()))

@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 
-use crate::params::Params;
+use crate::params::{DeviceModel, DeviceParams, Params};
 use crate::protocol::training::EraRead;
 
 /// Everything the results hold about one trained instance.
@@ -107,6 +107,17 @@ impl Columns {
         self.push(name, DataType::Utf8, false, Arc::new(b.finish()));
     }
 
+    fn opt_string(
+        &mut self,
+        name: &str,
+        rows: &[InstanceRecord],
+        f: impl Fn(&InstanceRecord) -> Option<&str>,
+    ) {
+        let mut b = StringBuilder::new();
+        rows.iter().for_each(|r| b.append_option(f(r)));
+        self.push(name, DataType::Utf8, true, Arc::new(b.finish()));
+    }
+
     fn push(&mut self, name: &str, dt: DataType, nullable: bool, array: ArrayRef) {
         self.fields.push(Field::new(name, dt, nullable));
         self.arrays.push(array);
@@ -159,14 +170,30 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
     c.int("n_bulk", rows, |r| r.params.network.n_bulk as i64);
     c.float("p_bulk", rows, |r| r.params.network.p_bulk);
     c.int("k_attach", rows, |r| r.params.network.k_attach as i64);
+    c.string("device_model", rows, |r| r.params.device.model.name());
     c.float("ron", rows, |r| r.params.device.ron);
     c.float("roff", rows, |r| r.params.device.roff);
     c.float("vt", rows, |r| r.params.device.vt);
     c.float("alpha", rows, |r| r.params.device.alpha);
     c.float("beta", rows, |r| r.params.device.beta);
+    // VTEAM's fields, null for the Pershin–Di Ventra device.
+    fn vteam(r: &InstanceRecord) -> Option<&DeviceParams> {
+        Some(&r.params.device).filter(|d| d.model == DeviceModel::Vteam)
+    }
+    c.opt_float("k_on", rows, |r| vteam(r).map(|d| d.k_on));
+    c.opt_float("k_off", rows, |r| vteam(r).map(|d| d.k_off));
+    c.opt_float("v_on", rows, |r| vteam(r).map(|d| d.v_on));
+    c.opt_float("v_off", rows, |r| vteam(r).map(|d| d.v_off));
+    c.opt_float("alpha_on", rows, |r| vteam(r).map(|d| d.alpha_on));
+    c.opt_float("alpha_off", rows, |r| vteam(r).map(|d| d.alpha_off));
+    c.opt_string("window", rows, |r| vteam(r).map(|d| d.window.name()));
+    c.opt_float("p_window", rows, |r| vteam(r).map(|d| d.p_window));
+    c.opt_string("r_of_x", rows, |r| vteam(r).map(|d| d.r_of_x.name()));
     c.float("sigma_r0", rows, |r| r.params.device.sigma_r0);
     c.float("sigma_d2d", rows, |r| r.params.device.sigma_d2d);
     c.float("sigma_c2c", rows, |r| r.params.device.sigma_c2c);
+    c.float("p_stuck_on", rows, |r| r.params.device.p_stuck_on);
+    c.float("p_stuck_off", rows, |r| r.params.device.p_stuck_off);
     c.float("gmin", rows, |r| r.params.circuit.gmin);
     c.string("model", rows, |r| r.params.training.model.name());
     c.string("task", rows, |r| r.params.training.task.name());

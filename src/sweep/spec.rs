@@ -19,7 +19,9 @@ use std::path::Path;
 use toml::Value;
 
 use super::limits::{self, MAX_INSTANCES, MAX_POINTS};
-use crate::params::{ModelKind, Params, TaskKind, Topology, TrainingParams};
+use crate::params::{
+    DeviceModel, ModelKind, Params, ROfX, TaskKind, Topology, TrainingParams, Window,
+};
 
 /// A rejected sweep file. Displays as one line: `{file}: {field}: {reason}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,14 +114,26 @@ pub const FIELDS: &[&str] = &[
     "network.n_bulk",
     "network.p_bulk",
     "network.k_attach",
+    "device.model",
     "device.ron",
     "device.roff",
     "device.vt",
     "device.alpha",
     "device.beta",
+    "device.k_on",
+    "device.k_off",
+    "device.v_on",
+    "device.v_off",
+    "device.alpha_on",
+    "device.alpha_off",
+    "device.window",
+    "device.p_window",
+    "device.r_of_x",
     "device.sigma_r0",
     "device.sigma_d2d",
     "device.sigma_c2c",
+    "device.p_stuck_on",
+    "device.p_stuck_off",
     "circuit.gmin",
     "training.model",
     "training.task",
@@ -395,11 +409,35 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
         "network.n_bulk" => n.n_bulk = as_usize(value)?,
         "network.p_bulk" => n.p_bulk = as_f64(value)?,
         "network.k_attach" => n.k_attach = as_usize(value)?,
+        "device.model" => {
+            d.model = as_enum(
+                value,
+                &[DeviceModel::PershinDiVentra, DeviceModel::Vteam],
+                DeviceModel::name,
+            )?
+        }
         "device.ron" => d.ron = as_f64(value)?,
         "device.roff" => d.roff = as_f64(value)?,
         "device.vt" => d.vt = as_f64(value)?,
         "device.alpha" => d.alpha = as_f64(value)?,
         "device.beta" => d.beta = as_f64(value)?,
+        "device.k_on" => d.k_on = as_f64(value)?,
+        "device.k_off" => d.k_off = as_f64(value)?,
+        "device.v_on" => d.v_on = as_f64(value)?,
+        "device.v_off" => d.v_off = as_f64(value)?,
+        "device.alpha_on" => d.alpha_on = as_f64(value)?,
+        "device.alpha_off" => d.alpha_off = as_f64(value)?,
+        "device.window" => {
+            d.window = as_enum(
+                value,
+                &[Window::None, Window::Joglekar, Window::Biolek],
+                Window::name,
+            )?
+        }
+        "device.p_window" => d.p_window = as_f64(value)?,
+        "device.r_of_x" => d.r_of_x = as_enum(value, &[ROfX::Linear, ROfX::Exponential], ROfX::name)?,
+        "device.p_stuck_on" => d.p_stuck_on = as_f64(value)?,
+        "device.p_stuck_off" => d.p_stuck_off = as_f64(value)?,
         "device.sigma_r0" => d.sigma_r0 = as_f64(value)?,
         "device.sigma_d2d" => d.sigma_d2d = as_f64(value)?,
         "device.sigma_c2c" => d.sigma_c2c = as_f64(value)?,
@@ -469,9 +507,18 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         ("device.vt", positive(d.vt)),
         ("device.alpha", non_negative(d.alpha)),
         ("device.beta", non_negative(d.beta)),
+        ("device.k_on", positive(d.k_on)),
+        ("device.k_off", positive(d.k_off)),
+        ("device.v_on", positive(d.v_on)),
+        ("device.v_off", positive(d.v_off)),
+        ("device.alpha_on", positive(d.alpha_on)),
+        ("device.alpha_off", positive(d.alpha_off)),
+        ("device.p_window", positive(d.p_window)),
         ("device.sigma_r0", non_negative(d.sigma_r0)),
         ("device.sigma_d2d", non_negative(d.sigma_d2d)),
         ("device.sigma_c2c", non_negative(d.sigma_c2c)),
+        ("device.p_stuck_on", probability(d.p_stuck_on)),
+        ("device.p_stuck_off", stuck_fits(d.p_stuck_on, d.p_stuck_off)),
         ("circuit.gmin", positive(c.gmin)),
         ("training.task", model_fits_task(t)),
         ("training.n_patterns", patterns_fit(t, n.n_in)),
@@ -491,6 +538,20 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         check.map_err(|reason| (field.to_string(), reason))?;
     }
     limits::check_memory(params)
+}
+
+/// `p_stuck_off` is a probability, and with `p_stuck_on` at most 1: a
+/// device is stuck on, stuck off or free.
+fn stuck_fits(on: f64, off: f64) -> Result<(), String> {
+    probability(off)?;
+    if on + off > 1.0 {
+        return Err(format!(
+            "plus device.p_stuck_on must be at most 1, got {} + {}",
+            number(off),
+            number(on)
+        ));
+    }
+    Ok(())
 }
 
 /// The abstract baseline (MODEL.md section 11) starts its walk at the one

@@ -40,6 +40,7 @@ pub fn instance(net: Network, r0: &[f64], task: Task) -> Instance {
             roff: vec![d.roff; m],
             vt: vec![d.vt; m],
             r0: r0.to_vec(),
+            stuck: vec![false; m],
         },
         network: net,
         task,

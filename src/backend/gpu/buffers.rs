@@ -17,7 +17,7 @@ use super::group::group_dense_bound;
 use super::{Gpu, ERAS_PER_CHECK};
 use crate::instance::Instance;
 use crate::model::network::{Adjacency, Network};
-use crate::params::Params;
+use crate::params::{DeviceModel, Params, ROfX, Window};
 
 pub(super) const STATUS_RUNNING: u32 = 0;
 pub(super) const STATUS_DONE: u32 = 1;
@@ -28,6 +28,12 @@ pub(super) const PULSE_PUNISH: u32 = 0;
 pub(super) const PULSE_NORMALIZE: u32 = 1;
 /// A read, in a workgroup-layout probe's `pulse`.
 pub(super) const PROBE_READ: u32 = 2;
+/// `InstanceDesc::device_model` and `window` (as in `shaders/common.wgsl`).
+pub(super) const DEVICE_PERSHIN_DI_VENTRA: u32 = 0;
+pub(super) const DEVICE_VTEAM: u32 = 1;
+pub(super) const WINDOW_NONE: u32 = 0;
+pub(super) const WINDOW_JOGLEKAR: u32 = 1;
+pub(super) const WINDOW_BIOLEK: u32 = 2;
 
 /// One instance's description and parameters: `InstanceDesc` in the shader.
 #[repr(C)]
@@ -59,8 +65,24 @@ pub struct InstanceDesc {
     pub sigma_c2c: f32,
     pub f_prune: f32,
     pub sigma_read: f32,
+    /// `DEVICE_PERSHIN_DI_VENTRA` or `DEVICE_VTEAM`.
+    pub device_model: u32,
+    /// VTEAM: `WINDOW_*`, and 1 for an exponential `R(x)`.
+    pub window: u32,
+    pub exponential: u32,
+    pub k_on: f32,
+    pub k_off: f32,
+    pub alpha_on: f32,
+    pub alpha_off: f32,
+    /// `v_off / v_on`.
+    pub off_ratio: f32,
+    /// `2 p_window`.
+    pub window_power: f32,
     pub pad2: u32,
     pub pad3: u32,
+    pub pad4: u32,
+    pub pad5: u32,
+    pub pad6: u32,
 }
 
 /// What survives between era dispatches: `InstanceState` in the shader.
@@ -604,6 +626,22 @@ impl Gpu {
                 sigma_c2c: d.sigma_c2c as f32,
                 sigma_read: t.sigma_read as f32,
                 f_prune: params.pruning.f_prune as f32,
+                device_model: match d.model {
+                    DeviceModel::PershinDiVentra => DEVICE_PERSHIN_DI_VENTRA,
+                    DeviceModel::Vteam => DEVICE_VTEAM,
+                },
+                window: match d.window {
+                    Window::None => WINDOW_NONE,
+                    Window::Joglekar => WINDOW_JOGLEKAR,
+                    Window::Biolek => WINDOW_BIOLEK,
+                },
+                exponential: (d.r_of_x == ROfX::Exponential) as u32,
+                k_on: d.k_on as f32,
+                k_off: d.k_off as f32,
+                alpha_on: d.alpha_on as f32,
+                alpha_off: d.alpha_off as f32,
+                off_ratio: (d.v_off / d.v_on) as f32,
+                window_power: (2.0 * d.p_window) as f32,
                 ..Default::default()
             });
             trace_entries += t.max_eras * p;
@@ -647,7 +685,7 @@ impl Gpu {
                         row[lane] = match kind {
                             0 => dev.ron[e] as f32,
                             1 => dev.roff[e] as f32,
-                            2 => dev.vt[e] as f32,
+                            2 => dev.kernel_threshold(e) as f32,
                             3 => state_of(lane, e).0,
                             _ => match state_of(lane, e) {
                                 (r, true) => 1.0 / r,
