@@ -14,7 +14,7 @@ use memsweep::backend::cpu::{Cpu, Precision};
 use memsweep::backend::gpu::{Gpu, Layout, ProbeCase, ProbeStep, Selection, Stages};
 use memsweep::backend::Executor;
 use memsweep::instance::Instance;
-use memsweep::params::{Params, Topology};
+use memsweep::params::{DeviceModel, Params, ROfX, Topology, Window};
 use memsweep::protocol::training::{Outcome, Trainer};
 use memsweep::sweep::instance_seed;
 
@@ -51,10 +51,11 @@ fn gpus() -> Vec<Gpu> {
     ]
 }
 
-/// The four configurations: 2-4-2, 4-8-4, a depth-2 network and a
-/// random_bulk one; every one with pruning (MODEL.md's default p_prune 0.3)
-/// and cycle-to-cycle noise, two with more symmetry breaking, the depth-2
-/// one with read noise.
+/// The five configurations: 2-4-2, 4-8-4 (also with the VTEAM device and
+/// stuck devices), a depth-2 network and a random_bulk one (with stuck
+/// devices); every one with pruning (MODEL.md's default p_prune 0.3) and
+/// cycle-to-cycle noise, two with more symmetry breaking, the depth-2 one
+/// with read noise.
 fn configs() -> Vec<(&'static str, Params)> {
     let layered = |n_in, hidden: &[usize], n_out| {
         let mut p = Params::default();
@@ -68,15 +69,29 @@ fn configs() -> Vec<(&'static str, Params)> {
     depth2.device.sigma_d2d = 0.1;
     depth2.training.sigma_read = 0.05;
     depth2.network.random_polarity = true;
+    // The VTEAM device with every non-default shape: an exponential R(x),
+    // a Biolek window with p_window 2, alpha_on 3 (the pow path); and
+    // stuck devices both ways.
+    let mut vteam = layered(4, &[8], 4);
+    vteam.device.model = DeviceModel::Vteam;
+    vteam.device.r_of_x = ROfX::Exponential;
+    vteam.device.window = Window::Biolek;
+    vteam.device.p_window = 2.0;
+    vteam.device.alpha_on = 3.0;
+    vteam.device.v_off = 0.8;
+    vteam.device.p_stuck_on = 0.05;
+    vteam.device.p_stuck_off = 0.05;
     let mut bulk = layered(3, &[], 3);
     bulk.network.topology = Topology::RandomBulk;
     bulk.network.n_bulk = 12;
     bulk.network.p_bulk = 0.35;
     bulk.network.k_attach = 2;
     bulk.network.random_polarity = true;
+    bulk.device.p_stuck_on = 0.1;
     vec![
         ("2-4-2", layered(2, &[4], 2)),
         ("4-8-4", layered(4, &[8], 4)),
+        ("4-8-4 vteam", vteam),
         ("3-[6,5]-3", depth2),
         ("random_bulk", bulk),
     ]
