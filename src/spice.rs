@@ -38,7 +38,8 @@ use std::time::Instant;
 use crate::bench::BenchConfig;
 use crate::instance::Instance;
 use crate::model::circuit::{node_current, Boundary, Solver};
-use crate::params::{ModelKind, Params};
+use crate::model::device::Vteam;
+use crate::params::{DeviceModel, DeviceParams, ModelKind, Params, ROfX, Window};
 use crate::protocol::phase;
 use crate::protocol::training::{run_eras, train, Pulse, Step, Trainer, FINAL_READ_ERA};
 use crate::sweep::{instance_seed, Spec};
@@ -70,6 +71,60 @@ const SUBCIRCUIT: &[&str] = &[
     "Cx x 0 1 IC={r0}",
     ".ends memristor",
 ];
+
+/// The VTEAM device of MODEL.md section 2b as an ngspice subcircuit, its
+/// window and `R(x)` written for the sweep point's choices.
+fn vteam_subcircuit(d: &DeviceParams) -> Vec<String> {
+    let p2 = num(2.0 * d.p_window);
+    let (f_on, f_off) = match d.window {
+        Window::None => ("1".to_string(), "1".to_string()),
+        Window::Joglekar => {
+            let f = format!("1 - pow(abs(2 * x - 1), {p2})");
+            (f.clone(), f)
+        }
+        Window::Biolek => (format!("1 - pow(x, {p2})"), format!("1 - pow(1 - x, {p2})")),
+    };
+    let r_of_x = match d.r_of_x {
+        ROfX::Linear => "ron + (roff - ron) * x",
+        ROfX::Exponential => "ron * exp(x * ln(roff / ron))",
+    };
+    let mut lines: Vec<String> = [
+        "* Memristor: the VTEAM device (MODEL.md section 2b). The state V(x) is x on a 1 F",
+        "* capacitor, V(xc) is x clipped to [0, 1] and V(r) = R(x) in ohm. With",
+        "* y = V(plus) - V(minus) = -v_e: dx/dt = -kon (-y/von - 1)^aon fon(x) below -von,",
+        "* +koff (y/voff - 1)^aoff foff(x) above voff, 0 in between, never outwards past",
+        "* 0 or 1, times V(en). A stuck device has kon = koff = 0.",
+    ]
+    .iter()
+    .map(|l| l.to_string())
+    .collect();
+    lines.push(
+        ".subckt vteam plus minus en params: ron=1e3 roff=1e4 von=1 voff=1 kon=2e5 koff=2e5 x0=0.5"
+            .to_string(),
+    );
+    lines.push(format!(".func fon(x) {{{f_on}}}"));
+    lines.push(format!(".func foff(x) {{{f_off}}}"));
+    lines.push(format!(".func rofx(x) {{{r_of_x}}}"));
+    lines.push(format!(
+        ".func rate(y, x) {{y < -von ? -kon * pow(max(-y / von - 1, 0), {}) * fon(x) : \
+         y > voff ? koff * pow(max(y / voff - 1, 0), {}) * foff(x) : 0}}",
+        num(d.alpha_on),
+        num(d.alpha_off)
+    ));
+    lines.extend(
+        [
+            "Bm plus minus I = V(plus,minus) / V(r)",
+            "Bc xc 0 V = max(min(V(x), 1), 0)",
+            "Br r 0 V = rofx(V(xc))",
+            "Bx 0 x I = V(en) * rate(V(plus,minus), V(xc)) * (rate(V(plus,minus), V(xc)) > 0 ? V(x) < 1 : V(x) > 0)",
+            "Cx x 0 1 IC={x0}",
+            ".ends vteam",
+        ]
+        .iter()
+        .map(|l| l.to_string()),
+    );
+    lines
+}
 
 /// One phase of a schedule: a boundary held either for a read (no state
 /// change) or for one pulse of duration `tau`.
@@ -294,9 +349,17 @@ impl Export {
         let n = net.n_nodes();
         let tau = p.training.tau;
         let ramp = tau * RAMP_TAU;
-        for line in SUBCIRCUIT {
-            let _ = writeln!(out, "{line}");
+        let vteam = p.device.model == DeviceModel::Vteam;
+        if vteam {
+            for line in vteam_subcircuit(&p.device) {
+                let _ = writeln!(out, "{line}");
+            }
+        } else {
+            for line in SUBCIRCUIT {
+                let _ = writeln!(out, "{line}");
+            }
         }
+        let law = Vteam::<f64>::new(&p.device);
         let _ = writeln!(out, "*");
         let _ = writeln!(
             out,
@@ -313,16 +376,33 @@ impl Export {
             } else {
                 (head, tail)
             };
-            let _ = writeln!(
-                out,
-                "X{e} n{plus} n{minus} en memristor params: ron={} roff={} vt={} alpha={} beta={} r0={}",
-                num(dev.ron[e]),
-                num(dev.roff[e]),
-                num(dev.vt[e]),
-                num(p.device.alpha),
-                num(p.device.beta),
-                num(self.state.r[e])
-            );
+            // A stuck device has no rate (MODEL.md section 2).
+            let moves = |rate: f64| if dev.stuck[e] { 0.0 } else { rate };
+            if vteam {
+                let (ron, roff, r) = (dev.ron[e], dev.roff[e], self.state.r[e]);
+                let _ = writeln!(
+                    out,
+                    "X{e} n{plus} n{minus} en vteam params: ron={} roff={} von={} voff={} kon={} koff={} x0={}",
+                    num(ron),
+                    num(roff),
+                    num(dev.vt[e]),
+                    num(dev.vt[e] * p.device.v_off / p.device.v_on),
+                    num(moves(p.device.k_on)),
+                    num(moves(p.device.k_off)),
+                    num(law.x_of_r(r, ron, roff))
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "X{e} n{plus} n{minus} en memristor params: ron={} roff={} vt={} alpha={} beta={} r0={}",
+                    num(dev.ron[e]),
+                    num(dev.roff[e]),
+                    num(dev.vt[e]),
+                    num(moves(p.device.alpha)),
+                    num(moves(p.device.beta)),
+                    num(self.state.r[e])
+                );
+            }
         }
         let _ = writeln!(out, "* gmin from every node to ground");
         for i in 0..n {

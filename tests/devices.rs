@@ -165,7 +165,11 @@ fn networks() -> Vec<(&'static str, Params)> {
     bulk.network.n_out = 3;
     bulk.network.n_bulk = 12;
     bulk.network.p_bulk = 0.35;
-    vec![("4-8-4", layered), ("3-[6,5]-3", deep), ("random_bulk", bulk)]
+    vec![
+        ("4-8-4", layered),
+        ("3-[6,5]-3", deep),
+        ("random_bulk", bulk),
+    ]
 }
 
 /// MODEL.md 2b: with its defaults (linear `R(x)`, no window, alpha 1,
@@ -190,7 +194,12 @@ fn vteam_with_its_defaults_trains_as_the_pershin_di_ventra_device() {
             assert_eq!(a.pruned_edges, b.pruned_edges, "{what}: pruned_edges");
             assert_eq!(a.alive_final, b.alive_final, "{what}: alive");
             let rel = (a.energy_write - b.energy_write).abs() / a.energy_write.max(1e-30);
-            assert!(rel < 1e-9, "{what}: energy {} against {}", a.energy_write, b.energy_write);
+            assert!(
+                rel < 1e-9,
+                "{what}: energy {} against {}",
+                a.energy_write,
+                b.energy_write
+            );
             for (ra, rb) in a.r_final.iter().zip(&b.r_final) {
                 assert!((ra - rb).abs() <= 1e-9 * ra, "{what}: R {ra} against {rb}");
             }
@@ -238,7 +247,10 @@ fn stuck_devices_sit_at_their_bound_for_good() {
                 "{model:?}: {count} of {edges} stuck, expected {mean}"
             );
         }
-        assert!(free_moved > edges / 10, "{model:?}: the free devices hardly moved");
+        assert!(
+            free_moved > edges / 10,
+            "{model:?}: the free devices hardly moved"
+        );
     }
 }
 
@@ -290,15 +302,31 @@ fn reject(text: &str) -> (String, String) {
 fn bad_device_fields_are_named() {
     let cases = [
         ("[device]\nmodel = \"teamm\"\n", "device.model", "\"vteam\""),
-        ("[device]\nwindow = \"prodromakis\"\n", "device.window", "\"biolek\""),
-        ("[device]\nr_of_x = \"log\"\n", "device.r_of_x", "\"exponential\""),
-        ("[device]\nmodel = \"vteam\"\nv_on = 0.0\n", "device.v_on", "> 0"),
+        (
+            "[device]\nwindow = \"prodromakis\"\n",
+            "device.window",
+            "\"biolek\"",
+        ),
+        (
+            "[device]\nr_of_x = \"log\"\n",
+            "device.r_of_x",
+            "\"exponential\"",
+        ),
+        (
+            "[device]\nmodel = \"vteam\"\nv_on = 0.0\n",
+            "device.v_on",
+            "> 0",
+        ),
         ("[device]\nv_off = -1.0\n", "device.v_off", "> 0"),
         ("[device]\nk_on = 0.0\n", "device.k_on", "> 0"),
         ("[device]\nk_off = -2e5\n", "device.k_off", "> 0"),
         ("[device]\nalpha_on = 0.0\n", "device.alpha_on", "> 0"),
         ("[device]\np_window = 0.0\n", "device.p_window", "> 0"),
-        ("[device]\np_stuck_on = 1.5\n", "device.p_stuck_on", "probability"),
+        (
+            "[device]\np_stuck_on = 1.5\n",
+            "device.p_stuck_on",
+            "probability",
+        ),
         (
             "[device]\np_stuck_on = 0.6\np_stuck_off = 0.5\n",
             "device.p_stuck_off",
@@ -313,7 +341,10 @@ fn bad_device_fields_are_named() {
     for (text, field, mention) in cases {
         let (f, reason) = reject(text);
         // An axis value is named by its axis: axes[0]."device.p_stuck_off".
-        assert!(f == field || f.ends_with(&format!("\"{field}\"")), "{text}: {f}");
+        assert!(
+            f == field || f.ends_with(&format!("\"{field}\"")),
+            "{text}: {f}"
+        );
         assert!(reason.contains(mention), "{text}: `{reason}`");
     }
 }

@@ -191,6 +191,64 @@ fn a_random_bulk_network_with_drift_matches_ngspice() {
     cross_check("random_bulk", &ex);
 }
 
+/// The VTEAM device (MODEL.md 2b) in each of its shapes, with stuck
+/// devices, against ngspice's integration of the same law.
+#[test]
+fn the_vteam_device_matches_ngspice_in_every_shape() {
+    if !ngspice_present() {
+        return;
+    }
+    let shapes = [
+        r#"window = "none"
+        r_of_x = "linear""#,
+        r#"window = "joglekar"
+        p_window = 1.5
+        r_of_x = "exponential"
+        alpha_on = 3.0
+        alpha_off = 2.0"#,
+        r#"window = "biolek"
+        r_of_x = "linear"
+        v_off = 0.7
+        k_off = 4e5"#,
+    ];
+    for (i, shape) in shapes.iter().enumerate() {
+        let ex = export(
+            &format!(
+                r#"
+                [network]
+                n_in = 3
+                hidden = [5, 4]
+                n_out = 3
+                random_polarity = true
+                [device]
+                model = "vteam"
+                sigma_d2d = 0.2
+                p_stuck_on = 0.1
+                p_stuck_off = 0.1
+                {shape}
+                "#
+            ),
+            i,
+            None,
+        );
+        let stuck = ex.instance.devices.stuck.iter().filter(|&&s| s).count();
+        assert!(stuck > 0, "shape {i}: no stuck device to check");
+        cross_check(&format!("vteam shape {i}"), &ex);
+        // Stuck devices stay put in ngspice too.
+        let spice = ngspice(&ex);
+        for (k, ph) in ex.phases.iter().enumerate().filter(|(_, ph)| ph.pulse) {
+            for e in (0..ex.instance.network.n_edges()).filter(|&e| ex.instance.devices.stuck[e]) {
+                let (before, after) = (ex.state.r[e], spice.r_after[k][e]);
+                assert!(
+                    (after - before).abs() <= 1e-9 * before,
+                    "shape {i}, phase {k} ({}): stuck X{e} moved from {before} to {after}",
+                    ph.name
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn a_trained_network_with_pruned_edges_matches_ngspice() {
     if !ngspice_present() {

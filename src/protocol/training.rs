@@ -752,7 +752,9 @@ impl<F: Real> RunView<'_, F> {
         for l in 0..LANES {
             let dv = self.v_tail - v_head[l];
             acc.power[l] += g_old[l] * dv * dv;
-            rate[l] = c.law.rate(polarity[l] * dv, vt[l], r_old[l], ron[l], roff[l]);
+            rate[l] = c
+                .law
+                .rate(polarity[l] * dv, vt[l], r_old[l], ron[l], roff[l]);
         }
         if rate.iter().all(|&rate| rate == F::ZERO) {
             // Nothing moves: every lane below would leave its state and

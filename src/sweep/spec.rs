@@ -435,7 +435,9 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
             )?
         }
         "device.p_window" => d.p_window = as_f64(value)?,
-        "device.r_of_x" => d.r_of_x = as_enum(value, &[ROfX::Linear, ROfX::Exponential], ROfX::name)?,
+        "device.r_of_x" => {
+            d.r_of_x = as_enum(value, &[ROfX::Linear, ROfX::Exponential], ROfX::name)?
+        }
         "device.p_stuck_on" => d.p_stuck_on = as_f64(value)?,
         "device.p_stuck_off" => d.p_stuck_off = as_f64(value)?,
         "device.sigma_r0" => d.sigma_r0 = as_f64(value)?,
@@ -518,7 +520,10 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         ("device.sigma_d2d", non_negative(d.sigma_d2d)),
         ("device.sigma_c2c", non_negative(d.sigma_c2c)),
         ("device.p_stuck_on", probability(d.p_stuck_on)),
-        ("device.p_stuck_off", stuck_fits(d.p_stuck_on, d.p_stuck_off)),
+        (
+            "device.p_stuck_off",
+            stuck_fits(d.p_stuck_on, d.p_stuck_off),
+        ),
         ("circuit.gmin", positive(c.gmin)),
         ("training.task", model_fits_task(t)),
         ("training.n_patterns", patterns_fit(t, n.n_in)),
