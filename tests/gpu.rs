@@ -11,7 +11,9 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 
 use memsweep::backend::cpu::{Cpu, Precision};
-use memsweep::backend::gpu::{Gpu, Layout, ProbeCase, ProbeStep, Selection, Stages};
+use memsweep::backend::gpu::{
+    Gpu, InstanceDesc, Layout, ProbeCase, ProbeStep, RuleInput, Selection, Stages, RULE_NAMES,
+};
 use memsweep::backend::Executor;
 use memsweep::instance::Instance;
 use memsweep::params::{DeviceModel, Params, ROfX, Topology, Window};
@@ -589,4 +591,196 @@ fn a_network_too_large_for_the_workgroup_layout_is_refused_up_front() {
             && line.contains("--gpu-layout thread"),
         "{line}"
     );
+}
+
+/// Distance in units in the last place between two f32s given by their
+/// bits (0 for equal bits, and for +0 against -0).
+fn ulps(a: u32, b: u32) -> u64 {
+    let ordered = |x: u32| -> i64 {
+        if x & 0x8000_0000 != 0 {
+            -((x & 0x7fff_ffff) as i64)
+        } else {
+            x as i64
+        }
+    };
+    (ordered(a) - ordered(b)).unsigned_abs()
+}
+
+/// The Rust mirror of every rule `shaders/rules.wgsl` probes, in f32 and in
+/// the order of `RULE_NAMES`.
+fn rules_in_rust(params: &Params, seed: u64, input: &RuleInput) -> [u32; RULE_NAMES.len()] {
+    use memsweep::model::device::{self, DeviceLaw, Law, Vteam};
+    use memsweep::protocol::{phase, training};
+    use memsweep::rng::{mix32, CounterRng, PURPOSE_PRUNE};
+    let d = &params.device;
+    let [v, vt, r, ron, roff, dt, noise, s] = input.x;
+    let w = input.w;
+    let rng = CounterRng::new(seed);
+    let rate = device::resistance_rate(v, vt, d.alpha as f32, d.beta as f32);
+    let law = Law::<f32>::new(d);
+    let law_rate = law.rate(v, vt, r, ron, roff);
+    let vteam = Vteam::<f32>::new(d);
+    let z = rng.normal::<f32>(w);
+    let threshold = training::prune_threshold(ron, roff, params.pruning.f_prune as f32);
+    let prunes =
+        r >= threshold && rng.uniform(PURPOSE_PRUNE, [w[0], 0, 0, w[1]]) < params.pruning.p_prune;
+    let read_noise = if params.training.sigma_read > 0.0 {
+        training::read_noise(
+            &rng,
+            params.training.sigma_read as f32,
+            w[0],
+            w[1] as usize,
+            w[2] as usize,
+        )
+    } else {
+        1.0
+    };
+    [
+        rate.to_bits(),
+        device::euler_step(r, rate, dt, noise, ron, roff).to_bits(),
+        law_rate.to_bits(),
+        law.step(r, law_rate, dt, noise, ron, roff).to_bits(),
+        vteam.x_of_r(r, ron, roff).to_bits(),
+        vteam.r_of_x(s, ron, roff).to_bits(),
+        vteam.window(s, true).to_bits(),
+        vteam.window(s, false).to_bits(),
+        device::power(s, noise).to_bits(),
+        mix32(w[0]),
+        rng.bits(PURPOSE_PRUNE, w),
+        z.to_bits(),
+        device::c2c_factor(s, z).to_bits(),
+        threshold.to_bits(),
+        prunes as u32,
+        phase::tie_band(v).to_bits(),
+        read_noise.to_bits(),
+    ]
+}
+
+/// The pointwise rules of `shaders/common.wgsl` against their Rust mirrors,
+/// function by function, on the same inputs (issue: one source of truth).
+/// Integer rules (the counter hash, the pruning decision) must give the
+/// same bits. The arithmetic ones may differ by a few ulp where WGSL allows
+/// it (its division is accurate to 2.5 ulp, and a compiler may fuse a
+/// multiply and an add); transcendental ones (log, exp, sqrt, cos: the
+/// normal draw, c2c factor, read noise, an exponential R(x), a fractional
+/// power) by what WGSL's accuracy rules allow, bounded here at 1e-5
+/// relative (absolute for values below 1), and the VTEAM rate with a
+/// window at 1e-3 (see below). A wrong formula, sign or operand shows as
+/// far more; without transcendental functions (Pershin–Di Ventra, VTEAM with
+/// a linear R(x) and whole exponents) every rule gives the same bits on
+/// lavapipe.
+#[test]
+fn every_shared_rule_gives_the_rust_mirrors_bits() {
+    let Some(gpu) = gpu() else {
+        return;
+    };
+    let mut rng = Pcg64::seed_from_u64(77);
+    let seed = 0x0123_4567_89ab_cdef_u64;
+    let mut pdv = Params::default();
+    pdv.device.alpha = 3e6;
+    pdv.training.sigma_read = 0.05;
+    let mut linear = Params::default();
+    linear.device.model = DeviceModel::Vteam;
+    linear.device.window = Window::Joglekar;
+    let mut curved = linear.clone();
+    curved.device.r_of_x = ROfX::Exponential;
+    curved.device.window = Window::Biolek;
+    curved.device.p_window = 1.5;
+    curved.device.alpha_on = 3.0;
+    curved.device.alpha_off = 0.5;
+    curved.device.v_off = 0.7;
+    let exact = ["mix32", "bits", "prunes"];
+    let transcendental = [
+        "vteam_power",
+        "normal",
+        "c2c_factor",
+        "read_noise",
+        "vteam_x_of_r",
+        "vteam_r_of_x",
+        "vteam_window (potentiating)",
+        "vteam_window (depressing)",
+        "device_rate",
+        "device_step",
+    ];
+    for (name, params) in [
+        ("pershin_di_ventra", pdv),
+        ("vteam linear", linear),
+        ("vteam curved", curved),
+    ] {
+        let inputs: Vec<RuleInput> = (0..4096)
+            .map(|_| {
+                let ron = rng.random_range(500.0f32..2000.0);
+                let roff = ron * rng.random_range(2.0f32..20.0);
+                // Some thresholds negative: stuck devices.
+                let vt = rng.random_range(0.3f32..1.5)
+                    * if rng.random::<f32>() < 0.1 { -1.0 } else { 1.0 };
+                RuleInput {
+                    x: [
+                        rng.random_range(-4.0f32..4.0),
+                        vt,
+                        rng.random_range(ron..roff),
+                        ron,
+                        roff,
+                        rng.random_range(1e-8f32..1e-6),
+                        rng.random_range(0.2f32..3.0),
+                        rng.random_range(0.0f32..1.0),
+                    ],
+                    w: [rng.random(), rng.random(), rng.random(), rng.random()],
+                }
+            })
+            .collect();
+        let desc = InstanceDesc::of_params(&params, seed);
+        let on_gpu = gpu
+            .probe_rules(&desc, &inputs)
+            .expect("the rule probe runs");
+        let mut worst = [0u64; RULE_NAMES.len()];
+        let mut worst_rel = [0f64; RULE_NAMES.len()];
+        let mut same = [0usize; RULE_NAMES.len()];
+        for (input, g) in inputs.iter().zip(&on_gpu) {
+            let c = rules_in_rust(&params, seed, input);
+            for k in 0..RULE_NAMES.len() {
+                if g[k] == c[k] {
+                    same[k] += 1;
+                    continue;
+                }
+                let rule = RULE_NAMES[k];
+                assert!(
+                    !exact.contains(&rule),
+                    "{name}: {rule} differs on {input:?}: gpu {:#x}, rust {:#x}",
+                    g[k],
+                    c[k]
+                );
+                let (a, b) = (f32::from_bits(g[k]) as f64, f32::from_bits(c[k]) as f64);
+                // Relative, and absolute below 1 (near a zero of cos, say).
+                let rel = (a - b).abs() / a.abs().max(b.abs()).max(1.0);
+                worst[k] = worst[k].max(ulps(g[k], c[k]));
+                worst_rel[k] = worst_rel[k].max(rel);
+                if transcendental.contains(&rule) {
+                    // A window near the bound it vanishes at is
+                    // 1 - x^p with x^p near 1: the cancellation magnifies
+                    // the rounding of the power (up to 100x here).
+                    let bound = if rule == "device_rate" { 1e-3 } else { 1e-5 };
+                    assert!(
+                        rel <= bound,
+                        "{name}: {rule} on {input:?}: gpu {a}, rust {b}"
+                    );
+                } else {
+                    assert!(
+                        ulps(g[k], c[k]) <= 4,
+                        "{name}: {rule} on {input:?}: gpu {a}, rust {b}"
+                    );
+                }
+            }
+        }
+        for k in 0..RULE_NAMES.len() {
+            eprintln!(
+                "{name}: {:<28} {:>4}/{} identical bits, worst {} ulp ({:.1e} relative)",
+                RULE_NAMES[k],
+                same[k],
+                inputs.len(),
+                worst[k],
+                worst_rel[k]
+            );
+        }
+    }
 }

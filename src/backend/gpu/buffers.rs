@@ -85,6 +85,49 @@ pub struct InstanceDesc {
     pub pad6: u32,
 }
 
+impl InstanceDesc {
+    /// The description's seed and parameters (everything but the
+    /// network's and the task's place in the buffers).
+    pub fn of_params(params: &Params, seed: u64) -> InstanceDesc {
+        let t = &params.training;
+        let d = &params.device;
+        InstanceDesc {
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            n_sub: t.n_sub as u32,
+            max_eras: t.max_eras as u32,
+            prune_below: prune_below(params.pruning.p_prune),
+            v_read: t.v_read as f32,
+            v_punish: t.v_punish as f32,
+            v_norm: t.v_norm as f32,
+            dt: (t.tau / t.n_sub as f64) as f32,
+            gmin: params.circuit.gmin as f32,
+            alpha: d.alpha as f32,
+            beta: d.beta as f32,
+            sigma_c2c: d.sigma_c2c as f32,
+            sigma_read: t.sigma_read as f32,
+            f_prune: params.pruning.f_prune as f32,
+            device_model: match d.model {
+                DeviceModel::PershinDiVentra => DEVICE_PERSHIN_DI_VENTRA,
+                DeviceModel::Vteam => DEVICE_VTEAM,
+            },
+            window: match d.window {
+                Window::None => WINDOW_NONE,
+                Window::Joglekar => WINDOW_JOGLEKAR,
+                Window::Biolek => WINDOW_BIOLEK,
+            },
+            exponential: (d.r_of_x == ROfX::Exponential) as u32,
+            k_on: d.k_on as f32,
+            k_off: d.k_off as f32,
+            alpha_on: d.alpha_on as f32,
+            alpha_off: d.alpha_off as f32,
+            off_ratio: (d.v_off / d.v_on) as f32,
+            window_power: (2.0 * d.p_window) as f32,
+            ..Default::default()
+        }
+    }
+}
+
 /// What survives between era dispatches: `InstanceState` in the shader.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -598,11 +641,8 @@ impl Gpu {
                 }
             }
             let t = &params.training;
-            let d = &params.device;
             let p = inst.task.n_patterns();
             descs.push(InstanceDesc {
-                seed_lo: inst.seed as u32,
-                seed_hi: (inst.seed >> 32) as u32,
                 n_in: nw.n_in as u32,
                 n_hidden: nw.n_hidden as u32,
                 n_out: nw.n_out as u32,
@@ -613,36 +653,7 @@ impl Gpu {
                 task_off,
                 trace_off: trace_entries as u32,
                 currents_off: current_words as u32,
-                n_sub: t.n_sub as u32,
-                max_eras: t.max_eras as u32,
-                prune_below: prune_below(params.pruning.p_prune),
-                v_read: t.v_read as f32,
-                v_punish: t.v_punish as f32,
-                v_norm: t.v_norm as f32,
-                dt: (t.tau / t.n_sub as f64) as f32,
-                gmin: params.circuit.gmin as f32,
-                alpha: d.alpha as f32,
-                beta: d.beta as f32,
-                sigma_c2c: d.sigma_c2c as f32,
-                sigma_read: t.sigma_read as f32,
-                f_prune: params.pruning.f_prune as f32,
-                device_model: match d.model {
-                    DeviceModel::PershinDiVentra => DEVICE_PERSHIN_DI_VENTRA,
-                    DeviceModel::Vteam => DEVICE_VTEAM,
-                },
-                window: match d.window {
-                    Window::None => WINDOW_NONE,
-                    Window::Joglekar => WINDOW_JOGLEKAR,
-                    Window::Biolek => WINDOW_BIOLEK,
-                },
-                exponential: (d.r_of_x == ROfX::Exponential) as u32,
-                k_on: d.k_on as f32,
-                k_off: d.k_off as f32,
-                alpha_on: d.alpha_on as f32,
-                alpha_off: d.alpha_off as f32,
-                off_ratio: (d.v_off / d.v_on) as f32,
-                window_power: (2.0 * d.p_window) as f32,
-                ..Default::default()
+                ..InstanceDesc::of_params(params, inst.seed)
             });
             trace_entries += t.max_eras * p;
             current_words += p * nw.n_out;

@@ -85,6 +85,7 @@ mod adapter;
 mod buffers;
 mod group;
 mod probe;
+mod rules;
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -105,6 +106,7 @@ pub use buffers::{ChunkUniform, InstanceDesc, InstanceState, TraceEntry};
 use group::{GroupKnobs, GroupSteps};
 pub use group::{GroupShape, Stages};
 pub use probe::{ProbeCase, ProbeSnapshot, ProbeStep};
+pub use rules::{RuleInput, RULE_NAMES};
 
 /// What both kernels share: buffers, structs, draws, phase boundaries.
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
