@@ -44,6 +44,8 @@
 //! only how its equations are solved, within the stopping rule of
 //! `Real::CG_TOLERANCE`.
 
+use std::collections::HashMap;
+
 use crate::lanes::{self, LANES};
 use crate::model::network::{Adjacency, Network};
 use crate::real::Real;
@@ -288,9 +290,12 @@ impl<F: Real> Layout<F> {
 pub struct Solver<F> {
     /// The node split of the current boundary.
     layout: Layout<F>,
-    /// Layouts kept per boundary slot (see `prepare_cached`).
+    /// Layouts kept per boundary (see `prepare_cached`), and the slot of
+    /// each boundary's fixed-node set.
     cache: Vec<Layout<F>>,
-    cached: Vec<bool>,
+    slots: HashMap<Box<[u64]>, usize>,
+    /// Scratch: the fixed-node set of the boundary being prepared.
+    key: Vec<u64>,
     active_slot: Option<usize>,
     /// Bumped whenever the caller prunes edges (`alive_changed`).
     generation: u64,
@@ -330,11 +335,11 @@ pub struct Solver<F> {
     no_touches: Vec<F>,
     /// The vectors of the conjugate-gradient iteration.
     cg: CgVectors<F>,
-    /// The slot and pruning generation of the last solve if it took the
-    /// iterative path, and the voltages of its unknowns before it: a solve
-    /// that follows one in the same slot (the next substep of a pulse)
-    /// starts from the linear extrapolation of the two.
-    last_iterative: Option<(usize, u64)>,
+    /// Whether the last solve took the iterative path under the layout
+    /// still prepared (the previous substep of the same pulse), and the
+    /// voltages of its unknowns before it: such a solve starts from the
+    /// linear extrapolation of the two.
+    continues_pulse: bool,
     before_last: Vec<F>,
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
@@ -499,7 +504,8 @@ impl<F: Real> Solver<F> {
         Solver {
             layout: Layout::new(n_nodes),
             cache: Vec::new(),
-            cached: Vec::new(),
+            slots: HashMap::new(),
+            key: Vec::new(),
             active_slot: None,
             generation: 0,
             sums: NodeSums::new(n_nodes),
@@ -524,7 +530,7 @@ impl<F: Real> Solver<F> {
             choice,
             no_touches: Vec::new(),
             cg: CgVectors::default(),
-            last_iterative: None,
+            continues_pulse: false,
             before_last: Vec::new(),
             stats: SolveStats::default(),
         }
@@ -550,33 +556,36 @@ impl<F: Real> Solver<F> {
         }
     }
 
-    /// As `prepare`, for a boundary the caller numbers `slot`: a layout is
-    /// computed once per slot and reused, with its cut-off nodes redone
-    /// after `alive_changed`. The protocol has few distinct boundaries (a
-    /// read per pattern, normalize, a punish per pattern and winner), each
-    /// applied many times.
-    pub fn prepare_cached(
-        &mut self,
-        slot: usize,
-        adj: &Adjacency,
-        alive: &[bool],
-        boundary: &Boundary<F>,
-    ) {
-        if self.active_slot != Some(slot) {
-            if self.cache.len() <= slot {
-                self.cache.resize_with(slot + 1, Layout::default);
-                self.cached.resize(slot + 1, false);
-            }
+    /// As `prepare`, keeping the layout: one is computed per boundary (a
+    /// layout depends only on which nodes the boundary fixes) and reused,
+    /// with its cut-off nodes redone after `alive_changed`. The protocol has
+    /// few distinct boundaries (a read per pattern, normalize, a punish per
+    /// pattern and winner), each applied many times.
+    pub fn prepare_cached(&mut self, adj: &Adjacency, alive: &[bool], boundary: &Boundary<F>) {
+        self.continues_pulse = false;
+        self.key.clear();
+        self.key.resize(boundary.fixed.len().div_ceil(64), 0);
+        for (i, _) in boundary.fixed.iter().enumerate().filter(|f| *f.1) {
+            self.key[i / 64] |= 1 << (i % 64);
+        }
+        let slot = self.slots.get(self.key.as_slice()).copied();
+        if slot.is_none() || self.active_slot != slot {
             if let Some(active) = self.active_slot.take() {
                 std::mem::swap(&mut self.layout, &mut self.cache[active]);
             }
-            if self.cached[slot] {
-                std::mem::swap(&mut self.layout, &mut self.cache[slot]);
-            } else {
-                self.prepare(adj, alive, boundary);
-                self.cached[slot] = true;
+            match slot {
+                Some(slot) => {
+                    std::mem::swap(&mut self.layout, &mut self.cache[slot]);
+                    self.active_slot = Some(slot);
+                }
+                None => {
+                    self.prepare(adj, alive, boundary);
+                    let slot = self.cache.len();
+                    self.cache.push(Layout::default());
+                    self.slots.insert(self.key.clone().into_boxed_slice(), slot);
+                    self.active_slot = Some(slot);
+                }
             }
-            self.active_slot = Some(slot);
         }
         if self.layout.generation != self.generation {
             self.mark_cut_off(adj, alive);
@@ -586,6 +595,7 @@ impl<F: Real> Solver<F> {
     /// Tell the solver that edges were pruned since the last solve.
     pub fn alive_changed(&mut self) {
         self.generation += 1;
+        self.continues_pulse = false;
     }
 
     /// Number of nodes in the dense system of the last `prepare`.
@@ -595,6 +605,7 @@ impl<F: Real> Solver<F> {
 
     /// Classify the nodes for `boundary` given which edges are `alive`.
     pub fn prepare(&mut self, adj: &Adjacency, alive: &[bool], boundary: &Boundary<F>) {
+        self.continues_pulse = false;
         if let Some(active) = self.active_slot.take() {
             // the active layout belongs to a slot: leave it there
             std::mem::swap(&mut self.layout, &mut self.cache[active]);
@@ -938,7 +949,7 @@ impl<F: Real> Solver<F> {
             return;
         }
         self.stats.dense_solves += 1;
-        self.last_iterative = None;
+        self.continues_pulse = false;
         let layout = &self.layout;
         // (Fixed and isolated nodes get a diagonal too, never read.)
         for (d, &c) in self.diag.iter_mut().zip(&self.sums.conductance) {
@@ -1092,8 +1103,7 @@ impl<F: Real> Solver<F> {
         cg.link_g.clear();
         cg.link_g
             .extend(layout.link_via.iter().map(|&e| g[e as usize]));
-        let key = self.active_slot.map(|slot| (slot, self.generation));
-        let continues = key.is_some() && key == self.last_iterative;
+        let continues = self.continues_pulse;
         for (a, &i) in layout.unknown_node.iter().enumerate() {
             // Voltages move smoothly from substep to substep.
             cg.x[a] = if continues {
@@ -1119,7 +1129,7 @@ impl<F: Real> Solver<F> {
             self.before_last.push(v[i]);
             v[i] = cg.x[a];
         }
-        self.last_iterative = key;
+        self.continues_pulse = true;
     }
 
     /// Per edge: whether it touches a node the current layout eliminates

@@ -177,7 +177,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             v_read,
             &mut self.boundary,
         );
-        self.solve_fresh(k);
+        self.solve_fresh();
         let net = &self.net;
         let sigma_read = F::from_f64(self.params.training.sigma_read);
         for o in 0..net.n_out {
@@ -288,22 +288,20 @@ impl<'a, F: Real> Trainer<'a, F> {
             v_punish,
             &mut self.boundary,
         );
-        let slot = self.slot_normalize() + 1 + k * net.n_out + winner;
-        self.pulse_in_slot(era, k, Pulse::Punish, Some(slot));
+        self.pulse_cached(era, k, Pulse::Punish);
     }
 
     pub fn normalize(&mut self, era: u32, k: usize) {
         let v_norm = F::from_f64(self.params.training.v_norm);
         phase::normalize(&self.net, v_norm, &mut self.boundary);
-        let slot = self.slot_normalize();
-        self.pulse_in_slot(era, k, Pulse::Normalize, Some(slot));
+        self.pulse_cached(era, k, Pulse::Normalize);
     }
 
-    /// Solve the read of pattern `k` (boundary slot `k`).
-    fn solve_fresh(&mut self, k: usize) {
+    /// Solve the read under the current boundary.
+    fn solve_fresh(&mut self) {
         let gmin = F::from_f64(self.params.circuit.gmin);
         self.solver
-            .prepare_cached(k, &self.adj, &self.alive, &self.boundary);
+            .prepare_cached(&self.adj, &self.alive, &self.boundary);
         self.refresh_sums();
         self.solver
             .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, false);
@@ -326,12 +324,6 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
     }
 
-    /// Layout slots: reads take `0..P`, normalize `P`, punish (k, winner)
-    /// the slots after it.
-    fn slot_normalize(&self) -> usize {
-        self.inst.task.n_patterns()
-    }
-
     /// One pulse of duration `tau` under the current boundary, in `n_sub`
     /// Euler substeps: solve, accumulate
     /// `P dt`, move every alive device.
@@ -341,17 +333,20 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// devices stay, devices at a bound stay clipped), so the rest of the
     /// pulse is accounted in one step. This is exact, not an approximation.
     pub fn pulse(&mut self, era: u32, k: usize, which: Pulse) {
-        self.pulse_in_slot(era, k, which, None);
+        self.solver.prepare(&self.adj, &self.alive, &self.boundary);
+        self.substeps_of(era, k, which);
     }
 
-    /// `pulse`, with the layout of the boundary kept in `slot` if given.
-    fn pulse_in_slot(&mut self, era: u32, k: usize, which: Pulse, slot: Option<usize>) {
-        match slot {
-            Some(slot) => self
-                .solver
-                .prepare_cached(slot, &self.adj, &self.alive, &self.boundary),
-            None => self.solver.prepare(&self.adj, &self.alive, &self.boundary),
-        }
+    /// `pulse`, with the layout of the boundary kept by the solver for the
+    /// next pulse under the same boundary.
+    fn pulse_cached(&mut self, era: u32, k: usize, which: Pulse) {
+        self.solver
+            .prepare_cached(&self.adj, &self.alive, &self.boundary);
+        self.substeps_of(era, k, which);
+    }
+
+    /// The substeps of a pulse whose layout is prepared.
+    fn substeps_of(&mut self, era: u32, k: usize, which: Pulse) {
         let t = &self.params.training;
         let n_sub = t.n_sub;
         let dt = F::from_f64(t.tau / n_sub as f64);
@@ -874,10 +869,11 @@ pub fn run_eras<F: Real>(
 }
 
 /// Solver layouts kept from one instance to the next. A layout depends only
-/// on the wiring and on each slot's boundary (set by the task's active
-/// inputs), so a thread that trains many instances of one network (every
-/// layered network with density 1 and no skip edges is the same network)
-/// builds them once.
+/// on the wiring and on the nodes a boundary fixes (the solver keys its
+/// layouts by them), so a thread that trains many instances of one network
+/// (every layered network with density 1 and no skip edges is the same
+/// network) builds them once. The kept solver is dropped when the wiring or
+/// the task's active inputs change, which bounds how many layouts it holds.
 pub struct Layouts<F> {
     /// Wiring and task inputs the solver's layouts were built for.
     key: Vec<u32>,
