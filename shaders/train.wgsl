@@ -2,7 +2,8 @@
 // instances, one invocation per instance, in f32.
 //
 // This file mirrors the CPU kernel step by step; read it beside
-// - src/protocol/training.rs  (era loop, read, pulse, step_runs, prune),
+// - src/protocol/training.rs  (era loop, read, pulse, prune),
+// - src/model/step.rs         (the device step, Edges::step_runs),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
 // - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
 // - src/model/device.rs       (DeviceLaw::rate and step, c2c_factor),
@@ -315,7 +316,7 @@ fn cholesky_solve(n: u32) {
     }
 }
 
-// training.rs Trainer::power: sum_e g_e (V_u - V_v)^2, watt.
+// step.rs Edges::power: sum_e g_e (V_u - V_v)^2, watt.
 fn power() -> f32 {
     var p = 0.0;
     for (var e = 0u; e < n_edges; e++) {
@@ -376,7 +377,7 @@ fn add_updates(x: u32) {
     updates_lo = lo;
 }
 
-// training.rs Trainer::step_runs (the power is power() here): Euler-update
+// step.rs Edges::step_runs (the power is power() here): Euler-update
 // every alive device, keeping the node sums up to date; true
 // if any resistance changed.
 fn move_devices(dt: f32, counter: vec3<u32>) -> bool {

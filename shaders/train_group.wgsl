@@ -3,7 +3,8 @@
 //
 // The same protocol as shaders/train.wgsl (one invocation per instance),
 // cut across the invocations of a workgroup; read it beside
-// - src/protocol/training.rs  (era loop, read, pulse, step_runs, prune),
+// - src/protocol/training.rs  (era loop, read, pulse, prune),
+// - src/model/step.rs         (the device step, Edges::step_runs),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
 // - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
 // - src/model/device.rs       (DeviceLaw::rate and step, c2c_factor),
@@ -860,7 +861,7 @@ fn read_pattern(era: u32, k: u32) -> ReadResult {
     return ReadResult(broadcast(w), p);
 }
 
-// training.rs Trainer::step_runs for this invocation's edges; sets
+// step.rs Edges::step_runs for this invocation's edges; sets
 // moved[flag] if a resistance changed (MOVED_ANY), and if one with an
 // eliminated end did (MOVED_ELIMINATED).
 fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {

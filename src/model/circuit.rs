@@ -46,7 +46,7 @@
 
 use std::collections::HashMap;
 
-use crate::lanes::{self, LANES};
+use crate::lanes::{self, Isa, LANES};
 use crate::model::network::{Adjacency, Network};
 use crate::real::Real;
 
@@ -1130,6 +1130,44 @@ impl<F: Real> Solver<F> {
             v[i] = cg.x[a];
         }
         self.continues_pulse = true;
+    }
+
+    /// `solve_from_sums` compiled for the instruction set `isa`, which the
+    /// running CPU must have (`Isa::detect`, `Isa::available`).
+    #[inline(always)]
+    pub fn solve_from_sums_on(
+        &mut self,
+        isa: Isa,
+        g: &[F],
+        gmin: F,
+        boundary: &Boundary<F>,
+        v: &mut [F],
+        reuse: bool,
+    ) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller passes only an instruction set the
+            // running CPU has.
+            Isa::Avx512 => unsafe { self.solve_avx512(g, gmin, boundary, v, reuse) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.solve_avx2(g, gmin, boundary, v, reuse) },
+            _ => self.solve_from_sums(g, gmin, boundary, v, reuse),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+    #[inline(never)]
+    fn solve_avx512(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F], reuse: bool) {
+        self.solve_from_sums(g, gmin, boundary, v, reuse)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    fn solve_avx2(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F], reuse: bool) {
+        self.solve_from_sums(g, gmin, boundary, v, reuse)
     }
 
     /// Per edge: whether it touches a node the current layout eliminates

@@ -1,6 +1,7 @@
-//! The physical model: network wiring, the threshold memristor, and the
-//! circuit equations (MODEL.md sections 1-3).
+//! The physical model: network wiring, the device laws, the circuit
+//! equations and the vectorised device step (MODEL.md sections 1-4).
 
 pub mod circuit;
 pub mod device;
 pub mod network;
+pub mod step;

@@ -6,10 +6,11 @@
 //! shader's arithmetic so the two backends can be compared closely.
 
 use crate::instance::Instance;
-use crate::lanes::{self, Isa, LANES};
+use crate::lanes::Isa;
 use crate::model::circuit::{self, Boundary, Solver, SolverChoice};
-use crate::model::device::{self, DeviceLaw, Law};
-use crate::model::network::{Adjacency, EdgeRun, Network};
+use crate::model::device::{DeviceLaw, Law};
+use crate::model::network::{Adjacency, Network};
+use crate::model::step::{Edges, Pass};
 use crate::params::Params;
 use crate::protocol::phase;
 use crate::real::Real;
@@ -64,28 +65,18 @@ pub struct Trainer<'a, F: Real> {
     /// The circuit as the trainer runs it, and its adjacency.
     net: Network,
     adj: Adjacency,
-    /// For each edge of `net`, its index in the instance's network.
-    edge_id: Vec<u32>,
-    r: Vec<F>,
-    g: Vec<F>,
+    /// Its devices, in `net`'s edge order.
+    edges: Edges<F>,
     alive: Vec<bool>,
     v: Vec<F>,
     /// Whether the solver's node conductances are those of `g`: the device
     /// step keeps them so, pruning and `set_state` do not.
     conductance_current: bool,
-    /// `s_e` as a number, +1 or -1.
-    polarity: Vec<F>,
-    ron: Vec<F>,
-    roff: Vec<F>,
-    /// Thresholds as `Devices::kernel_threshold` gives them (negative for
-    /// a stuck device).
-    vt: Vec<F>,
     /// The device law.
     law: Law<F>,
     boundary: Boundary<F>,
     /// The boundary's voltages at fixed nodes, 0 at free ones.
     fixed_volts: Vec<F>,
-    runs: Vec<EdgeRun>,
     /// Whether a head of some edge is held at a nonzero voltage in the
     /// current pulse, so that the device step changes the current the
     /// heads inject into their tails (never, in a layered network: only
@@ -129,16 +120,9 @@ impl<'a, F: Real> Trainer<'a, F> {
                 .collect::<Vec<F>>()
         };
         let r = to_f(&dev.r0);
-        Trainer {
-            inst,
-            params,
-            rng: CounterRng::new(inst.seed),
-            adj: Adjacency::new(&net),
+        let edges = Edges {
             g: r.iter().map(|&r| F::ONE / r).collect(),
             r,
-            alive: vec![true; net.n_edges()],
-            v: vec![F::ZERO; n],
-            conductance_current: false,
             polarity: net
                 .polarity
                 .iter()
@@ -150,10 +134,21 @@ impl<'a, F: Real> Trainer<'a, F> {
                 .iter()
                 .map(|&e| F::from_f64(dev.kernel_threshold(e as usize)))
                 .collect(),
+            runs: net.runs(),
+            edge_id,
+        };
+        Trainer {
+            inst,
+            params,
+            rng: CounterRng::new(inst.seed),
+            adj: Adjacency::new(&net),
+            edges,
+            alive: vec![true; net.n_edges()],
+            v: vec![F::ZERO; n],
+            conductance_current: false,
             law: Law::new(&params.device),
             boundary: Boundary::floating(n),
             fixed_volts: vec![F::ZERO; n],
-            runs: net.runs(),
             heads_driven: false,
             isa: Isa::detect(),
             solver,
@@ -161,7 +156,6 @@ impl<'a, F: Real> Trainer<'a, F> {
             energy_write: F::ZERO,
             updates: 0,
             net,
-            edge_id,
         }
     }
 
@@ -182,33 +176,12 @@ impl<'a, F: Real> Trainer<'a, F> {
         let sigma_read = F::from_f64(self.params.training.sigma_read);
         for o in 0..net.n_out {
             self.currents[o] =
-                circuit::node_current(&self.adj, &self.g, &self.v, net.output_node(o));
+                circuit::node_current(&self.adj, &self.edges.g, &self.v, net.output_node(o));
             if sigma_read != F::ZERO {
                 self.currents[o] *= read_noise(&self.rng, sigma_read, era, k, o);
             }
         }
-        (phase::winner(&self.currents), self.power())
-    }
-
-    /// Power dissipated in the network at the voltages of the last solve,
-    /// `sum_e g_e (V_u - V_v)^2` (watt), summed per lane run by run as the
-    /// device step sums it.
-    fn power(&self) -> F {
-        let mut acc = [F::ZERO; LANES];
-        for run in &self.runs {
-            let (u, heads, edges) = run.span();
-            let v_tail = self.v[u];
-            let heads = self.v[heads].chunks(LANES);
-            for (v_head, g) in heads.zip(self.g[edges].chunks(LANES)) {
-                // A short block is padded with g = 0.
-                let (v_head, g) = (lanes::load(v_head), lanes::load(g));
-                for l in 0..LANES {
-                    let dv = v_tail - v_head[l];
-                    acc[l] += g[l] * dv * dv;
-                }
-            }
-        }
-        lanes::sum(acc)
+        (phase::winner(&self.currents), self.edges.power(&self.v))
     }
 
     /// Replace the boundary, for a pulse under a configuration of the
@@ -230,7 +203,7 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// `x`, one value per edge of `net`, in the instance's edge order.
     fn in_instance_order<T: Copy + Default>(&self, x: &[T]) -> Vec<T> {
         let mut out = vec![T::default(); x.len()];
-        for (&e, &x) in self.edge_id.iter().zip(x) {
+        for (&e, &x) in self.edges.edge_id.iter().zip(x) {
             out[e as usize] = x;
         }
         out
@@ -239,13 +212,13 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// Resistance of every edge (ohm; a pruned edge keeps its last value),
     /// in the instance's edge order.
     pub fn r(&self) -> Vec<F> {
-        self.in_instance_order(&self.r)
+        self.in_instance_order(&self.edges.r)
     }
 
     /// Conductance of every edge (siemens, 0 for a pruned edge), in the
     /// instance's edge order.
     pub fn g(&self) -> Vec<F> {
-        self.in_instance_order(&self.g)
+        self.in_instance_order(&self.edges.g)
     }
 
     /// Which edges are alive, in the instance's edge order.
@@ -267,11 +240,11 @@ impl<'a, F: Real> Trainer<'a, F> {
     /// (the SPICE cross-check, the GPU agreement tests).
     /// `r` and `alive` are in the instance's edge order.
     pub fn set_state(&mut self, r: &[F], alive: &[bool]) {
-        for (s, &e) in self.edge_id.iter().enumerate() {
+        for (s, &e) in self.edges.edge_id.iter().enumerate() {
             let e = e as usize;
-            self.r[s] = r[e];
+            self.edges.r[s] = r[e];
             self.alive[s] = alive[e];
-            self.g[s] = if alive[e] { F::ONE / r[e] } else { F::ZERO };
+            self.edges.g[s] = if alive[e] { F::ONE / r[e] } else { F::ZERO };
         }
         self.solver.alive_changed();
         self.conductance_current = false;
@@ -304,7 +277,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             .prepare_cached(&self.adj, &self.alive, &self.boundary);
         self.refresh_sums();
         self.solver
-            .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, false);
+            .solve_from_sums(&self.edges.g, gmin, &self.boundary, &mut self.v, false);
     }
 
     /// Bring the solver's node sums to the current boundary: the injected
@@ -317,9 +290,9 @@ impl<'a, F: Real> Trainer<'a, F> {
     fn refresh_sums(&mut self) {
         let sums = &mut self.solver.sums;
         if self.conductance_current {
-            sums.refill_inject(&self.adj, &self.g, &self.boundary);
+            sums.refill_inject(&self.adj, &self.edges.g, &self.boundary);
         } else {
-            sums.fill(&self.net, &self.adj, &self.g, &self.boundary);
+            sums.fill(&self.net, &self.adj, &self.edges.g, &self.boundary);
             self.conductance_current = true;
         }
     }
@@ -398,9 +371,29 @@ impl<'a, F: Real> Trainer<'a, F> {
         // Whether the eliminated nodes' Schur term of the last solve still
         // holds: none of their edges moved since.
         let mut reuse = false;
+        let sigma = F::from_f64(self.params.device.sigma_c2c);
         for sub in 0..n_sub {
-            self.solve_on(gmin, reuse);
-            let moved = self.step_runs_on::<NOISE, L>(law, dt, [era, pulse_id, sub as u32]);
+            self.solver.solve_from_sums_on(
+                self.isa,
+                &self.edges.g,
+                gmin,
+                &self.boundary,
+                &mut self.v,
+                reuse,
+            );
+            let pass = Pass {
+                v: &self.v,
+                fixed_volts: &self.fixed_volts,
+                heads_driven: self.heads_driven,
+                dt,
+                sigma,
+                rng: &self.rng,
+                counter: [era, pulse_id, sub as u32],
+            };
+            let (sums, touches) = self.solver.sums_and_touches();
+            let moved = self
+                .edges
+                .step::<NOISE, L>(self.isa, law, &pass, sums, touches);
             if !moved.any {
                 self.energy_write += moved.power * dt * F::from_f64((n_sub - sub) as f64);
                 return;
@@ -408,100 +401,6 @@ impl<'a, F: Real> Trainer<'a, F> {
             self.energy_write += moved.power * dt;
             reuse = !moved.touching_eliminated;
         }
-    }
-
-    /// `Solver::solve_from_sums` for the current state and boundary, with
-    /// the instruction set `self.isa`.
-    #[inline(always)]
-    fn solve_on(&mut self, gmin: F, reuse: bool) {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` is only ever set to an instruction set the
-            // running CPU has (`Isa::detect`, `Trainer::set_isa`).
-            Isa::Avx512 => unsafe { self.solve_avx512(gmin, reuse) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.solve_avx2(gmin, reuse) },
-            _ => self.solve_portable(gmin, reuse),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-    #[inline(never)]
-    fn solve_avx512(&mut self, gmin: F, reuse: bool) {
-        self.solve_portable(gmin, reuse)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline(never)]
-    fn solve_avx2(&mut self, gmin: F, reuse: bool) {
-        self.solve_portable(gmin, reuse)
-    }
-
-    #[inline(always)]
-    fn solve_portable(&mut self, gmin: F, reuse: bool) {
-        self.solver
-            .solve_from_sums(&self.g, gmin, &self.boundary, &mut self.v, reuse);
-    }
-
-    /// `step_runs` with the instruction set `self.isa`. Each instruction
-    /// set gets a function of its own, kept out of the substep loop: the
-    /// compiler vectorises the device blocks reliably only in a function
-    /// this small. The kernels give the same bits at every vector width
-    /// (see `crate::lanes`).
-    #[inline(always)]
-    fn step_runs_on<const NOISE: bool, L: DeviceLaw<F>>(
-        &mut self,
-        law: L,
-        dt: F,
-        counter: [u32; 3],
-    ) -> Moved<F> {
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` is only ever set to an instruction set the
-            // running CPU has (`Isa::detect`, `Trainer::set_isa`).
-            Isa::Avx512 => unsafe { self.step_runs_avx512::<NOISE, L>(law, dt, counter) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.step_runs_avx2::<NOISE, L>(law, dt, counter) },
-            _ => self.step_runs_portable::<NOISE, L>(law, dt, counter),
-        }
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
-    #[inline(never)]
-    fn step_runs_avx512<const NOISE: bool, L: DeviceLaw<F>>(
-        &mut self,
-        law: L,
-        dt: F,
-        counter: [u32; 3],
-    ) -> Moved<F> {
-        self.step_runs::<NOISE, L>(law, dt, counter)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    #[inline(never)]
-    fn step_runs_avx2<const NOISE: bool, L: DeviceLaw<F>>(
-        &mut self,
-        law: L,
-        dt: F,
-        counter: [u32; 3],
-    ) -> Moved<F> {
-        self.step_runs::<NOISE, L>(law, dt, counter)
-    }
-
-    #[inline(never)]
-    fn step_runs_portable<const NOISE: bool, L: DeviceLaw<F>>(
-        &mut self,
-        law: L,
-        dt: F,
-        counter: [u32; 3],
-    ) -> Moved<F> {
-        self.step_runs::<NOISE, L>(law, dt, counter)
     }
 
     /// Run the hot loop with instruction set `isa` instead of the best the
@@ -515,76 +414,6 @@ impl<'a, F: Real> Trainer<'a, F> {
         ok
     }
 
-    /// One pass over the edges with the voltages in `self.v`: the power they
-    /// dissipate (watt, with the conductances the voltages were solved
-    /// with) and an Euler step of every alive device, whose conductance
-    /// change goes straight into the node sums of the next solve. Returns
-    /// the power and which resistances changed. `counter` = (era, pulse
-    /// id, substep) keys the cycle-to-cycle noise.
-    ///
-    /// Run by run (see `EdgeRun`), with or without cycle-to-cycle noise.
-    #[inline(always)]
-    fn step_runs<const NOISE: bool, L: DeviceLaw<F>>(
-        &mut self,
-        law: L,
-        dt: F,
-        counter: [u32; 3],
-    ) -> Moved<F> {
-        let d = &self.params.device;
-        let step = DeviceStep {
-            dt,
-            law,
-            sigma: F::from_f64(d.sigma_c2c),
-            rng: &self.rng,
-            counter,
-        };
-        let mut acc = StepSums::default();
-        let heads_driven = self.heads_driven;
-        let (sums, touches) = self.solver.sums_and_touches();
-        for run in &self.runs {
-            let (u, heads, edges) = run.span();
-            let len = edges.len();
-            let mut view = RunView {
-                edge_id: &self.edge_id[edges.clone()],
-                v_tail: self.v[u],
-                volts_tail: self.fixed_volts[u],
-                v_head: &self.v[heads.clone()],
-                volts_head: &self.fixed_volts[heads.clone()],
-                polarity: &self.polarity[edges.clone()],
-                vt: &self.vt[edges.clone()],
-                ron: &self.ron[edges.clone()],
-                roff: &self.roff[edges.clone()],
-                r: &mut self.r[edges.clone()],
-                touches_eliminated: &touches[edges.clone()],
-                g: &mut self.g[edges],
-                conductance_head: &mut sums.conductance[heads.clone()],
-                inject_head: &mut sums.inject[heads],
-            };
-            let whole = len - len % LANES;
-            // The tail's changes, per lane.
-            let mut tail = TailSums::default();
-            for j0 in (0..whole).step_by(LANES) {
-                view.step_block::<NOISE, L>(j0, LANES, &step, &mut acc, &mut tail);
-            }
-            if whole < len {
-                view.step_block::<NOISE, L>(whole, len - whole, &step, &mut acc, &mut tail);
-            }
-            if tail.moved {
-                // (Otherwise both sums are zero.)
-                sums.conductance[u] += lanes::sum(tail.conductance);
-                if heads_driven {
-                    // (Otherwise this sum is zero.)
-                    sums.inject[u] += lanes::sum(tail.inject);
-                }
-            }
-        }
-        Moved {
-            power: lanes::sum(acc.power),
-            any: lanes::sum(acc.moved) != F::ZERO,
-            touching_eliminated: lanes::sum(acc.moved_touching) != F::ZERO,
-        }
-    }
-
     /// Stochastic pruning at the end of `era` (MODEL.md section 7); returns
     /// how many edges it removed.
     pub fn prune(&mut self, era: u32) -> usize {
@@ -594,18 +423,18 @@ impl<'a, F: Real> Trainer<'a, F> {
         }
         let f = F::from_f64(pr.f_prune);
         let mut removed = 0;
-        for e in 0..self.r.len() {
+        for e in 0..self.edges.r.len() {
             if !self.alive[e] {
                 continue;
             }
-            if self.r[e] >= prune_threshold(self.ron[e], self.roff[e], f)
+            if self.edges.r[e] >= prune_threshold(self.edges.ron[e], self.edges.roff[e], f)
                 && self
                     .rng
-                    .uniform(PURPOSE_PRUNE, [era, 0, 0, self.edge_id[e]])
+                    .uniform(PURPOSE_PRUNE, [era, 0, 0, self.edges.edge_id[e]])
                     < pr.p_prune
             {
                 self.alive[e] = false;
-                self.g[e] = F::ZERO;
+                self.edges.g[e] = F::ZERO;
                 removed += 1;
             }
         }
@@ -637,166 +466,6 @@ pub fn read_noise<F: Real>(rng: &CounterRng, sigma_read: F, era: u32, k: usize, 
 #[inline(always)]
 pub fn prune_threshold<F: Real>(ron: F, roff: F, f_prune: F) -> F {
     ron + f_prune * (roff - ron)
-}
-
-/// What an Euler step of the devices needs besides their state.
-struct DeviceStep<'a, F, L> {
-    dt: F,
-    law: L,
-    sigma: F,
-    rng: &'a CounterRng,
-    /// (era, pulse id, substep), the counter of the c2c noise draws.
-    counter: [u32; 3],
-}
-
-/// What a substep's device step did: the power dissipated (watt), whether
-/// any device moved, and whether one that touches a node the solver
-/// eliminates did.
-struct Moved<F> {
-    power: F,
-    any: bool,
-    touching_eliminated: bool,
-}
-
-/// Per-lane sums over a substep: power (watt), and 1 where a device moved
-/// and where one touching an eliminated node moved (floats, to stay in
-/// vector registers).
-struct StepSums<F> {
-    power: [F; LANES],
-    moved: [F; LANES],
-    moved_touching: [F; LANES],
-}
-
-impl<F: Real> Default for StepSums<F> {
-    fn default() -> Self {
-        StepSums {
-            power: [F::ZERO; LANES],
-            moved: [F::ZERO; LANES],
-            moved_touching: [F::ZERO; LANES],
-        }
-    }
-}
-
-/// Per-lane changes of a run's tail node over a substep: conductance,
-/// injected current, and whether any device of the run moved.
-struct TailSums<F> {
-    conductance: [F; LANES],
-    inject: [F; LANES],
-    moved: bool,
-}
-
-impl<F: Real> Default for TailSums<F> {
-    fn default() -> Self {
-        TailSums {
-            conductance: [F::ZERO; LANES],
-            inject: [F::ZERO; LANES],
-            moved: false,
-        }
-    }
-}
-
-/// One run of edges (see `EdgeRun`): its devices, its head nodes' voltages
-/// and node sums.
-struct RunView<'a, F> {
-    /// The instance's index of each edge of the run (keys the noise).
-    edge_id: &'a [u32],
-    v_tail: F,
-    volts_tail: F,
-    v_head: &'a [F],
-    volts_head: &'a [F],
-    polarity: &'a [F],
-    vt: &'a [F],
-    ron: &'a [F],
-    roff: &'a [F],
-    touches_eliminated: &'a [F],
-    r: &'a mut [F],
-    g: &'a mut [F],
-    conductance_head: &'a mut [F],
-    inject_head: &'a mut [F],
-}
-
-impl<F: Real> RunView<'_, F> {
-    /// Step the `n <= LANES` edges from `j0`. Every lane is computed without
-    /// branches, so the block becomes vector code; a short block is padded
-    /// with pruned edges (`g = 0`), which move nothing and add nothing, and
-    /// a pruned edge keeps its state. If no device of the block is above
-    /// threshold, nothing but the power is touched.
-    #[inline(always)]
-    fn step_block<const NOISE: bool, L: DeviceLaw<F>>(
-        &mut self,
-        j0: usize,
-        n: usize,
-        c: &DeviceStep<'_, F, L>,
-        acc: &mut StepSums<F>,
-        tail: &mut TailSums<F>,
-    ) {
-        let at = j0..j0 + n;
-        let load = |x: &[F]| {
-            if n == LANES {
-                lanes::block(&x[j0..])
-            } else {
-                lanes::load(&x[at.clone()])
-            }
-        };
-        let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
-        let (polarity, vt) = (load(self.polarity), load(self.vt));
-        let (ron, roff) = (load(self.ron), load(self.roff));
-        let r_old = load(self.r);
-        let g_old = load(self.g);
-        let mut rate = [F::ZERO; LANES];
-        for l in 0..LANES {
-            let dv = self.v_tail - v_head[l];
-            acc.power[l] += g_old[l] * dv * dv;
-            rate[l] = c
-                .law
-                .rate(polarity[l] * dv, vt[l], r_old[l], ron[l], roff[l]);
-        }
-        if rate.iter().all(|&rate| rate == F::ZERO) {
-            // Nothing moves: every lane below would leave its state and
-            // sums exactly as they are.
-            return;
-        }
-        let touches = load(self.touches_eliminated);
-        let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
-        let mut r_new = r_old;
-        let mut g_new = g_old;
-        let mut dg = [F::ZERO; LANES];
-        for l in 0..LANES {
-            let rate = rate[l];
-            let noise = if NOISE && rate != F::ZERO {
-                let e = self.edge_id[j0 + l];
-                let z = c
-                    .rng
-                    .normal::<F>([c.counter[0], c.counter[1], c.counter[2], e]);
-                device::c2c_factor(c.sigma, z)
-            } else {
-                F::ONE
-            };
-            let alive = g_old[l] > F::ZERO;
-            let stepped = c.law.step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
-            let g_stepped = F::ONE / stepped;
-            let moves = alive & (stepped != r_old[l]);
-            acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
-            acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
-                F::ONE
-            } else {
-                acc.moved_touching[l]
-            };
-            r_new[l] = if alive { stepped } else { r_old[l] };
-            g_new[l] = if alive { g_stepped } else { F::ZERO };
-            dg[l] = g_new[l] - g_old[l];
-            tail.conductance[l] += dg[l];
-            tail.inject[l] += dg[l] * volts_head[l];
-        }
-        let conductance_head: [F; LANES] = std::array::from_fn(|l| conductance_head[l] + dg[l]);
-        let inject_head: [F; LANES] =
-            std::array::from_fn(|l| inject_head[l] + dg[l] * self.volts_tail);
-        lanes::store(&mut self.r[at.clone()], &r_new);
-        lanes::store(&mut self.g[at.clone()], &g_new);
-        lanes::store(&mut self.conductance_head[at.clone()], &conductance_head);
-        lanes::store(&mut self.inject_head[at], &inject_head);
-        tail.moved = true;
-    }
 }
 
 /// A step of the era loop, as `run_eras` reports it to its observer.

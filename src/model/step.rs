@@ -1,0 +1,367 @@
+//! The vectorised device step (MODEL.md sections 2 and 4): one explicit-
+//! Euler step of every alive device of an instance, run by run, in blocks
+//! of `LANES` edges without branches, compiled once per device law and per
+//! instruction set. The device laws themselves are `model::device`; the
+//! protocol that decides when to step is `protocol::training`.
+
+use crate::lanes::{self, Isa, LANES};
+use crate::model::circuit::NodeSums;
+use crate::model::device::{self, DeviceLaw};
+use crate::model::network::EdgeRun;
+use crate::real::Real;
+use crate::rng::CounterRng;
+
+/// The devices of one instance's circuit, its edges grouped into runs
+/// (`Network::grouped`): every per-edge vector is in that order, and
+/// `edge_id` maps it back to the instance's edge indices, which key the
+/// random draws.
+pub struct Edges<F> {
+    /// For each edge, its index in the instance's network.
+    pub edge_id: Vec<u32>,
+    pub runs: Vec<EdgeRun>,
+    /// `s_e` as a number, +1 or -1.
+    pub polarity: Vec<F>,
+    /// Thresholds as `Devices::kernel_threshold` gives them (negative for
+    /// a stuck device).
+    pub vt: Vec<F>,
+    pub ron: Vec<F>,
+    pub roff: Vec<F>,
+    /// Resistance (ohm) and conductance (siemens, 0 for a pruned edge).
+    pub r: Vec<F>,
+    pub g: Vec<F>,
+}
+
+/// What one pass of the device step reads besides the devices.
+pub struct Pass<'a, F> {
+    /// Node voltages of the last solve.
+    pub v: &'a [F],
+    /// The boundary's voltages at fixed nodes, 0 at free ones.
+    pub fixed_volts: &'a [F],
+    /// Whether a head of some edge is held at a nonzero voltage (see
+    /// `Trainer`): only then does a device step change the current the
+    /// heads inject into their tails.
+    pub heads_driven: bool,
+    pub dt: F,
+    /// `sigma_c2c`.
+    pub sigma: F,
+    pub rng: &'a CounterRng,
+    /// (era, pulse id, substep), the counter of the c2c noise draws.
+    pub counter: [u32; 3],
+}
+
+impl<F: Real> Edges<F> {
+    /// Power dissipated at voltages `v`, `sum_e g_e (V_u - V_v)^2` (watt),
+    /// summed per lane run by run as the device step sums it.
+    pub fn power(&self, v: &[F]) -> F {
+        let mut acc = [F::ZERO; LANES];
+        for run in &self.runs {
+            let (u, heads, edges) = run.span();
+            let v_tail = v[u];
+            let heads = v[heads].chunks(LANES);
+            for (v_head, g) in heads.zip(self.g[edges].chunks(LANES)) {
+                // A short block is padded with g = 0.
+                let (v_head, g) = (lanes::load(v_head), lanes::load(g));
+                for l in 0..LANES {
+                    let dv = v_tail - v_head[l];
+                    acc[l] += g[l] * dv * dv;
+                }
+            }
+        }
+        lanes::sum(acc)
+    }
+
+    /// `step_runs` with the instruction set `isa`, which the running CPU
+    /// must have (`Isa::detect`, `Isa::available`). Each instruction set
+    /// gets a function of its own, kept out of the substep loop: the
+    /// compiler vectorises the device blocks reliably only in a function
+    /// this small. The kernels give the same bits at every vector width
+    /// (see `crate::lanes`). `sums` are the solver's node sums, which the
+    /// step keeps up to date; `touches` flags the edges that touch a node
+    /// the solver eliminates (`Solver::sums_and_touches`).
+    #[inline(always)]
+    pub fn step<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        isa: Isa,
+        law: L,
+        pass: &Pass<'_, F>,
+        sums: &mut NodeSums<F>,
+        touches: &[F],
+    ) -> Moved<F> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller passes only an instruction set the
+            // running CPU has.
+            Isa::Avx512 => unsafe { self.step_avx512::<NOISE, L>(law, pass, sums, touches) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.step_avx2::<NOISE, L>(law, pass, sums, touches) },
+            _ => self.step_portable::<NOISE, L>(law, pass, sums, touches),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+    #[inline(never)]
+    fn step_avx512<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        pass: &Pass<'_, F>,
+        sums: &mut NodeSums<F>,
+        touches: &[F],
+    ) -> Moved<F> {
+        self.step_runs::<NOISE, L>(law, pass, sums, touches)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    fn step_avx2<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        pass: &Pass<'_, F>,
+        sums: &mut NodeSums<F>,
+        touches: &[F],
+    ) -> Moved<F> {
+        self.step_runs::<NOISE, L>(law, pass, sums, touches)
+    }
+
+    #[inline(never)]
+    fn step_portable<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        pass: &Pass<'_, F>,
+        sums: &mut NodeSums<F>,
+        touches: &[F],
+    ) -> Moved<F> {
+        self.step_runs::<NOISE, L>(law, pass, sums, touches)
+    }
+
+    /// One pass over the edges with the voltages `pass.v`: the power they
+    /// dissipate (watt, with the conductances the voltages were solved
+    /// with) and an Euler step of every alive device, whose conductance
+    /// change goes straight into the node sums of the next solve. Returns
+    /// the power and which resistances changed. `counter` = (era, pulse
+    /// id, substep) keys the cycle-to-cycle noise.
+    ///
+    /// Run by run (see `EdgeRun`), with or without cycle-to-cycle noise.
+    #[inline(always)]
+    fn step_runs<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        law: L,
+        pass: &Pass<'_, F>,
+        sums: &mut NodeSums<F>,
+        touches: &[F],
+    ) -> Moved<F> {
+        let step = DeviceStep {
+            dt: pass.dt,
+            law,
+            sigma: pass.sigma,
+            rng: pass.rng,
+            counter: pass.counter,
+        };
+        let mut acc = StepSums::default();
+        let heads_driven = pass.heads_driven;
+        for run in &self.runs {
+            let (u, heads, edges) = run.span();
+            let len = edges.len();
+            let mut view = RunView {
+                edge_id: &self.edge_id[edges.clone()],
+                v_tail: pass.v[u],
+                volts_tail: pass.fixed_volts[u],
+                v_head: &pass.v[heads.clone()],
+                volts_head: &pass.fixed_volts[heads.clone()],
+                polarity: &self.polarity[edges.clone()],
+                vt: &self.vt[edges.clone()],
+                ron: &self.ron[edges.clone()],
+                roff: &self.roff[edges.clone()],
+                r: &mut self.r[edges.clone()],
+                touches_eliminated: &touches[edges.clone()],
+                g: &mut self.g[edges],
+                conductance_head: &mut sums.conductance[heads.clone()],
+                inject_head: &mut sums.inject[heads],
+            };
+            let whole = len - len % LANES;
+            // The tail's changes, per lane.
+            let mut tail = TailSums::default();
+            for j0 in (0..whole).step_by(LANES) {
+                view.step_block::<NOISE, L>(j0, LANES, &step, &mut acc, &mut tail);
+            }
+            if whole < len {
+                view.step_block::<NOISE, L>(whole, len - whole, &step, &mut acc, &mut tail);
+            }
+            if tail.moved {
+                // (Otherwise both sums are zero.)
+                sums.conductance[u] += lanes::sum(tail.conductance);
+                if heads_driven {
+                    // (Otherwise this sum is zero.)
+                    sums.inject[u] += lanes::sum(tail.inject);
+                }
+            }
+        }
+        Moved {
+            power: lanes::sum(acc.power),
+            any: lanes::sum(acc.moved) != F::ZERO,
+            touching_eliminated: lanes::sum(acc.moved_touching) != F::ZERO,
+        }
+    }
+}
+
+/// What an Euler step of the devices needs besides their state.
+struct DeviceStep<'a, F, L> {
+    dt: F,
+    law: L,
+    sigma: F,
+    rng: &'a CounterRng,
+    /// (era, pulse id, substep), the counter of the c2c noise draws.
+    counter: [u32; 3],
+}
+
+/// What a substep's device step did: the power dissipated (watt), whether
+/// any device moved, and whether one that touches a node the solver
+/// eliminates did.
+pub struct Moved<F> {
+    pub power: F,
+    pub any: bool,
+    pub touching_eliminated: bool,
+}
+
+/// Per-lane sums over a substep: power (watt), and 1 where a device moved
+/// and where one touching an eliminated node moved (floats, to stay in
+/// vector registers).
+struct StepSums<F> {
+    power: [F; LANES],
+    moved: [F; LANES],
+    moved_touching: [F; LANES],
+}
+
+impl<F: Real> Default for StepSums<F> {
+    fn default() -> Self {
+        StepSums {
+            power: [F::ZERO; LANES],
+            moved: [F::ZERO; LANES],
+            moved_touching: [F::ZERO; LANES],
+        }
+    }
+}
+
+/// Per-lane changes of a run's tail node over a substep: conductance,
+/// injected current, and whether any device of the run moved.
+struct TailSums<F> {
+    conductance: [F; LANES],
+    inject: [F; LANES],
+    moved: bool,
+}
+
+impl<F: Real> Default for TailSums<F> {
+    fn default() -> Self {
+        TailSums {
+            conductance: [F::ZERO; LANES],
+            inject: [F::ZERO; LANES],
+            moved: false,
+        }
+    }
+}
+
+/// One run of edges (see `EdgeRun`): its devices, its head nodes' voltages
+/// and node sums.
+struct RunView<'a, F> {
+    /// The instance's index of each edge of the run (keys the noise).
+    edge_id: &'a [u32],
+    v_tail: F,
+    volts_tail: F,
+    v_head: &'a [F],
+    volts_head: &'a [F],
+    polarity: &'a [F],
+    vt: &'a [F],
+    ron: &'a [F],
+    roff: &'a [F],
+    touches_eliminated: &'a [F],
+    r: &'a mut [F],
+    g: &'a mut [F],
+    conductance_head: &'a mut [F],
+    inject_head: &'a mut [F],
+}
+
+impl<F: Real> RunView<'_, F> {
+    /// Step the `n <= LANES` edges from `j0`. Every lane is computed without
+    /// branches, so the block becomes vector code; a short block is padded
+    /// with pruned edges (`g = 0`), which move nothing and add nothing, and
+    /// a pruned edge keeps its state. If no device of the block is above
+    /// threshold, nothing but the power is touched.
+    #[inline(always)]
+    fn step_block<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        j0: usize,
+        n: usize,
+        c: &DeviceStep<'_, F, L>,
+        acc: &mut StepSums<F>,
+        tail: &mut TailSums<F>,
+    ) {
+        let at = j0..j0 + n;
+        let load = |x: &[F]| {
+            if n == LANES {
+                lanes::block(&x[j0..])
+            } else {
+                lanes::load(&x[at.clone()])
+            }
+        };
+        let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
+        let (polarity, vt) = (load(self.polarity), load(self.vt));
+        let (ron, roff) = (load(self.ron), load(self.roff));
+        let r_old = load(self.r);
+        let g_old = load(self.g);
+        let mut rate = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let dv = self.v_tail - v_head[l];
+            acc.power[l] += g_old[l] * dv * dv;
+            rate[l] = c
+                .law
+                .rate(polarity[l] * dv, vt[l], r_old[l], ron[l], roff[l]);
+        }
+        if rate.iter().all(|&rate| rate == F::ZERO) {
+            // Nothing moves: every lane below would leave its state and
+            // sums exactly as they are.
+            return;
+        }
+        let touches = load(self.touches_eliminated);
+        let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
+        let mut r_new = r_old;
+        let mut g_new = g_old;
+        let mut dg = [F::ZERO; LANES];
+        for l in 0..LANES {
+            let rate = rate[l];
+            let noise = if NOISE && rate != F::ZERO {
+                let e = self.edge_id[j0 + l];
+                let z = c
+                    .rng
+                    .normal::<F>([c.counter[0], c.counter[1], c.counter[2], e]);
+                device::c2c_factor(c.sigma, z)
+            } else {
+                F::ONE
+            };
+            let alive = g_old[l] > F::ZERO;
+            let stepped = c.law.step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
+            let g_stepped = F::ONE / stepped;
+            let moves = alive & (stepped != r_old[l]);
+            acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
+            acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
+                F::ONE
+            } else {
+                acc.moved_touching[l]
+            };
+            r_new[l] = if alive { stepped } else { r_old[l] };
+            g_new[l] = if alive { g_stepped } else { F::ZERO };
+            dg[l] = g_new[l] - g_old[l];
+            tail.conductance[l] += dg[l];
+            tail.inject[l] += dg[l] * volts_head[l];
+        }
+        let conductance_head: [F; LANES] = std::array::from_fn(|l| conductance_head[l] + dg[l]);
+        let inject_head: [F; LANES] =
+            std::array::from_fn(|l| inject_head[l] + dg[l] * self.volts_tail);
+        lanes::store(&mut self.r[at.clone()], &r_new);
+        lanes::store(&mut self.g[at.clone()], &g_new);
+        lanes::store(&mut self.conductance_head[at.clone()], &conductance_head);
+        lanes::store(&mut self.inject_head[at], &inject_head);
+        tail.moved = true;
+    }
+}
