@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::backend::{simulate, Executor, Job};
+use crate::backend::{backends_of, simulate, Executor, Job};
 use crate::lock;
 use crate::params::Params;
-use crate::results;
+use crate::results::{self, InstanceRecord};
 use crate::shard::Shard;
 use crate::status::{self, context, Inventory};
 use crate::sweep::limits::{self, Footprint};
@@ -241,14 +241,17 @@ pub fn run_opened(
         );
     }
 
-    let metadata = vec![
-        (status::SWEEP_KEY.to_string(), spec.source.clone()),
-        (
-            "memsweep.version".to_string(),
-            env!("CARGO_PKG_VERSION").to_string(),
-        ),
-        ("memsweep.backend".to_string(), executor.name().to_string()),
-    ];
+    let metadata = |records: &[InstanceRecord]| {
+        vec![
+            (status::SWEEP_KEY.to_string(), spec.source.clone()),
+            (
+                "memsweep.version".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+            // The backends that trained this file's rows.
+            ("memsweep.backend".to_string(), backends_of(records)),
+        ]
+    };
     let mut progress = Progress::new(todo as u64, opts.progress);
     let mut written = 0;
     let mut last = None;
@@ -277,6 +280,7 @@ pub fn run_opened(
                 ),
             )
         };
+        let metadata = metadata(&records);
         results::write_parquet(&eras, &results::eras_batch(&records), &metadata)
             .map_err(|e| failed(&eras, e))?;
         results::write_parquet(&instances, &results::instances_batch(&records), &metadata)

@@ -570,6 +570,8 @@ fn abstract_instances_run_on_the_cpu_and_their_rows_say_so() {
         let expected = if r.point == 0 { "gpu" } else { "cpu" };
         assert_eq!(r.backend, expected, "replica {}", r.replica);
     }
+    // A results file's metadata names both.
+    assert_eq!(memsweep::backend::backends_of(&records), "gpu,cpu");
 }
 
 /// `--gpu-layout group` with a network whose workgroup memory no adapter

@@ -181,7 +181,12 @@ fn citations(text: &str) -> BTreeSet<(String, String)> {
 fn every_rust_item_a_shader_cites_exists() {
     let mut stale = Vec::new();
     let mut checked = 0;
-    for shader in ["common.wgsl", "train.wgsl", "train_group.wgsl", "rules.wgsl"] {
+    for shader in [
+        "common.wgsl",
+        "train.wgsl",
+        "train_group.wgsl",
+        "rules.wgsl",
+    ] {
         let text = fs::read_to_string(root().join("shaders").join(shader)).unwrap();
         for (file, item) in citations(&text) {
             let source = fs::read_to_string(rust_file(&file)).unwrap();

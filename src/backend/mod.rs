@@ -14,9 +14,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::instance::Instance;
-use crate::params::Params;
-use crate::protocol::measures;
+use crate::params::{ModelKind, Params};
 use crate::protocol::training::Outcome;
+use crate::protocol::{abstract_model, measures};
 use crate::results::InstanceRecord;
 
 /// One instance to train: its grid point's parameters and its identity.
@@ -30,14 +30,12 @@ pub struct Job {
 
 /// Something that trains a batch of set-up instances.
 pub trait Executor: Sync {
-    /// The name of this executor (`--backend`).
+    /// The name of this executor (`--backend`), and the `backend` column
+    /// of the rows it trains.
     fn name(&self) -> &'static str;
-    /// The `backend` column of an instance of `params`: the executor that
-    /// actually trains it, when this one hands some instances to another.
-    fn backend_of(&self, _params: &Params) -> &'static str {
-        self.name()
-    }
-    /// Train every instance; outcomes in the order of `batch`.
+    /// Train every instance; outcomes in the order of `batch`. Instances
+    /// of the circuit model; the CPU executor also takes the abstract
+    /// model's (`simulate` routes those before any executor).
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome>;
     /// Whether this executor can train instances of `params`; the reason,
     /// with the limit, if not. Called up front, before any work.
@@ -62,12 +60,47 @@ pub fn simulate(executor: &dyn Executor, jobs: &[Job]) -> Vec<InstanceRecord> {
             )
         })
         .collect();
-    let outcomes = executor.train(&batch);
+    // The abstract model (MODEL.md section 11) has no circuit to solve:
+    // its walk runs here, on the CPU, whatever the executor, and its rows
+    // say so.
+    let (circuit, walks): (Vec<usize>, Vec<usize>) =
+        (0..batch.len()).partition(|&i| batch[i].1.training.model == ModelKind::Circuit);
+    let on_executor: Vec<(Instance, Arc<Params>)> =
+        circuit.iter().map(|&i| batch[i].clone()).collect();
+    let mut outcomes: Vec<Option<(&'static str, Outcome)>> = vec![None; batch.len()];
+    for (&i, out) in circuit.iter().zip(executor.train(&on_executor)) {
+        outcomes[i] = Some((executor.name(), out));
+    }
+    let walked: Vec<Outcome> = walks
+        .par_iter()
+        .map(|&i| abstract_model::train(&batch[i].0, &batch[i].1))
+        .collect();
+    for (&i, out) in walks.iter().zip(walked) {
+        outcomes[i] = Some((WALK_BACKEND, out));
+    }
     batch
         .into_par_iter()
         .zip(outcomes)
-        .map(|((inst, params), out)| record(executor.backend_of(&params), &inst, params, out))
+        .map(|((inst, params), out)| {
+            let (backend, out) = out.expect("every instance was trained");
+            record(backend, &inst, params, out)
+        })
         .collect()
+}
+
+/// The `backend` column of abstract-model rows: their walk runs on the CPU.
+pub const WALK_BACKEND: &str = "cpu";
+
+/// The backends that wrote `records`, comma-separated in order of first
+/// appearance (the `memsweep.backend` metadata of a results file).
+pub fn backends_of(records: &[InstanceRecord]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for r in records {
+        if !seen.contains(&r.backend) {
+            seen.push(r.backend);
+        }
+    }
+    seen.join(",")
 }
 
 fn record(

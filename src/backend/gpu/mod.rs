@@ -93,7 +93,6 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use rayon::prelude::*;
 
-use crate::backend::cpu::{Cpu, Precision};
 use crate::backend::Executor;
 use crate::instance::Instance;
 use crate::params::{ModelKind, Params, Topology};
@@ -956,13 +955,6 @@ impl Executor for Gpu {
         "gpu"
     }
 
-    fn backend_of(&self, params: &Params) -> &'static str {
-        match params.training.model {
-            ModelKind::Circuit => self.name(),
-            ModelKind::Abstract => "cpu",
-        }
-    }
-
     fn check(&self, params: &Params) -> Result<(), String> {
         Gpu::check(self, params)
     }
@@ -979,11 +971,18 @@ impl Executor for Gpu {
         }
     }
 
-    /// Circuit-model instances run on the GPU, chunk by chunk; instances of
-    /// the abstract model (no circuit to solve) run on the CPU.
+    /// Circuit-model instances, chunk by chunk. The abstract model has no
+    /// circuit: `backend::simulate` routes its instances before any
+    /// executor, and handing one here is a caller's bug.
     fn train(&self, batch: &[(Instance, Arc<Params>)]) -> Vec<Outcome> {
-        let (circuit, other): (Vec<usize>, Vec<usize>) =
-            (0..batch.len()).partition(|&i| batch[i].1.training.model == ModelKind::Circuit);
+        assert!(
+            batch
+                .iter()
+                .all(|(_, p)| p.training.model == ModelKind::Circuit),
+            "GPU backend: an abstract-model instance reached the GPU executor \
+             (backend::simulate routes them to the CPU)"
+        );
+        let circuit: Vec<usize> = (0..batch.len()).collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
         // Instances of one layout and workgroup shape train together, so
         // that how an instance's work is cut across invocations (and so
@@ -1012,17 +1011,6 @@ impl Executor for Gpu {
                 {
                     outcomes[members[first + j]] = Some(out);
                 }
-            }
-        }
-        if !other.is_empty() {
-            let rest: Vec<(Instance, Arc<Params>)> =
-                other.iter().map(|&i| batch[i].clone()).collect();
-            let cpu = Cpu {
-                precision: Precision::F64,
-                solver: crate::model::circuit::SolverChoice::Auto,
-            };
-            for (&i, out) in other.iter().zip(cpu.train(&rest)) {
-                outcomes[i] = Some(out);
             }
         }
         outcomes
