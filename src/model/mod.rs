@@ -3,4 +3,5 @@
 
 pub mod circuit;
 pub mod device;
+pub mod nanowire;
 pub mod network;

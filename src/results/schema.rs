@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 
-use crate::params::Params;
+use crate::params::{Params, Topology};
 use crate::protocol::training::EraRead;
 
 /// Everything the results hold about one trained instance.
@@ -107,6 +107,17 @@ impl Columns {
         self.push(name, DataType::Utf8, false, Arc::new(b.finish()));
     }
 
+    fn opt_string(
+        &mut self,
+        name: &str,
+        rows: &[InstanceRecord],
+        f: impl Fn(&InstanceRecord) -> Option<String>,
+    ) {
+        let mut b = StringBuilder::new();
+        rows.iter().for_each(|r| b.append_option(f(r)));
+        self.push(name, DataType::Utf8, true, Arc::new(b.finish()));
+    }
+
     fn push(&mut self, name: &str, dt: DataType, nullable: bool, array: ArrayRef) {
         self.fields.push(Field::new(name, dt, nullable));
         self.arrays.push(array);
@@ -159,6 +170,25 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
     c.int("n_bulk", rows, |r| r.params.network.n_bulk as i64);
     c.float("p_bulk", rows, |r| r.params.network.p_bulk);
     c.int("k_attach", rows, |r| r.params.network.k_attach as i64);
+    let nanowire = |r: &InstanceRecord| r.params.network.topology == Topology::Nanowire;
+    c.opt_int("n_wires", rows, |r| {
+        nanowire(r).then_some(r.params.network.n_wires as i64)
+    });
+    c.opt_float("wire_density", rows, |r| {
+        nanowire(r).then_some(r.params.network.wire_density)
+    });
+    c.opt_float("wire_length", rows, |r| {
+        nanowire(r).then_some(r.params.network.wire_length)
+    });
+    c.opt_float("wire_length_std", rows, |r| {
+        nanowire(r).then_some(r.params.network.wire_length_std)
+    });
+    c.opt_string("graph", rows, |r| {
+        r.params.network.wiring.as_ref().map(|g| g.edges_file.clone())
+    });
+    c.opt_string("graph_hash", rows, |r| {
+        r.params.network.wiring.as_ref().map(|g| g.hash())
+    });
     c.float("ron", rows, |r| r.params.device.ron);
     c.float("roff", rows, |r| r.params.device.roff);
     c.float("vt", rows, |r| r.params.device.vt);

@@ -14,12 +14,14 @@
 //! summary print.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use toml::Value;
 
 use super::limits::{self, MAX_INSTANCES, MAX_POINTS};
-use crate::params::{ModelKind, Params, TaskKind, Topology, TrainingParams};
+use crate::params::{ModelKind, NetworkParams, Params, TaskKind, Topology, TrainingParams};
+use crate::wiring::{FileGraph, Format};
 
 /// A rejected sweep file. Displays as one line: `{file}: {field}: {reason}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +79,8 @@ pub struct Spec {
     pub base: Params,
     /// The grid is the product of these; the first axis varies slowest.
     pub axes: Vec<Axis>,
+    /// The graph files of `topology = "graph"` points, each read once.
+    pub graphs: Vec<Arc<FileGraph>>,
 }
 
 /// One point of the grid.
@@ -96,8 +100,17 @@ const SECTIONS: &[&str] = &[
     "network", "device", "circuit", "training", "pruning", "measures",
 ];
 const TOP_LEVEL: &[&str] = &[
-    "name", "seed", "replicas", "network", "device", "circuit", "training", "pruning", "measures",
+    "name",
+    "seed",
+    "replicas",
+    "network",
+    "device",
+    "circuit",
+    "training",
+    "pruning",
+    "measures",
     "axes",
+    "graph_files",
 ];
 
 /// Every field `set_field` accepts, as a dotted key.
@@ -112,6 +125,12 @@ pub const FIELDS: &[&str] = &[
     "network.n_bulk",
     "network.p_bulk",
     "network.k_attach",
+    "network.n_wires",
+    "network.wire_density",
+    "network.wire_length",
+    "network.wire_length_std",
+    "network.graph",
+    "network.graph_nodes",
     "device.ron",
     "device.roff",
     "device.vt",
@@ -170,9 +189,11 @@ impl Spec {
             field,
             reason,
         };
-        let doc: toml::Table = text
+        let mut doc: toml::Table = text
             .parse()
             .map_err(|e| fail(("toml".into(), syntax_reason(text, &e))))?;
+        resolve_graph_paths(&mut doc, file);
+        let mut recorded: Vec<(String, String)> = Vec::new();
 
         let mut spec = Spec {
             file: file.to_string(),
@@ -182,6 +203,7 @@ impl Spec {
             replicas: 100,
             base: Params::default(),
             axes: Vec::new(),
+            graphs: Vec::new(),
         };
         for (key, value) in &doc {
             let at = |reason: String| fail((key.clone(), reason));
@@ -190,6 +212,7 @@ impl Spec {
                 "seed" => spec.seed = as_u64(value).map_err(at)?,
                 "replicas" => spec.replicas = as_usize(value).map_err(at)?,
                 "axes" => spec.axes = parse_axes(value).map_err(fail)?,
+                "graph_files" => recorded = parse_graph_files(value).map_err(fail)?,
                 section if SECTIONS.contains(&section) => {
                     let table = value
                         .as_table()
@@ -214,6 +237,7 @@ impl Spec {
             return Err(fail(("replicas".into(), "must be >= 1, got 0".into())));
         }
         check_counts(&spec).map_err(fail)?;
+        spec.graphs = spec.read_graphs(&recorded)?;
         spec.each_point(|index, params| {
             validate(params).map_err(|(field, reason)| {
                 let point = spec
@@ -242,6 +266,7 @@ impl Spec {
         }
         let mut index = 0;
         loop {
+            self.attach(&mut params);
             f(index, &params)?;
             index += 1;
             let mut a = self.axes.len();
@@ -296,6 +321,69 @@ impl Spec {
             .collect()
     }
 
+    /// Gives a graph point the graph its files hold (read by `parse`),
+    /// and every other point none.
+    fn attach(&self, params: &mut Params) {
+        let n = &mut params.network;
+        n.wiring = match n.topology {
+            Topology::Graph => {
+                let nodes = nodes_file(n).ok();
+                self.graphs
+                    .iter()
+                    .find(|g| Some(&g.edges_file) == n.graph.as_ref() && Some(&g.nodes_file) == nodes.as_ref())
+                    .cloned()
+            }
+            _ => None,
+        };
+    }
+
+    /// Reads every graph file the grid names, once each, and checks each
+    /// against the hash `recorded` (`[graph_files]`, as `DIR/sweep.toml`
+    /// holds it) where it names the file.
+    fn read_graphs(&self, recorded: &[(String, String)]) -> Result<Vec<Arc<FileGraph>>, SpecError> {
+        let mut wanted: Vec<(String, Result<String, String>)> = Vec::new();
+        self.each_point(|_, params| {
+            let n = &params.network;
+            if let (Topology::Graph, Some(edges)) = (n.topology, &n.graph) {
+                let pair = (edges.clone(), nodes_file(n));
+                if !wanted.contains(&pair) {
+                    wanted.push(pair);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|(field, reason)| self.error(field, reason))?;
+        let mut graphs = Vec::new();
+        for (edges, nodes) in wanted {
+            let nodes = nodes.map_err(|reason| self.error("network.graph_nodes".into(), reason))?;
+            let g = FileGraph::load(&edges, &nodes).map_err(|e| SpecError {
+                file: e.file,
+                field: e.at,
+                reason: e.reason,
+            })?;
+            for (file, hash) in [(&g.edges_file, &g.edges_hash), (&g.nodes_file, &g.nodes_hash)] {
+                if let Some((_, was)) = recorded.iter().find(|(f, _)| f == file) {
+                    if was != hash {
+                        return Err(self.error(
+                            format!("graph_files.\"{file}\""),
+                            format!("the file changed since this sweep was recorded (hash {was} then, {hash} now)"),
+                        ));
+                    }
+                }
+            }
+            graphs.push(g);
+        }
+        Ok(graphs)
+    }
+
+    fn error(&self, field: String, reason: String) -> SpecError {
+        SpecError {
+            file: self.file.clone(),
+            field,
+            reason,
+        }
+    }
+
     /// Whether `other` gives the same rows: same seed, replicas and grid
     /// points, however the files spell them (the name may differ).
     pub fn same_rows(&self, other: &Spec) -> bool {
@@ -335,6 +423,7 @@ impl Spec {
                 varied.push((key.clone(), display_value(value)));
             }
         }
+        self.attach(&mut params);
         Ok(GridPoint {
             index,
             params,
@@ -379,13 +468,7 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
         measures: m,
     } = params;
     match key {
-        "network.topology" => {
-            n.topology = as_enum(
-                value,
-                &[Topology::Layered, Topology::RandomBulk],
-                Topology::name,
-            )?
-        }
+        "network.topology" => n.topology = as_enum(value, &Topology::ALL, Topology::name)?,
         "network.n_in" => n.n_in = as_usize(value)?,
         "network.hidden" => n.hidden = as_usize_list(value)?,
         "network.n_out" => n.n_out = as_usize(value)?,
@@ -395,6 +478,12 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
         "network.n_bulk" => n.n_bulk = as_usize(value)?,
         "network.p_bulk" => n.p_bulk = as_f64(value)?,
         "network.k_attach" => n.k_attach = as_usize(value)?,
+        "network.n_wires" => n.n_wires = as_usize(value)?,
+        "network.wire_density" => n.wire_density = as_f64(value)?,
+        "network.wire_length" => n.wire_length = as_f64(value)?,
+        "network.wire_length_std" => n.wire_length_std = as_f64(value)?,
+        "network.graph" => n.graph = Some(as_str(value)?.to_string()),
+        "network.graph_nodes" => n.graph_nodes = Some(as_str(value)?.to_string()),
         "device.ron" => d.ron = as_f64(value)?,
         "device.roff" => d.roff = as_f64(value)?,
         "device.vt" => d.vt = as_f64(value)?,
@@ -464,6 +553,13 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
             "network.k_attach",
             between(n.k_attach, 1, n.n_bulk, "network.n_bulk"),
         ),
+        ("network.n_wires", wires_fit(n)),
+        ("network.wire_density", positive(n.wire_density)),
+        ("network.wire_length", positive(n.wire_length)),
+        ("network.wire_length_std", non_negative(n.wire_length_std)),
+        ("network.graph", graph_given(n)),
+        ("network.n_in", terminals_match(n, n.n_in, "input", |g| g.n_in)),
+        ("network.n_out", terminals_match(n, n.n_out, "output", |g| g.n_out)),
         ("device.ron", positive(d.ron)),
         ("device.roff", above(d.roff, d.ron, "device.ron")),
         ("device.vt", positive(d.vt)),
@@ -501,6 +597,45 @@ fn model_fits_task(t: &TrainingParams) -> Result<(), String> {
             "model = \"abstract\" walks from a single active input, so needs task = \"one_hot\", got \"random_binary\""
                 .into(),
         ),
+        _ => Ok(()),
+    }
+}
+
+/// A nanowire network needs a wire for every terminal.
+fn wires_fit(n: &NetworkParams) -> Result<(), String> {
+    if n.topology == Topology::Nanowire && n.n_wires < n.n_in + n.n_out {
+        return Err(format!(
+            "must be >= n_in + n_out = {}, got {}",
+            n.n_in + n.n_out,
+            n.n_wires
+        ));
+    }
+    Ok(())
+}
+
+fn graph_given(n: &NetworkParams) -> Result<(), String> {
+    match (n.topology, &n.graph) {
+        (Topology::Graph, None) => {
+            Err("topology = \"graph\" needs graph = \"path/to/edges.csv\" (or .parquet)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A graph point's `n_in`/`n_out` must be the file's count of that role.
+fn terminals_match(
+    n: &NetworkParams,
+    given: usize,
+    role: &str,
+    of: fn(&FileGraph) -> usize,
+) -> Result<(), String> {
+    match n.wiring.as_ref().filter(|_| n.topology == Topology::Graph) {
+        Some(g) if of(g) != given => Err(format!(
+            "{} has {} nodes of role {role}, but this field is {given}; set it to {}",
+            g.nodes_file,
+            of(g),
+            of(g)
+        )),
         _ => Ok(()),
     }
 }
@@ -669,6 +804,93 @@ fn unknown_field(key: &str) -> String {
     )
 }
 
+/// The nodes file of a graph point: `graph_nodes`, else `nodes.csv` or
+/// `nodes.parquet` beside the edges file (the edges file's format first).
+fn nodes_file(n: &NetworkParams) -> Result<String, String> {
+    if let Some(given) = &n.graph_nodes {
+        return Ok(given.clone());
+    }
+    let edges = n.graph.as_deref().unwrap_or_default();
+    let dir = Path::new(edges).parent().unwrap_or(Path::new(""));
+    let mut formats = [Format::Csv, Format::Parquet];
+    if Format::of(edges) == Some(Format::Parquet) {
+        formats.reverse();
+    }
+    let candidates: Vec<PathBuf> = formats
+        .iter()
+        .map(|f| dir.join(format!("nodes.{}", f.extension())))
+        .collect();
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .map(|c| c.display().to_string())
+        .ok_or_else(|| {
+            format!(
+                "no nodes file: neither {} nor {} exists; give network.graph_nodes",
+                candidates[0].display(),
+                candidates[1].display()
+            )
+        })
+}
+
+/// Rewrites every `network.graph` and `network.graph_nodes` of the base
+/// and the axes as a path resolved against the sweep file's directory
+/// (canonical where the file exists), so the recorded sweep names the same
+/// files from anywhere.
+fn resolve_graph_paths(doc: &mut toml::Table, file: &str) {
+    let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+    let resolve = |v: &mut Value| {
+        if let Value::String(s) = v {
+            let joined = dir.join(&*s);
+            let path = joined
+                .canonicalize()
+                .or_else(|_| std::path::absolute(&joined))
+                .unwrap_or(joined);
+            *s = path.display().to_string();
+        }
+    };
+    const KEYS: [&str; 2] = ["graph", "graph_nodes"];
+    if let Some(Value::Table(net)) = doc.get_mut("network") {
+        for key in KEYS {
+            net.get_mut(key).map(resolve);
+        }
+    }
+    if let Some(Value::Array(axes)) = doc.get_mut("axes") {
+        for axis in axes.iter_mut().filter_map(Value::as_table_mut) {
+            for key in KEYS {
+                let lists = [
+                    axis.get_mut(&format!("network.{key}")),
+                ];
+                for list in lists.into_iter().flatten() {
+                    list.as_array_mut().map(|vs| vs.iter_mut().for_each(resolve));
+                }
+                if let Some(list) = axis
+                    .get_mut("network")
+                    .and_then(Value::as_table_mut)
+                    .and_then(|t| t.get_mut(key))
+                {
+                    list.as_array_mut().map(|vs| vs.iter_mut().for_each(resolve));
+                }
+            }
+        }
+    }
+}
+
+/// `[graph_files]`: file path = hash, as `normalized` writes it.
+fn parse_graph_files(value: &Value) -> Result<Vec<(String, String)>, Fault> {
+    let table = value.as_table().ok_or_else(|| {
+        ("graph_files".to_string(), format!("expected a table of file = hash, got {value}"))
+    })?;
+    table
+        .iter()
+        .map(|(file, hash)| {
+            as_str(hash)
+                .map(|h| (file.clone(), h.to_string()))
+                .map_err(|r| (format!("graph_files.\"{file}\""), r))
+        })
+        .collect()
+}
+
 fn parse_axes(value: &Value) -> Result<Vec<Axis>, Fault> {
     let list = value.as_array().ok_or_else(|| {
         (
@@ -827,6 +1049,15 @@ fn normalized(doc: &toml::Table, spec: &Spec) -> String {
             })
             .collect();
         out.insert("axes".into(), Value::Array(axes));
+    }
+    if !spec.graphs.is_empty() {
+        let files: toml::Table = spec
+            .graphs
+            .iter()
+            .flat_map(|g| [(&g.edges_file, &g.edges_hash), (&g.nodes_file, &g.nodes_hash)])
+            .map(|(f, h)| (f.clone(), Value::String(h.clone())))
+            .collect();
+        out.insert("graph_files".into(), Value::Table(files));
     }
     toml::to_string(&out).expect("a parsed TOML table serialises")
 }
