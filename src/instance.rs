@@ -4,8 +4,8 @@
 use crate::model::device::Devices;
 use crate::model::network::{Adjacency, Network};
 use crate::params::Params;
-use crate::wiring::FileGraph;
 use crate::protocol::task::Task;
+use crate::wiring::FileGraph;
 
 #[derive(Clone, Debug)]
 pub struct Instance {

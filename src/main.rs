@@ -608,8 +608,10 @@ fn export_instance(
     replica: usize,
     era: Option<usize>,
 ) -> Result<memsweep::spice::Export, Failure> {
-    sweep::check_wiring(spec, spec.replicas, |k| k == point * spec.replicas + replica)
-        .map_err(Failure::input)?;
+    sweep::check_wiring(spec, spec.replicas, |k| {
+        k == point * spec.replicas + replica
+    })
+    .map_err(Failure::input)?;
     memsweep::spice::Export::from_spec(spec, point, replica, era).map_err(Failure::input)
 }
 

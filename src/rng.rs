@@ -160,8 +160,15 @@ mod tests {
             let m = xs.iter().sum::<f64>() / n as f64;
             let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
             // standard errors: std / sqrt(n) <= 0.0045 for the mean
-            assert!((m - mean).abs() < 0.03 * std, "mean {m} for ({mean}, {std})");
-            assert!((var.sqrt() / std - 1.0).abs() < 0.03, "std {} for ({mean}, {std})", var.sqrt());
+            assert!(
+                (m - mean).abs() < 0.03 * std,
+                "mean {m} for ({mean}, {std})"
+            );
+            assert!(
+                (var.sqrt() / std - 1.0).abs() < 0.03,
+                "std {} for ({mean}, {std})",
+                var.sqrt()
+            );
         }
     }
 

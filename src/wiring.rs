@@ -88,8 +88,12 @@ pub struct FileGraph {
 impl PartialEq for FileGraph {
     /// Same files with the same content.
     fn eq(&self, o: &Self) -> bool {
-        (&self.edges_file, &self.nodes_file, &self.edges_hash, &self.nodes_hash)
-            == (&o.edges_file, &o.nodes_file, &o.edges_hash, &o.nodes_hash)
+        (
+            &self.edges_file,
+            &self.nodes_file,
+            &self.edges_hash,
+            &self.nodes_hash,
+        ) == (&o.edges_file, &o.nodes_file, &o.edges_hash, &o.nodes_hash)
     }
 }
 
@@ -255,7 +259,12 @@ impl Table {
                     at,
                     format!(
                         "unknown column `{c}` (known: {})",
-                        required.iter().chain(optional).copied().collect::<Vec<_>>().join(", ")
+                        required
+                            .iter()
+                            .chain(optional)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -263,10 +272,16 @@ impl Table {
                 return Err(self.fail(at, format!("column `{c}` appears twice")));
             }
         }
-        if let Some(missing) = required.iter().find(|r| !self.columns.iter().any(|c| c == *r)) {
+        if let Some(missing) = required
+            .iter()
+            .find(|r| !self.columns.iter().any(|c| c == *r))
+        {
             return Err(self.fail(
                 at,
-                format!("no column `{missing}` (columns: {})", self.columns.join(", ")),
+                format!(
+                    "no column `{missing}` (columns: {})",
+                    self.columns.join(", ")
+                ),
             ));
         }
         Ok(())
@@ -320,12 +335,18 @@ impl Table {
                 other => Err(format!("expected input, bulk or output, got `{other}`")),
             })?;
             let layer = self.value("layer", i, |s| {
-                integer(s).and_then(|l| u32::try_from(l).map_err(|_| format!("expected a non-negative integer, got {l}")))
+                integer(s).and_then(|l| {
+                    u32::try_from(l)
+                        .map_err(|_| format!("expected a non-negative integer, got {l}"))
+                })
             })?;
             if let Some(first) = seen.insert(id, i) {
                 return Err(self.fail(
                     self.at(i),
-                    format!("id: node {id} is listed twice (first on {})", self.at(first)),
+                    format!(
+                        "id: node {id} is listed twice (first on {})",
+                        self.at(first)
+                    ),
                 ));
             }
             nodes.push((rank, id, layer, i));
@@ -366,7 +387,10 @@ impl Table {
             return Err(self.fail("file".into(), "no edges".into()));
         }
         let node_of: HashMap<i64, u32> =
-            g.id.iter().enumerate().map(|(k, &id)| (id, k as u32)).collect();
+            g.id.iter()
+                .enumerate()
+                .map(|(k, &id)| (id, k as u32))
+                .collect();
         let mut seen: HashMap<(u32, u32), usize> = HashMap::new();
         g.edges_file = self.file.clone();
         g.edges_hash = self.hash.clone();
@@ -403,7 +427,8 @@ impl Table {
                 -1 => Ok(-1),
                 other => Err(format!("must be 1 or -1, got {other}")),
             })?;
-            let [ron, roff, vt, r0] = ["ron", "roff", "vt", "r0"].map(|c| self.value(c, i, positive));
+            let [ron, roff, vt, r0] =
+                ["ron", "roff", "vt", "r0"].map(|c| self.value(c, i, positive));
             let (ron, roff, vt, r0) = (ron?, roff?, vt?, r0?);
             if let (Some(lo), Some(hi)) = (ron, roff) {
                 if hi <= lo {
@@ -457,7 +482,8 @@ fn csv_cells(path: &str, raw: &[u8]) -> Result<Cells, WiringError> {
         at,
         reason,
     };
-    let text = std::str::from_utf8(raw).map_err(|_| fail("file".into(), "not UTF-8 text".into()))?;
+    let text =
+        std::str::from_utf8(raw).map_err(|_| fail("file".into(), "not UTF-8 text".into()))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate();
     let Some((_, header)) = lines.next() else {
@@ -510,7 +536,8 @@ fn parquet_cells(path: &str) -> Result<Cells, WiringError> {
     for batch in reader {
         let batch = batch.map_err(|e| fail(format!("not a readable Parquet file: {e}")))?;
         for (c, array) in batch.columns().iter().enumerate() {
-            cells[c].extend(texts(array).map_err(|r| fail(format!("column `{}`: {r}", columns[c])))?);
+            cells[c]
+                .extend(texts(array).map_err(|r| fail(format!("column `{}`: {r}", columns[c])))?);
         }
     }
     Ok((columns, cells))
@@ -602,7 +629,10 @@ impl Export<'_> {
         let columns: Vec<(&str, ArrayRef)> = vec![
             ("tail", ints(net.tail.iter().map(|&u| u as i64).collect())),
             ("head", ints(net.head.iter().map(|&v| v as i64).collect())),
-            ("polarity", ints(net.polarity.iter().map(|&s| s as i64).collect())),
+            (
+                "polarity",
+                ints(net.polarity.iter().map(|&s| s as i64).collect()),
+            ),
             ("ron", floats(&self.devices.ron)),
             ("roff", floats(&self.devices.roff)),
             ("vt", floats(&self.devices.vt)),
@@ -616,15 +646,24 @@ impl Export<'_> {
     fn nodes_batch(&self) -> RecordBatch {
         let n = self.network.n_nodes();
         let columns: Vec<(&str, ArrayRef)> = vec![
-            ("id", Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>()))),
+            (
+                "id",
+                Arc::new(Int64Array::from((0..n as i64).collect::<Vec<_>>())),
+            ),
             (
                 "role",
-                Arc::new(StringArray::from((0..n).map(|i| self.role(i)).collect::<Vec<_>>())),
+                Arc::new(StringArray::from(
+                    (0..n).map(|i| self.role(i)).collect::<Vec<_>>(),
+                )),
             ),
             (
                 "layer",
                 Arc::new(Int64Array::from(
-                    self.network.layer.iter().map(|&l| l as i64).collect::<Vec<_>>(),
+                    self.network
+                        .layer
+                        .iter()
+                        .map(|&l| l as i64)
+                        .collect::<Vec<_>>(),
                 )),
             ),
         ];

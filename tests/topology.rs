@@ -30,7 +30,14 @@ fn memsweep(args: &[&str], cwd: &Path) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_memsweep"));
     cmd.args(args).current_dir(cwd);
     if args[0] == "run" {
-        cmd.args(["--backend", "cpu", "--threads", "2", "--quiet", "--no-slurm"]);
+        cmd.args([
+            "--backend",
+            "cpu",
+            "--threads",
+            "2",
+            "--quiet",
+            "--no-slurm",
+        ]);
     }
     cmd.output().expect("memsweep runs")
 }
@@ -51,7 +58,12 @@ fn assert_refused(out: &Output, mentions: &[&str], what: &str) {
 
 #[test]
 fn grid_junctions_are_the_brute_force_junctions() {
-    for (n, density, std) in [(2000, 0.1, 1.0), (1500, 0.03, 4.0), (800, 0.5, 0.0), (50, 2.0, 1.0)] {
+    for (n, density, std) in [
+        (2000, 0.1, 1.0),
+        (1500, 0.03, 4.0),
+        (800, 0.5, 0.0),
+        (50, 2.0, 1.0),
+    ] {
         let mut p = nanowire_params(n, density).network;
         p.wire_length_std = std;
         for seed in 0..3 {
@@ -73,7 +85,10 @@ fn ten_thousand_wires_find_their_junctions() {
     // percent fewer near the box edges.
     let expected = nanowire::expected_edges(&p);
     let found = pairs.len() as f64;
-    assert!(found < expected && found > 0.9 * expected, "{found} of {expected}");
+    assert!(
+        found < expected && found > 0.9 * expected,
+        "{found} of {expected}"
+    );
     let net = Network::generate(&p, 1);
     assert!(net.n_nodes() > 9_000 && net.n_nodes() <= 10_000);
 }
@@ -97,18 +112,27 @@ fn nanowire_networks_follow_the_geometry_rules() {
         assert_eq!(nodes, kept);
         let inside = |i: u32| kept.binary_search(&(i as usize)).is_ok();
         let expected_edges = all.iter().filter(|&&(i, _)| inside(i)).count();
-        assert_eq!(net.n_edges(), expected_edges, "every junction of the component");
+        assert_eq!(
+            net.n_edges(),
+            expected_edges,
+            "every junction of the component"
+        );
 
         for e in 0..net.n_edges() {
             let (u, v) = (net.tail[e], net.head[e]);
             assert!(w(u).crosses(w(v)));
-            assert!(w(u).centre_x() <= w(v).centre_x(), "tail has the smaller centre x");
+            assert!(
+                w(u).centre_x() <= w(v).centre_x(),
+                "tail has the smaller centre x"
+            );
         }
         // Inputs: the smallest left ends; outputs: of the rest, the largest
         // right ends.
         let n_in = net.n_in;
         let out0 = net.output_node(0);
-        let left_of_inputs = (0..n_in).map(|i| w(i as u32).min_x()).fold(f64::MIN, f64::max);
+        let left_of_inputs = (0..n_in)
+            .map(|i| w(i as u32).min_x())
+            .fold(f64::MIN, f64::max);
         let right_of_outputs = (out0..net.n_nodes())
             .map(|o| w(o as u32).max_x())
             .fold(f64::MAX, f64::min);
@@ -144,12 +168,26 @@ fn a_component_too_small_for_the_terminals_is_refused_naming_the_seed() {
     for args in [
         vec!["run", "sparse.toml", "-o", "out"],
         vec!["analyze", "sparse.toml"],
-        vec!["export-graph", "sparse.toml", "--point", "0", "--replica", "1", "-o", "g"],
+        vec![
+            "export-graph",
+            "sparse.toml",
+            "--point",
+            "0",
+            "--replica",
+            "1",
+            "-o",
+            "g",
+        ],
     ] {
         let out = memsweep(&args, dir.path());
         assert_refused(
             &out,
-            &["sparse.toml", "network.wire_density", "seed", "raise network.wire_density"],
+            &[
+                "sparse.toml",
+                "network.wire_density",
+                "seed",
+                "raise network.wire_density",
+            ],
             args[0],
         );
     }
@@ -165,7 +203,8 @@ fn nanowire_fields_out_of_range_are_refused() {
         ("wire_length_std", "-0.5", "network.wire_length_std"),
         ("n_wires", "3", "network.n_wires"),
     ] {
-        let text = format!("[network]\ntopology = \"nanowire\"\nn_in = 2\nn_out = 2\n{field} = {value}\n");
+        let text =
+            format!("[network]\ntopology = \"nanowire\"\nn_in = 2\nn_out = 2\n{field} = {value}\n");
         fs::write(dir.path().join("bad.toml"), text).unwrap();
         let out = memsweep(&["run", "bad.toml", "-o", "out"], dir.path());
         assert_refused(&out, &["bad.toml", mention], field);
@@ -181,18 +220,78 @@ const GRAPH_SWEEP: &str =
 #[test]
 fn bad_graph_files_are_refused_in_one_line_naming_file_and_row() {
     let cases: [(&str, &str, &str, &[&str]); 12] = [
-        ("self-loop", NODES, "tail,head\n10,20\n20,20\n", &["edges.csv", "line 3", "self-loop"]),
-        ("unknown node", NODES, "tail,head\n10,20\n20,99\n", &["edges.csv", "line 3", "head", "99"]),
-        ("duplicate", NODES, "tail,head\n10,20\n20,30\n30,20\n", &["edges.csv", "line 4", "duplicate", "line 3"]),
-        ("repeated edge", NODES, "tail,head\n10,20\n10,20\n", &["edges.csv", "line 3", "duplicate"]),
-        ("no input", "id,role\n20,bulk\n30,output\n31,output\n", EDGES, &["nodes.csv", "no node has role input"]),
-        ("no output", "id,role\n10,input\n20,bulk\n", EDGES, &["nodes.csv", "no node has role output"]),
-        ("bad role", "id,role\n10,input\n11,hidden\n", EDGES, &["nodes.csv", "line 3", "role", "hidden"]),
-        ("bad integer", NODES, "tail,head\n10,x\n", &["edges.csv", "line 2", "head", "`x`"]),
-        ("negative ron", NODES, "tail,head,ron\n10,20,-1\n", &["edges.csv", "line 2", "ron"]),
-        ("bad polarity", NODES, "tail,head,polarity\n10,20,0\n", &["edges.csv", "line 2", "polarity"]),
-        ("unknown column", NODES, "tail,head,weight\n10,20,1\n", &["edges.csv", "line 1", "weight"]),
-        ("short row", NODES, "tail,head\n10\n", &["edges.csv", "line 2", "fields"]),
+        (
+            "self-loop",
+            NODES,
+            "tail,head\n10,20\n20,20\n",
+            &["edges.csv", "line 3", "self-loop"],
+        ),
+        (
+            "unknown node",
+            NODES,
+            "tail,head\n10,20\n20,99\n",
+            &["edges.csv", "line 3", "head", "99"],
+        ),
+        (
+            "duplicate",
+            NODES,
+            "tail,head\n10,20\n20,30\n30,20\n",
+            &["edges.csv", "line 4", "duplicate", "line 3"],
+        ),
+        (
+            "repeated edge",
+            NODES,
+            "tail,head\n10,20\n10,20\n",
+            &["edges.csv", "line 3", "duplicate"],
+        ),
+        (
+            "no input",
+            "id,role\n20,bulk\n30,output\n31,output\n",
+            EDGES,
+            &["nodes.csv", "no node has role input"],
+        ),
+        (
+            "no output",
+            "id,role\n10,input\n20,bulk\n",
+            EDGES,
+            &["nodes.csv", "no node has role output"],
+        ),
+        (
+            "bad role",
+            "id,role\n10,input\n11,hidden\n",
+            EDGES,
+            &["nodes.csv", "line 3", "role", "hidden"],
+        ),
+        (
+            "bad integer",
+            NODES,
+            "tail,head\n10,x\n",
+            &["edges.csv", "line 2", "head", "`x`"],
+        ),
+        (
+            "negative ron",
+            NODES,
+            "tail,head,ron\n10,20,-1\n",
+            &["edges.csv", "line 2", "ron"],
+        ),
+        (
+            "bad polarity",
+            NODES,
+            "tail,head,polarity\n10,20,0\n",
+            &["edges.csv", "line 2", "polarity"],
+        ),
+        (
+            "unknown column",
+            NODES,
+            "tail,head,weight\n10,20,1\n",
+            &["edges.csv", "line 1", "weight"],
+        ),
+        (
+            "short row",
+            NODES,
+            "tail,head\n10\n",
+            &["edges.csv", "line 2", "fields"],
+        ),
     ];
     for (what, nodes, edges, mentions) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -213,12 +312,20 @@ fn graph_sweeps_refuse_terminal_counts_and_missing_files() {
     fs::write(dir.path().join("g/edges.csv"), EDGES).unwrap();
     fs::write(dir.path().join("s.toml"), GRAPH_SWEEP).unwrap();
     let out = memsweep(&["run", "s.toml", "-o", "out"], dir.path());
-    assert_refused(&out, &["s.toml", "network.graph_nodes", "nodes.csv"], "no nodes file");
+    assert_refused(
+        &out,
+        &["s.toml", "network.graph_nodes", "nodes.csv"],
+        "no nodes file",
+    );
     fs::write(dir.path().join("g/nodes.csv"), NODES).unwrap();
     let three = GRAPH_SWEEP.replace("[training]", "n_in = 3\n[training]");
     fs::write(dir.path().join("s.toml"), three).unwrap();
     let out = memsweep(&["run", "s.toml", "-o", "out"], dir.path());
-    assert_refused(&out, &["s.toml", "network.n_in", "2 nodes of role input"], "n_in");
+    assert_refused(
+        &out,
+        &["s.toml", "network.n_in", "2 nodes of role input"],
+        "n_in",
+    );
     let gone = GRAPH_SWEEP.replace("g/edges.csv", "g/missing.csv");
     fs::write(dir.path().join("s.toml"), gone).unwrap();
     let out = memsweep(&["run", "s.toml", "-o", "out"], dir.path());
@@ -238,17 +345,40 @@ fn a_changed_graph_file_is_a_different_sweep_on_resume() {
     let recorded = fs::read_to_string(dir.path().join("out/sweep.toml")).unwrap();
     assert!(recorded.contains("[graph_files]") && recorded.contains("fnv1a64:"));
     let again = memsweep(&["run", "s.toml", "-o", "out"], dir.path());
-    assert!(again.status.success(), "the same files resume: {}", stderr(&again));
+    assert!(
+        again.status.success(),
+        "the same files resume: {}",
+        stderr(&again)
+    );
     fs::write(dir.path().join("g/edges.csv"), format!("{EDGES}10,21\n")).unwrap();
     let changed = memsweep(&["run", "s.toml", "-o", "out"], dir.path());
     assert_refused(&changed, &["different sweep"], "changed graph file");
+    let status = memsweep(&["status", "out"], dir.path());
+    assert!(
+        status.status.success(),
+        "status reads no graph file: {}",
+        stderr(&status)
+    );
+    fs::remove_dir_all(dir.path().join("g")).unwrap();
+    let report = memsweep(&["report", "out"], dir.path());
+    assert!(
+        report.status.success(),
+        "report reads no graph file: {}",
+        stderr(&report)
+    );
     let hash = read_sorted(&dir.path().join("out"), "instances");
-    let hashes = hash.column_by_name("graph_hash").unwrap().as_string::<i32>();
+    let hashes = hash
+        .column_by_name("graph_hash")
+        .unwrap()
+        .as_string::<i32>();
     assert!(hashes.value(0).starts_with("fnv1a64:"));
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a dyn Array {
-    batch.column_by_name(name).unwrap_or_else(|| panic!("{name}")).as_ref()
+    batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("{name}"))
+        .as_ref()
 }
 
 /// The outcome columns of replica `r` of point 0.
@@ -259,14 +389,17 @@ fn outcome(batch: &RecordBatch, r: usize) -> (i64, Option<i64>, i64, f64) {
         int("recalled").value(r),
         converged.is_valid(r).then(|| converged.value(r)),
         int("pruned_edges").value(r),
-        column(batch, "energy_write").as_primitive::<Float64Type>().value(r),
+        column(batch, "energy_write")
+            .as_primitive::<Float64Type>()
+            .value(r),
     )
 }
 
 #[test]
 fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
     let dir = tempfile::tempdir().unwrap();
-    let source = "seed = 7\nreplicas = 3\n[network]\ntopology = \"nanowire\"\nn_in = 3\nn_out = 3\n\
+    let source =
+        "seed = 7\nreplicas = 3\n[network]\ntopology = \"nanowire\"\nn_in = 3\nn_out = 3\n\
                   n_wires = 80\nrandom_polarity = true\n[device]\nsigma_d2d = 0.2\n\
                   [training]\nmax_eras = 8\nv_punish = 4.0\n[pruning]\np_prune = 0.5\n";
     fs::write(dir.path().join("nw.toml"), source).unwrap();
@@ -277,7 +410,18 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
         let out = format!("g{replica}");
         let r = replica.to_string();
         let export = memsweep(
-            &["export-graph", "nw.toml", "--point", "0", "--replica", &r, "-o", &out, "--format", format],
+            &[
+                "export-graph",
+                "nw.toml",
+                "--point",
+                "0",
+                "--replica",
+                &r,
+                "-o",
+                &out,
+                "--format",
+                format,
+            ],
             dir.path(),
         );
         assert!(export.status.success(), "{}", stderr(&export));
@@ -292,9 +436,22 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
         assert!(rerun.status.success(), "{}", stderr(&rerun));
         let again = read_sorted(&dir.path().join(format!("{out}-run")), "instances");
         let (a, b) = (outcome(&original, replica), outcome(&again, replica));
-        assert_eq!((a.0, a.1, a.2), (b.0, b.1, b.2), "{format}: recalled, converged_era, pruned_edges");
-        assert!((a.3 - b.3).abs() <= 1e-12 * a.3.abs(), "{format}: energy {} vs {}", a.3, b.3);
-        let n_edges = |t: &RecordBatch| column(t, "n_edges").as_primitive::<Int64Type>().value(replica);
+        assert_eq!(
+            (a.0, a.1, a.2),
+            (b.0, b.1, b.2),
+            "{format}: recalled, converged_era, pruned_edges"
+        );
+        assert!(
+            (a.3 - b.3).abs() <= 1e-12 * a.3.abs(),
+            "{format}: energy {} vs {}",
+            a.3,
+            b.3
+        );
+        let n_edges = |t: &RecordBatch| {
+            column(t, "n_edges")
+                .as_primitive::<Int64Type>()
+                .value(replica)
+        };
         assert_eq!(n_edges(&original), n_edges(&again));
     }
 }

@@ -184,7 +184,11 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
         nanowire(r).then_some(r.params.network.wire_length_std)
     });
     c.opt_string("graph", rows, |r| {
-        r.params.network.wiring.as_ref().map(|g| g.edges_file.clone())
+        r.params
+            .network
+            .wiring
+            .as_ref()
+            .map(|g| g.edges_file.clone())
     });
     c.opt_string("graph_hash", rows, |r| {
         r.params.network.wiring.as_ref().map(|g| g.hash())

@@ -81,6 +81,10 @@ pub struct Spec {
     pub axes: Vec<Axis>,
     /// The graph files of `topology = "graph"` points, each read once.
     pub graphs: Vec<Arc<FileGraph>>,
+    /// Every graph file and its content hash (`[graph_files]` of the
+    /// recorded sweep): those of `graphs`, or as recorded where they were
+    /// not read (`from_results`).
+    pub graph_files: Vec<(String, String)>,
 }
 
 /// One point of the grid.
@@ -163,27 +167,35 @@ impl Spec {
     /// Reads and validates a sweep file; errors are labelled with `path` as
     /// given.
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
-        Spec::read(path, limits::MAX_FILE_BYTES)
+        Spec::read(path, limits::MAX_FILE_BYTES, true)
     }
 
-    /// The sweep a results directory records in `dir/sweep.toml`.
+    /// The sweep a results directory records in `dir/sweep.toml`, for
+    /// `status` and `report`: its graph files are not read (they may have
+    /// moved or changed since; the rows are what the directory holds), so
+    /// graph points carry no wiring and their files' hashes are the
+    /// recorded ones.
     pub fn from_results(dir: &Path) -> Result<Spec, SpecError> {
-        Spec::read(&dir.join("sweep.toml"), limits::MAX_RECORDED_BYTES)
+        Spec::read(&dir.join("sweep.toml"), limits::MAX_RECORDED_BYTES, false)
     }
 
-    fn read(path: &Path, max_bytes: u64) -> Result<Spec, SpecError> {
+    fn read(path: &Path, max_bytes: u64, read_graphs: bool) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
         let text = limits::read_small_file(path, max_bytes).map_err(|reason| SpecError {
             file: file.clone(),
             field: "file".into(),
             reason,
         })?;
-        Spec::parse(&text, &file)
+        Spec::parse_with(&text, &file, read_graphs)
     }
 
     /// Parses and validates sweep-file text; `file` labels errors and gives
-    /// the default name (its stem).
+    /// the default name (its stem). Reads the graph files it names.
     pub fn parse(text: &str, file: &str) -> Result<Spec, SpecError> {
+        Spec::parse_with(text, file, true)
+    }
+
+    fn parse_with(text: &str, file: &str, read_graphs: bool) -> Result<Spec, SpecError> {
         let fail = |(field, reason): Fault| SpecError {
             file: file.to_string(),
             field,
@@ -204,6 +216,7 @@ impl Spec {
             base: Params::default(),
             axes: Vec::new(),
             graphs: Vec::new(),
+            graph_files: Vec::new(),
         };
         for (key, value) in &doc {
             let at = |reason: String| fail((key.clone(), reason));
@@ -237,7 +250,21 @@ impl Spec {
             return Err(fail(("replicas".into(), "must be >= 1, got 0".into())));
         }
         check_counts(&spec).map_err(fail)?;
-        spec.graphs = spec.read_graphs(&recorded)?;
+        if read_graphs {
+            spec.graphs = spec.read_graphs(&recorded)?;
+            spec.graph_files = spec
+                .graphs
+                .iter()
+                .flat_map(|g| {
+                    [
+                        (g.edges_file.clone(), g.edges_hash.clone()),
+                        (g.nodes_file.clone(), g.nodes_hash.clone()),
+                    ]
+                })
+                .collect();
+        } else {
+            spec.graph_files = recorded;
+        }
         spec.each_point(|index, params| {
             validate(params).map_err(|(field, reason)| {
                 let point = spec
@@ -330,7 +357,10 @@ impl Spec {
                 let nodes = nodes_file(n).ok();
                 self.graphs
                     .iter()
-                    .find(|g| Some(&g.edges_file) == n.graph.as_ref() && Some(&g.nodes_file) == nodes.as_ref())
+                    .find(|g| {
+                        Some(&g.edges_file) == n.graph.as_ref()
+                            && Some(&g.nodes_file) == nodes.as_ref()
+                    })
                     .cloned()
             }
             _ => None,
@@ -361,7 +391,10 @@ impl Spec {
                 field: e.at,
                 reason: e.reason,
             })?;
-            for (file, hash) in [(&g.edges_file, &g.edges_hash), (&g.nodes_file, &g.nodes_hash)] {
+            for (file, hash) in [
+                (&g.edges_file, &g.edges_hash),
+                (&g.nodes_file, &g.nodes_hash),
+            ] {
                 if let Some((_, was)) = recorded.iter().find(|(f, _)| f == file) {
                     if was != hash {
                         return Err(self.error(
@@ -558,8 +591,14 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
         ("network.wire_length", positive(n.wire_length)),
         ("network.wire_length_std", non_negative(n.wire_length_std)),
         ("network.graph", graph_given(n)),
-        ("network.n_in", terminals_match(n, n.n_in, "input", |g| g.n_in)),
-        ("network.n_out", terminals_match(n, n.n_out, "output", |g| g.n_out)),
+        (
+            "network.n_in",
+            terminals_match(n, n.n_in, "input", |g| g.n_in),
+        ),
+        (
+            "network.n_out",
+            terminals_match(n, n.n_out, "output", |g| g.n_out),
+        ),
         ("device.ron", positive(d.ron)),
         ("device.roff", above(d.roff, d.ron, "device.ron")),
         ("device.vt", positive(d.vt)),
@@ -852,25 +891,26 @@ fn resolve_graph_paths(doc: &mut toml::Table, file: &str) {
     const KEYS: [&str; 2] = ["graph", "graph_nodes"];
     if let Some(Value::Table(net)) = doc.get_mut("network") {
         for key in KEYS {
-            net.get_mut(key).map(resolve);
+            if let Some(v) = net.get_mut(key) {
+                resolve(v);
+            }
         }
     }
-    if let Some(Value::Array(axes)) = doc.get_mut("axes") {
-        for axis in axes.iter_mut().filter_map(Value::as_table_mut) {
-            for key in KEYS {
-                let lists = [
-                    axis.get_mut(&format!("network.{key}")),
-                ];
-                for list in lists.into_iter().flatten() {
-                    list.as_array_mut().map(|vs| vs.iter_mut().for_each(resolve));
-                }
-                if let Some(list) = axis
-                    .get_mut("network")
-                    .and_then(Value::as_table_mut)
-                    .and_then(|t| t.get_mut(key))
-                {
-                    list.as_array_mut().map(|vs| vs.iter_mut().for_each(resolve));
-                }
+    let Some(Value::Array(axes)) = doc.get_mut("axes") else {
+        return;
+    };
+    for axis in axes.iter_mut().filter_map(Value::as_table_mut) {
+        for key in KEYS {
+            // Quoted dotted keys, or bare ones that TOML nests.
+            if let Some(Value::Array(list)) = axis.get_mut(&format!("network.{key}")) {
+                list.iter_mut().for_each(resolve);
+            }
+            if let Some(Value::Array(list)) = axis
+                .get_mut("network")
+                .and_then(Value::as_table_mut)
+                .and_then(|t| t.get_mut(key))
+            {
+                list.iter_mut().for_each(resolve);
             }
         }
     }
@@ -879,7 +919,10 @@ fn resolve_graph_paths(doc: &mut toml::Table, file: &str) {
 /// `[graph_files]`: file path = hash, as `normalized` writes it.
 fn parse_graph_files(value: &Value) -> Result<Vec<(String, String)>, Fault> {
     let table = value.as_table().ok_or_else(|| {
-        ("graph_files".to_string(), format!("expected a table of file = hash, got {value}"))
+        (
+            "graph_files".to_string(),
+            format!("expected a table of file = hash, got {value}"),
+        )
     })?;
     table
         .iter()
@@ -1050,11 +1093,10 @@ fn normalized(doc: &toml::Table, spec: &Spec) -> String {
             .collect();
         out.insert("axes".into(), Value::Array(axes));
     }
-    if !spec.graphs.is_empty() {
+    if !spec.graph_files.is_empty() {
         let files: toml::Table = spec
-            .graphs
+            .graph_files
             .iter()
-            .flat_map(|g| [(&g.edges_file, &g.edges_hash), (&g.nodes_file, &g.nodes_hash)])
             .map(|(f, h)| (f.clone(), Value::String(h.clone())))
             .collect();
         out.insert("graph_files".into(), Value::Table(files));
