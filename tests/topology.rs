@@ -455,3 +455,66 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
         assert_eq!(n_edges(&original), n_edges(&again));
     }
 }
+
+#[test]
+fn parquet_graph_files_are_checked_row_by_row() {
+    use arrow::array::{Int64Array, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("g")).unwrap();
+    let nodes = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(vec![1, 2, 2, 4])) as _),
+        ("role", Arc::new(StringArray::from(vec!["input", "bulk", "output", "output"])) as _),
+    ])
+    .unwrap();
+    let edges = RecordBatch::try_from_iter([
+        ("tail", Arc::new(Int64Array::from(vec![1, 2])) as _),
+        ("head", Arc::new(Int64Array::from(vec![2, 4])) as _),
+    ])
+    .unwrap();
+    memsweep::results::write_parquet(&dir.path().join("g/nodes.parquet"), &nodes, &[]).unwrap();
+    memsweep::results::write_parquet(&dir.path().join("g/edges.parquet"), &edges, &[]).unwrap();
+    let sweep = GRAPH_SWEEP.replace("g/edges.csv", "g/edges.parquet");
+    fs::write(dir.path().join("s.toml"), sweep).unwrap();
+    let out = memsweep(&["run", "s.toml", "-o", "out"], dir.path());
+    assert_refused(&out, &["nodes.parquet", "row 3", "listed twice"], "parquet");
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn an_axis_of_graph_files_reads_each_once_and_wires_each_point_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, extra) in [("a", ""), ("b", "10,21\n")] {
+        let sub = dir.path().join(name);
+        fs::create_dir(&sub).unwrap();
+        fs::write(sub.join("nodes.csv"), NODES).unwrap();
+        fs::write(sub.join("edges.csv"), format!("{EDGES}{extra}")).unwrap();
+    }
+    let text = "replicas = 3\n[network]\ntopology = \"graph\"\n\
+                [[axes]]\n\"network.graph\" = [\"a/edges.csv\", \"b/edges.csv\", \"a/edges.csv\"]\n";
+    let file = dir.path().join("s.toml");
+    fs::write(&file, text).unwrap();
+    let spec = memsweep::sweep::Spec::from_file(&file).unwrap();
+    assert_eq!(spec.graphs.len(), 2, "each file once");
+    let edges: Vec<usize> = spec
+        .points()
+        .iter()
+        .map(|p| Network::generate(&p.params.network, 1).n_edges())
+        .collect();
+    assert_eq!(edges, vec![5, 6, 5]);
+    assert!(spec.source.contains("[graph_files]"));
+    let again = memsweep::sweep::Spec::parse(&spec.source, "recorded.toml").unwrap();
+    assert!(again.same_rows(&spec), "the recorded sweep names the same files");
+}
+
+#[test]
+fn a_nanowire_network_too_large_for_memory_is_refused_naming_n_wires() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("big.toml"),
+        "[network]\ntopology = \"nanowire\"\nn_wires = 100000000\n",
+    )
+    .unwrap();
+    let out = memsweep(&["plan", "big.toml"], dir.path());
+    assert_refused(&out, &["big.toml", "network.n_wires", "per instance"], "memory");
+}
