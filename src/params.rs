@@ -295,11 +295,6 @@ impl Params {
     /// may cross), that of the file's wiring for graph.
     pub fn parity_class_size(&self) -> usize {
         let n = &self.network;
-        match n.topology {
-            Topology::Nanowire => return 0,
-            Topology::Graph => return n.wiring.as_ref().map_or(0, |g| g.parity_class_size),
-            Topology::Layered | Topology::RandomBulk => {}
-        }
         let (even, odd, even_independent, odd_independent) = match n.topology {
             Topology::Layered => {
                 let widths = n.layer_widths();
@@ -308,7 +303,11 @@ impl Params {
                 (of(0), of(1), !skip_joins_even, true)
             }
             Topology::RandomBulk => (n.n_in + n.n_out, n.n_bulk, true, n.p_bulk <= 0.0),
-            Topology::Nanowire | Topology::Graph => unreachable!("returned above"),
+            Topology::Nanowire => (0, 0, false, false),
+            Topology::Graph => {
+                let size = n.wiring.as_ref().map_or(0, |g| g.parity_class_size);
+                (size, 0, true, false)
+            }
         };
         let even = if even_independent { even } else { 0 };
         let odd = if odd_independent { odd } else { 0 };

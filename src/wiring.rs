@@ -27,9 +27,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::model::device::Devices;
 use crate::model::network::Network;
-
-/// The largest wiring file read, in bytes.
-pub const MAX_FILE_BYTES: u64 = 1 << 30;
+use crate::sweep::limits::MAX_GRAPH_FILE_BYTES;
 
 /// Optional per-edge columns that replace the drawn values.
 const EDGE_VALUES: [&str; 5] = ["polarity", "ron", "roff", "vt", "r0"];
@@ -165,11 +163,6 @@ impl Format {
     }
 }
 
-/// A file's hash, as `FileGraph` records it, without parsing it.
-pub fn file_hash(path: &str) -> Result<String, WiringError> {
-    read_bytes(path).map(|b| fnv1a64(&b))
-}
-
 fn read_bytes(path: &str) -> Result<Vec<u8>, WiringError> {
     let fail = |reason: String| WiringError {
         file: path.to_string(),
@@ -180,15 +173,15 @@ fn read_bytes(path: &str) -> Result<Vec<u8>, WiringError> {
     if !meta.is_file() {
         return Err(fail("not a regular file".into()));
     }
-    if meta.len() > MAX_FILE_BYTES {
+    if meta.len() > MAX_GRAPH_FILE_BYTES {
         return Err(fail(format!(
-            "{} bytes is more than a wiring file may hold ({MAX_FILE_BYTES} bytes)",
+            "{} bytes is more than a wiring file may hold ({MAX_GRAPH_FILE_BYTES} bytes)",
             meta.len()
         )));
     }
     let mut raw = Vec::new();
     File::open(path)
-        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut raw))
+        .and_then(|f| f.take(MAX_GRAPH_FILE_BYTES + 1).read_to_end(&mut raw))
         .map_err(|e| fail(format!("cannot read it: {e}")))?;
     Ok(raw)
 }

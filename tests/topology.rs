@@ -464,7 +464,10 @@ fn parquet_graph_files_are_checked_row_by_row() {
     fs::create_dir(dir.path().join("g")).unwrap();
     let nodes = RecordBatch::try_from_iter([
         ("id", Arc::new(Int64Array::from(vec![1, 2, 2, 4])) as _),
-        ("role", Arc::new(StringArray::from(vec!["input", "bulk", "output", "output"])) as _),
+        (
+            "role",
+            Arc::new(StringArray::from(vec!["input", "bulk", "output", "output"])) as _,
+        ),
     ])
     .unwrap();
     let edges = RecordBatch::try_from_iter([
@@ -504,7 +507,10 @@ fn an_axis_of_graph_files_reads_each_once_and_wires_each_point_its_own() {
     assert_eq!(edges, vec![5, 6, 5]);
     assert!(spec.source.contains("[graph_files]"));
     let again = memsweep::sweep::Spec::parse(&spec.source, "recorded.toml").unwrap();
-    assert!(again.same_rows(&spec), "the recorded sweep names the same files");
+    assert!(
+        again.same_rows(&spec),
+        "the recorded sweep names the same files"
+    );
 }
 
 #[test]
@@ -516,5 +522,9 @@ fn a_nanowire_network_too_large_for_memory_is_refused_naming_n_wires() {
     )
     .unwrap();
     let out = memsweep(&["plan", "big.toml"], dir.path());
-    assert_refused(&out, &["big.toml", "network.n_wires", "per instance"], "memory");
+    assert_refused(
+        &out,
+        &["big.toml", "network.n_wires", "per instance"],
+        "memory",
+    );
 }

@@ -26,6 +26,10 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// as written, comments and all.
 pub const MAX_RECORDED_BYTES: u64 = 64 << 20;
 
+/// The largest graph file (`topology = "graph"`) read, in bytes; the
+/// memory limit below bounds the network it describes.
+pub const MAX_GRAPH_FILE_BYTES: u64 = 1 << 30;
+
 /// The most grid points in one sweep: each is validated, planned and
 /// summarised one by one.
 pub const MAX_POINTS: usize = 100_000;
