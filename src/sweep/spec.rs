@@ -85,7 +85,12 @@ pub struct Spec {
     /// recorded sweep): those of `graphs`, or as recorded where they were
     /// not read (`from_results`).
     pub graph_files: Vec<(String, String)>,
+    /// The key of each of `graphs`.
+    graph_keys: Vec<GraphKey>,
 }
+
+/// A graph as points name it: `(graph, graph_nodes)`, resolved.
+type GraphKey = (String, Option<String>);
 
 /// One point of the grid.
 #[derive(Clone, Debug, PartialEq)]
@@ -217,6 +222,7 @@ impl Spec {
             axes: Vec::new(),
             graphs: Vec::new(),
             graph_files: Vec::new(),
+            graph_keys: Vec::new(),
         };
         for (key, value) in &doc {
             let at = |reason: String| fail((key.clone(), reason));
@@ -251,7 +257,7 @@ impl Spec {
         }
         check_counts(&spec).map_err(fail)?;
         if read_graphs {
-            spec.graphs = spec.read_graphs(&recorded)?;
+            (spec.graph_keys, spec.graphs) = spec.read_graphs(&recorded)?.into_iter().unzip();
             spec.graph_files = spec
                 .graphs
                 .iter()
@@ -353,16 +359,13 @@ impl Spec {
     fn attach(&self, params: &mut Params) {
         let n = &mut params.network;
         n.wiring = match n.topology {
-            Topology::Graph => {
-                let nodes = nodes_file(n).ok();
-                self.graphs
-                    .iter()
-                    .find(|g| {
-                        Some(&g.edges_file) == n.graph.as_ref()
-                            && Some(&g.nodes_file) == nodes.as_ref()
-                    })
-                    .cloned()
-            }
+            Topology::Graph => self
+                .graph_keys
+                .iter()
+                .position(|(edges, nodes)| {
+                    Some(edges) == n.graph.as_ref() && *nodes == n.graph_nodes
+                })
+                .map(|k| self.graphs[k].clone()),
             _ => None,
         };
     }
@@ -370,22 +373,26 @@ impl Spec {
     /// Reads every graph file the grid names, once each, and checks each
     /// against the hash `recorded` (`[graph_files]`, as `DIR/sweep.toml`
     /// holds it) where it names the file.
-    fn read_graphs(&self, recorded: &[(String, String)]) -> Result<Vec<Arc<FileGraph>>, SpecError> {
-        let mut wanted: Vec<(String, Result<String, String>)> = Vec::new();
+    fn read_graphs(
+        &self,
+        recorded: &[(String, String)],
+    ) -> Result<Vec<(GraphKey, Arc<FileGraph>)>, SpecError> {
+        let mut wanted: Vec<GraphKey> = Vec::new();
         self.each_point(|_, params| {
             let n = &params.network;
             if let (Topology::Graph, Some(edges)) = (n.topology, &n.graph) {
-                let pair = (edges.clone(), nodes_file(n));
-                if !wanted.contains(&pair) {
-                    wanted.push(pair);
+                let key = (edges.clone(), n.graph_nodes.clone());
+                if !wanted.contains(&key) {
+                    wanted.push(key);
                 }
             }
             Ok(())
         })
         .map_err(|(field, reason)| self.error(field, reason))?;
         let mut graphs = Vec::new();
-        for (edges, nodes) in wanted {
-            let nodes = nodes.map_err(|reason| self.error("network.graph_nodes".into(), reason))?;
+        for (edges, given) in wanted {
+            let nodes = nodes_file(&edges, given.as_deref())
+                .map_err(|reason| self.error("network.graph_nodes".into(), reason))?;
             let g = FileGraph::load(&edges, &nodes).map_err(|e| SpecError {
                 file: e.file,
                 field: e.at,
@@ -404,7 +411,7 @@ impl Spec {
                     }
                 }
             }
-            graphs.push(g);
+            graphs.push(((edges, given), g));
         }
         Ok(graphs)
     }
@@ -843,13 +850,12 @@ fn unknown_field(key: &str) -> String {
     )
 }
 
-/// The nodes file of a graph point: `graph_nodes`, else `nodes.csv` or
+/// The nodes file of a graph's `edges` file: `graph_nodes` if `given`, else `nodes.csv` or
 /// `nodes.parquet` beside the edges file (the edges file's format first).
-fn nodes_file(n: &NetworkParams) -> Result<String, String> {
-    if let Some(given) = &n.graph_nodes {
-        return Ok(given.clone());
+fn nodes_file(edges: &str, given: Option<&str>) -> Result<String, String> {
+    if let Some(given) = given {
+        return Ok(given.to_string());
     }
-    let edges = n.graph.as_deref().unwrap_or_default();
     let dir = Path::new(edges).parent().unwrap_or(Path::new(""));
     let mut formats = [Format::Csv, Format::Parquet];
     if Format::of(edges) == Some(Format::Parquet) {
