@@ -24,3 +24,4 @@ pub mod slurm;
 pub mod spice;
 pub mod status;
 pub mod sweep;
+pub mod wiring;

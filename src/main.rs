@@ -132,6 +132,27 @@ enum Command {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Write one instance's wiring: edges and nodes (CSV or Parquet) with
+    /// every per-edge value, and GraphML, for networkx, Gephi or a graph sweep.
+    ExportGraph {
+        /// The sweep file (TOML).
+        spec: PathBuf,
+        /// Grid point index.
+        #[arg(long)]
+        point: usize,
+        /// Replica within the grid point.
+        #[arg(long)]
+        replica: usize,
+        /// The `r` column after this many eras of training (0, the
+        /// default: the initial state).
+        #[arg(long, default_value_t = 0)]
+        era: usize,
+        /// The directory to write edges, nodes and graph.graphml into.
+        #[arg(short, long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = TableFormat::Csv)]
+        format: TableFormat,
+    },
     /// Summarise a results directory: tables, fits and figures in DIR/report/.
     Report {
         /// The results directory (holding instances/ and eras/).
@@ -182,6 +203,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum TableFormat {
+    Csv,
+    Parquet,
 }
 
 /// An error with the exit status it maps to.
@@ -272,6 +299,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             }
             let out_dir = out.unwrap_or_else(|| PathBuf::from("results").join(&spec.name));
             run::check_out_dir(&spec, &out_dir).map_err(Failure::input)?;
+            sweep::check_wiring(&spec, spec.replicas, |k| shard.owns(k)).map_err(Failure::input)?;
             let pool = thread_pool(threads)?;
             let points: Vec<_> = spec.points().into_iter().map(|p| p.params).collect();
             let executor = executors(backend, &points, gpu_layout, solver)?.remove(0);
@@ -386,14 +414,48 @@ fn execute(command: Command) -> Result<(), Failure> {
             out,
         } => {
             let spec = Spec::from_file(&spec).map_err(Failure::input)?;
-            let export = memsweep::spice::Export::from_spec(&spec, point, replica, era)
-                .map_err(Failure::input)?;
+            let export = export_instance(&spec, point, replica, era)?;
             std::fs::write(&out, export.netlist(export.default_max_step_s()))
                 .map_err(|e| Failure::runtime(format!("{}: {e}", out.display())))?;
             eprintln!(
                 "memsweep: wrote {}; run it with: ngspice -b {}",
                 out.display(),
                 out.display()
+            );
+            Ok(())
+        }
+        Command::ExportGraph {
+            spec,
+            point,
+            replica,
+            era,
+            out,
+            format,
+        } => {
+            let spec = Spec::from_file(&spec).map_err(Failure::input)?;
+            let export = export_instance(&spec, point, replica, Some(era))?;
+            let (inst, state) = (&export.instance, &export.state);
+            let graph = memsweep::wiring::Export {
+                network: &inst.network,
+                devices: &inst.devices,
+                r: &state.r,
+                alive: &state.alive,
+            };
+            let format = match format {
+                TableFormat::Csv => memsweep::wiring::Format::Csv,
+                TableFormat::Parquet => memsweep::wiring::Format::Parquet,
+            };
+            let graphml = out.join("graph.graphml");
+            std::fs::create_dir_all(&out)
+                .and_then(|()| graph.write_tables(&out, format))
+                .and_then(|()| std::fs::write(&graphml, graph.graphml()))
+                .map_err(|e| Failure::runtime(format!("{}: {e}", out.display())))?;
+            eprintln!(
+                "memsweep: wrote edges.{ext}, nodes.{ext} and graph.graphml to {} ({} nodes, {} edges)",
+                out.display(),
+                inst.network.n_nodes(),
+                inst.network.n_edges(),
+                ext = format.extension()
             );
             Ok(())
         }
@@ -424,7 +486,9 @@ fn execute(command: Command) -> Result<(), Failure> {
             if replicas == Some(0) {
                 return Err(Failure::input("--replicas: must be at least 1"));
             }
-            let rows = memsweep::analyze::analyze(&spec, replicas.unwrap_or(spec.replicas));
+            let replicas = replicas.unwrap_or(spec.replicas);
+            sweep::check_wiring(&spec, replicas, |_| true).map_err(Failure::input)?;
+            let rows = memsweep::analyze::analyze(&spec, replicas);
             print!("{}", memsweep::analyze::table(&rows));
             Ok(())
         }
@@ -533,6 +597,22 @@ fn execute(command: Command) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// One instance of a sweep as `export-spice` and `export-graph` write it,
+/// after `era` eras (`None`: the initial state); a nanowire instance
+/// without enough wires for its terminals is an input error.
+fn export_instance(
+    spec: &Spec,
+    point: usize,
+    replica: usize,
+    era: Option<usize>,
+) -> Result<memsweep::spice::Export, Failure> {
+    sweep::check_wiring(spec, spec.replicas, |k| {
+        k == point * spec.replicas + replica
+    })
+    .map_err(Failure::input)?;
+    memsweep::spice::Export::from_spec(spec, point, replica, era).map_err(Failure::input)
 }
 
 /// The executors `choice` names (two for `all`, CPU first), checked against

@@ -4,7 +4,12 @@
 //! This module only holds values. Reading them from a sweep file and checking
 //! their ranges is `sweep::spec`'s job.
 
+use std::sync::Arc;
+
 use serde::Serialize;
+
+use crate::model::nanowire;
+use crate::wiring::FileGraph;
 
 /// How the network is wired (MODEL.md section 1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -12,13 +17,24 @@ use serde::Serialize;
 pub enum Topology {
     Layered,
     RandomBulk,
+    Nanowire,
+    Graph,
 }
 
 impl Topology {
+    pub const ALL: [Topology; 4] = [
+        Topology::Layered,
+        Topology::RandomBulk,
+        Topology::Nanowire,
+        Topology::Graph,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Topology::Layered => "layered",
             Topology::RandomBulk => "random_bulk",
+            Topology::Nanowire => "nanowire",
+            Topology::Graph => "graph",
         }
     }
 }
@@ -130,6 +146,23 @@ pub struct NetworkParams {
     pub p_bulk: f64,
     /// Distinct bulk nodes each input and output attaches to (random_bulk).
     pub k_attach: usize,
+    /// Wires dropped in the box (nanowire).
+    pub n_wires: usize,
+    /// Wires per square micrometre (nanowire).
+    pub wire_density: f64,
+    /// Mean wire length, micrometre (nanowire).
+    pub wire_length: f64,
+    /// Standard deviation of the wire length, micrometre (nanowire).
+    pub wire_length_std: f64,
+    /// The edges file (graph): as written in the sweep file until
+    /// `sweep::spec` resolves it against the sweep file's directory.
+    pub graph: Option<String>,
+    /// The nodes file (graph); `None` means `nodes.csv` or `nodes.parquet`
+    /// beside the edges file.
+    pub graph_nodes: Option<String>,
+    /// The graph the two files hold, read once per sweep by `sweep::spec`.
+    #[serde(skip)]
+    pub wiring: Option<Arc<FileGraph>>,
 }
 
 impl NetworkParams {
@@ -257,6 +290,13 @@ impl Default for Params {
                 n_bulk: 16,
                 p_bulk: 0.3,
                 k_attach: 2,
+                n_wires: 200,
+                wire_density: 0.1,
+                wire_length: 10.0,
+                wire_length_std: 1.0,
+                graph: None,
+                graph_nodes: None,
+                wiring: None,
             },
             device: DeviceParams {
                 model: DeviceModel::PershinDiVentra,
@@ -314,11 +354,15 @@ impl Params {
         self.training.n_patterns.unwrap_or(self.network.n_in)
     }
 
-    /// Number of hidden (bulk) nodes.
+    /// Number of hidden (bulk) nodes; for nanowire the most there can be
+    /// (every wire in the largest component).
     pub fn n_hidden(&self) -> usize {
-        match self.network.topology {
-            Topology::Layered => self.network.hidden.iter().sum(),
-            Topology::RandomBulk => self.network.n_bulk,
+        let n = &self.network;
+        match n.topology {
+            Topology::Layered => n.hidden.iter().sum(),
+            Topology::RandomBulk => n.n_bulk,
+            Topology::Nanowire => n.n_wires.saturating_sub(n.n_in + n.n_out),
+            Topology::Graph => n.wiring.as_ref().map_or(0, |g| g.n_hidden),
         }
     }
 
@@ -326,11 +370,11 @@ impl Params {
         self.network.n_in + self.n_hidden() + self.network.n_out
     }
 
-    /// Hidden layers for layered networks; 1 for random_bulk (its bulk).
+    /// Hidden layers for layered networks; 1 for the others (their bulk).
     pub fn depth(&self) -> usize {
         match self.network.topology {
             Topology::Layered => self.network.hidden.len(),
-            Topology::RandomBulk => 1,
+            Topology::RandomBulk | Topology::Nanowire | Topology::Graph => 1,
         }
     }
 
@@ -338,7 +382,8 @@ impl Params {
     /// these parameters: the odd layers of a layered network (the even ones
     /// too unless skip edges join inputs to outputs over an odd number of
     /// hidden layers), the terminals of a random_bulk network (its bulk
-    /// too if it has no edges).
+    /// too if it has no edges), none of a nanowire network (any two wires
+    /// may cross), that of the file's wiring for graph.
     pub fn parity_class_size(&self) -> usize {
         let n = &self.network;
         let (even, odd, even_independent, odd_independent) = match n.topology {
@@ -349,13 +394,20 @@ impl Params {
                 (of(0), of(1), !skip_joins_even, true)
             }
             Topology::RandomBulk => (n.n_in + n.n_out, n.n_bulk, true, n.p_bulk <= 0.0),
+            Topology::Nanowire => (0, 0, false, false),
+            Topology::Graph => {
+                let size = n.wiring.as_ref().map_or(0, |g| g.parity_class_size);
+                (size, 0, true, false)
+            }
         };
         let even = if even_independent { even } else { 0 };
         let odd = if odd_independent { odd } else { 0 };
         even.max(odd)
     }
 
-    /// The largest number of edges a network of these parameters can have.
+    /// The largest number of edges a network of these parameters can have
+    /// (nanowire: `nanowire::edge_bound`, a bound no network reaches in
+    /// practice).
     pub fn max_edges(&self) -> usize {
         let n = &self.network;
         match n.topology {
@@ -367,6 +419,8 @@ impl Params {
             Topology::RandomBulk => {
                 n.n_bulk * n.n_bulk.saturating_sub(1) / 2 + (n.n_in + n.n_out) * n.k_attach
             }
+            Topology::Nanowire => nanowire::edge_bound(n) as usize,
+            Topology::Graph => n.wiring.as_ref().map_or(0, |g| g.tail.len()),
         }
     }
 }

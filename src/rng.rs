@@ -32,6 +32,8 @@ pub enum Stream {
     Task = 5,
     AbstractWeights = 6,
     AbstractDepression = 7,
+    /// Nanowire geometry: centre, angle and length of every wire.
+    Wires = 8,
 }
 
 /// The `rand_pcg` generator for one purpose of one instance.
@@ -45,6 +47,34 @@ pub fn standard_normal(rng: &mut Pcg64) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
     let u2: f64 = rng.random::<f64>();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// A gamma draw with mean `mean` and standard deviation `std` (both > 0)
+/// from a set-up stream: Marsaglia and Tsang's squeeze method (ACM TOMS
+/// 2000) for shape `k = (mean/std)^2 >= 1`, boosted by `U^(1/k)` below 1.
+pub fn gamma(rng: &mut Pcg64, mean: f64, std: f64) -> f64 {
+    use rand::Rng;
+    let shape = (mean / std).powi(2);
+    let scale = std * std / mean;
+    let (k, boost) = if shape < 1.0 {
+        let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]
+        (shape + 1.0, u.powf(1.0 / shape))
+    } else {
+        (shape, 1.0)
+    };
+    let d = k - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = standard_normal(rng);
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u: f64 = 1.0 - rng.random::<f64>();
+        if u < 1.0 - 0.0331 * x.powi(4) || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
+            return d * v * boost * scale;
+        }
+    }
 }
 
 /// Purposes of the counter-based draws made during training.
@@ -119,6 +149,29 @@ mod tests {
             / n as f64;
         // standard error of the mean of U(0,1) over 1e5 draws is 9e-4
         assert!((mean - 0.5).abs() < 5e-3, "mean {mean}");
+    }
+
+    #[test]
+    fn gamma_draws_have_the_asked_mean_and_spread() {
+        // shape 100 (the default wire lengths), 4 and 0.25 (the boost)
+        for (mean, std) in [(10.0, 1.0), (2.0, 1.0), (1.0, 2.0)] {
+            let mut rng = stream(42, Stream::Wires);
+            let n = 200_000;
+            let xs: Vec<f64> = (0..n).map(|_| gamma(&mut rng, mean, std)).collect();
+            assert!(xs.iter().all(|&x| x > 0.0));
+            let m = xs.iter().sum::<f64>() / n as f64;
+            let var = xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n as f64;
+            // standard errors: std / sqrt(n) <= 0.0045 for the mean
+            assert!(
+                (m - mean).abs() < 0.03 * std,
+                "mean {m} for ({mean}, {std})"
+            );
+            assert!(
+                (var.sqrt() / std - 1.0).abs() < 0.03,
+                "std {} for ({mean}, {std})",
+                var.sqrt()
+            );
+        }
     }
 
     #[test]

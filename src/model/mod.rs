@@ -3,5 +3,6 @@
 
 pub mod circuit;
 pub mod device;
+pub mod nanowire;
 pub mod network;
 pub mod step;

@@ -7,6 +7,7 @@
 
 use rand::Rng;
 
+use crate::model::nanowire;
 use crate::params::{NetworkParams, Topology};
 use crate::rng::{self, Stream};
 
@@ -67,14 +68,26 @@ impl Network {
     }
 
     /// Generate the network of an instance from its seed.
+    ///
+    /// Panics where `try_generate` fails: a run checks every nanowire
+    /// instance first (`sweep::check_wiring`).
     pub fn generate(p: &NetworkParams, seed: u64) -> Network {
+        Network::try_generate(p, seed).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Generate the network of an instance from its seed, or say why the
+    /// instance has none: a nanowire instance whose largest component is
+    /// smaller than its terminals (the reason names the seed).
+    pub fn try_generate(p: &NetworkParams, seed: u64) -> Result<Network, String> {
         let mut topo = rng::stream(seed, Stream::Topology);
         let (n_hidden, layer, edges) = match p.topology {
             Topology::Layered => layered(p, &mut topo),
             Topology::RandomBulk => random_bulk(p, &mut topo),
+            Topology::Nanowire => nanowire(p, seed)?,
+            Topology::Graph => from_file(p),
         };
         let mut pol = rng::stream(seed, Stream::Polarity);
-        let polarity = edges
+        let mut polarity: Vec<i8> = edges
             .iter()
             .map(|_| {
                 if p.random_polarity && pol.random::<bool>() {
@@ -84,7 +97,12 @@ impl Network {
                 }
             })
             .collect();
-        Network {
+        if let Some(g) = p.wiring.as_ref().filter(|_| p.topology == Topology::Graph) {
+            for (s, given) in polarity.iter_mut().zip(&g.polarity) {
+                *s = given.unwrap_or(*s);
+            }
+        }
+        Ok(Network {
             n_in: p.n_in,
             n_hidden,
             n_out: p.n_out,
@@ -92,8 +110,38 @@ impl Network {
             head: edges.iter().map(|e| e.1).collect(),
             polarity,
             layer,
-        }
+        })
     }
+}
+
+/// A nanowire network (`model::nanowire`): inputs layer 0, bulk 1, outputs 2.
+fn nanowire(p: &NetworkParams, seed: u64) -> Result<(usize, Vec<u32>, Edges), String> {
+    let built = nanowire::build(p, seed).map_err(|e| {
+        format!(
+            "instance seed {seed}: the largest connected component of {} nanowires has {} wires, \
+             fewer than n_in + n_out = {}; raise network.wire_density (now {}; the percolation \
+             threshold for these lengths is about {:.3} wires/um^2)",
+            p.n_wires,
+            e.largest,
+            e.needed,
+            p.wire_density,
+            nanowire::percolation_density(p)
+        )
+    })?;
+    let mut layer = vec![0u32; p.n_in];
+    layer.extend(std::iter::repeat_n(1u32, built.n_hidden));
+    layer.extend(std::iter::repeat_n(2u32, p.n_out));
+    Ok((built.n_hidden, layer, built.edges))
+}
+
+/// The wiring read from a graph file, already in internal numbering.
+fn from_file(p: &NetworkParams) -> (usize, Vec<u32>, Edges) {
+    let g = p
+        .wiring
+        .as_ref()
+        .expect("sweep::spec reads the graph file of every graph point");
+    let edges = g.tail.iter().copied().zip(g.head.iter().copied()).collect();
+    (g.n_hidden, g.layer.clone(), edges)
 }
 
 type Edges = Vec<(u32, u32)>;

@@ -66,7 +66,11 @@ impl<'a> Abstract<'a> {
             .iter()
             .position(|&a| a)
             .expect("a pattern activates an input");
-        let bulk_undirected = self.params.network.topology == Topology::RandomBulk;
+        let topology = self.params.network.topology;
+        let bulk_undirected = topology == Topology::RandomBulk;
+        // Physical wiring (nanowire, graph): every junction conducts both
+        // ways, so the walk may take any edge not into an input.
+        let undirected = matches!(topology, Topology::Nanowire | Topology::Graph);
         self.visited.fill(false);
         let mut node = start;
         let mut edges = Vec::new();
@@ -83,6 +87,7 @@ impl<'a> Abstract<'a> {
             for j in adj.range(node) {
                 let (e, other) = (adj.edge[j] as usize, adj.other[j] as usize);
                 let outgoing = net.tail[e] as usize == node
+                    || undirected
                     || (bulk_undirected && node >= net.n_in && other < first_output);
                 if !outgoing || other < net.n_in || self.visited[other] {
                     continue;

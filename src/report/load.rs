@@ -27,6 +27,12 @@ pub const PARAMETERS: &[&str] = &[
     "n_bulk",
     "p_bulk",
     "k_attach",
+    "n_wires",
+    "wire_density",
+    "wire_length",
+    "wire_length_std",
+    "graph",
+    "graph_hash",
     "device_model",
     "ron",
     "roff",
@@ -73,16 +79,20 @@ pub struct Shape {
     pub hidden: Vec<i64>,
     pub n_out: i64,
     pub n_bulk: i64,
+    /// Null except for nanowire networks.
+    pub n_wires: Option<i64>,
 }
 
 impl Shape {
     /// `2-4-2` for layered networks (one number per layer), `4-bulk16-4`
-    /// for random_bulk ones.
+    /// for random_bulk ones, `4-wires200-4` for nanowire ones (the wires
+    /// dropped), `4-graph-4` for a graph file.
     pub fn label(&self) -> String {
-        let middle: Vec<String> = if self.topology == "random_bulk" {
-            vec![format!("bulk{}", self.n_bulk)]
-        } else {
-            self.hidden.iter().map(i64::to_string).collect()
+        let middle: Vec<String> = match self.topology.as_str() {
+            "random_bulk" => vec![format!("bulk{}", self.n_bulk)],
+            "nanowire" => vec![format!("wires{}", self.n_wires.unwrap_or(0))],
+            "graph" => vec!["graph".to_string()],
+            _ => self.hidden.iter().map(i64::to_string).collect(),
         };
         std::iter::once(self.n_in.to_string())
             .chain(middle)
@@ -376,6 +386,7 @@ fn instance_rows(
     let hidden = int_lists(batch, "hidden")?;
     let n_out = required("n_out", ints(batch, "n_out")?)?;
     let n_bulk = required("n_bulk", ints(batch, "n_bulk")?)?;
+    let n_wires = ints(batch, "n_wires")?;
     let density = required("density", floats(batch, "density")?)?;
     let skip = required("skip", floats(batch, "skip")?)?;
     let random_polarity = required("random_polarity", bools(batch, "random_polarity")?)?;
@@ -409,6 +420,7 @@ fn instance_rows(
                     hidden: hidden[i].clone(),
                     n_out: n_out[i],
                     n_bulk: n_bulk[i],
+                    n_wires: n_wires[i],
                 };
                 let symmetric = shape.topology == "layered"
                     && density[i] == 1.0

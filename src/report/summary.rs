@@ -13,7 +13,7 @@ use super::stats::{mean_interval, wilson, Interval};
 
 /// Columns that describe the network's shape; the report shows them as one
 /// setting, `network = 2-4-2`.
-const SHAPE: &[&str] = &["topology", "n_in", "hidden", "n_out", "n_bulk"];
+const SHAPE: &[&str] = &["topology", "n_in", "hidden", "n_out", "n_bulk", "n_wires"];
 
 /// Columns whose values break MODEL.md's symmetry (section 1).
 const SYMMETRY: &[&str] = &[

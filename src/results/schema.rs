@@ -9,7 +9,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 
-use crate::params::{DeviceModel, DeviceParams, Params};
+use crate::params::{DeviceModel, DeviceParams, Params, Topology};
 use crate::protocol::training::EraRead;
 
 /// Everything the results hold about one trained instance.
@@ -111,7 +111,7 @@ impl Columns {
         &mut self,
         name: &str,
         rows: &[InstanceRecord],
-        f: impl Fn(&InstanceRecord) -> Option<&str>,
+        f: impl Fn(&InstanceRecord) -> Option<String>,
     ) {
         let mut b = StringBuilder::new();
         rows.iter().for_each(|r| b.append_option(f(r)));
@@ -170,6 +170,29 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
     c.int("n_bulk", rows, |r| r.params.network.n_bulk as i64);
     c.float("p_bulk", rows, |r| r.params.network.p_bulk);
     c.int("k_attach", rows, |r| r.params.network.k_attach as i64);
+    let nanowire = |r: &InstanceRecord| r.params.network.topology == Topology::Nanowire;
+    c.opt_int("n_wires", rows, |r| {
+        nanowire(r).then_some(r.params.network.n_wires as i64)
+    });
+    c.opt_float("wire_density", rows, |r| {
+        nanowire(r).then_some(r.params.network.wire_density)
+    });
+    c.opt_float("wire_length", rows, |r| {
+        nanowire(r).then_some(r.params.network.wire_length)
+    });
+    c.opt_float("wire_length_std", rows, |r| {
+        nanowire(r).then_some(r.params.network.wire_length_std)
+    });
+    c.opt_string("graph", rows, |r| {
+        r.params
+            .network
+            .wiring
+            .as_ref()
+            .map(|g| g.edges_file.clone())
+    });
+    c.opt_string("graph_hash", rows, |r| {
+        r.params.network.wiring.as_ref().map(|g| g.hash())
+    });
     c.string("device_model", rows, |r| r.params.device.model.name());
     c.float("ron", rows, |r| r.params.device.ron);
     c.float("roff", rows, |r| r.params.device.roff);
@@ -186,9 +209,13 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
     c.opt_float("v_off", rows, |r| vteam(r).map(|d| d.v_off));
     c.opt_float("alpha_on", rows, |r| vteam(r).map(|d| d.alpha_on));
     c.opt_float("alpha_off", rows, |r| vteam(r).map(|d| d.alpha_off));
-    c.opt_string("window", rows, |r| vteam(r).map(|d| d.window.name()));
+    c.opt_string("window", rows, |r| {
+        vteam(r).map(|d| d.window.name().to_string())
+    });
     c.opt_float("p_window", rows, |r| vteam(r).map(|d| d.p_window));
-    c.opt_string("r_of_x", rows, |r| vteam(r).map(|d| d.r_of_x.name()));
+    c.opt_string("r_of_x", rows, |r| {
+        vteam(r).map(|d| d.r_of_x.name().to_string())
+    });
     c.float("sigma_r0", rows, |r| r.params.device.sigma_r0);
     c.float("sigma_d2d", rows, |r| r.params.device.sigma_d2d);
     c.float("sigma_c2c", rows, |r| r.params.device.sigma_c2c);

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use crate::model::circuit;
+use crate::model::{circuit, nanowire};
 use crate::params::{Params, Topology};
 use crate::protocol::measures;
 use crate::protocol::training::EraRead;
@@ -25,6 +25,10 @@ pub const MAX_FILE_BYTES: u64 = 1 << 20;
 /// since results directories of earlier versions recorded the sweep file
 /// as written, comments and all.
 pub const MAX_RECORDED_BYTES: u64 = 64 << 20;
+
+/// The largest graph file (`topology = "graph"`) read, in bytes; the
+/// memory limit below bounds the network it describes.
+pub const MAX_GRAPH_FILE_BYTES: u64 = 1 << 30;
 
 /// The most grid points in one sweep: each is validated, planned and
 /// summarised one by one.
@@ -111,7 +115,9 @@ fn dense_sizes(params: &Params, nodes: f64, edges: f64) -> (f64, f64) {
 /// Nodes and a bound on the edge count of a network of `params`, as
 /// `f64`: every possible edge of a layered network; for random_bulk the
 /// Erdős–Rényi mean plus six standard deviations (never exceeded in
-/// practice), capped at every pair.
+/// practice), capped at every pair; for nanowire every wire and
+/// `nanowire::edge_bound` (the expected junctions plus six standard
+/// deviations); for graph the file's counts.
 fn network_size(params: &Params) -> (f64, f64) {
     let n = &params.network;
     let (n_in, n_out) = (n.n_in as f64, n.n_out as f64);
@@ -135,6 +141,8 @@ fn network_size(params: &Params) -> (f64, f64) {
             let edges = likely.min(pairs) + (n_in + n_out) * n.k_attach as f64;
             (n_in + bulk + n_out, edges)
         }
+        Topology::Nanowire => (n.n_wires as f64, nanowire::edge_bound(n)),
+        Topology::Graph => (params.n_nodes() as f64, params.max_edges() as f64),
     }
 }
 
@@ -199,6 +207,7 @@ fn network_field(params: &Params) -> (&'static str, String) {
     let hidden: f64 = match n.topology {
         Topology::Layered => n.hidden.iter().map(|&h| h as f64).sum(),
         Topology::RandomBulk => n.n_bulk as f64,
+        Topology::Nanowire | Topology::Graph => params.n_hidden() as f64,
     };
     let (in_out, hidden_name) = (n.n_in.max(n.n_out) as f64, n.topology);
     if in_out >= hidden {
@@ -223,6 +232,8 @@ fn network_field(params: &Params) -> (&'static str, String) {
             ),
         ),
         Topology::RandomBulk => ("network.n_bulk", format!("{} ({size})", n.n_bulk)),
+        Topology::Nanowire => ("network.n_wires", format!("{} ({size})", n.n_wires)),
+        Topology::Graph => ("network.graph", format!("the graph file ({size})")),
     }
 }
 

@@ -11,5 +11,5 @@ pub mod limits;
 pub mod plan;
 pub mod spec;
 
-pub use plan::{describe, instance_seed, work_bound, Work};
+pub use plan::{check_wiring, describe, instance_seed, work_bound, Work};
 pub use spec::{set_field, validate, Axis, GridPoint, Spec, SpecError};

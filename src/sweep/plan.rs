@@ -6,8 +6,11 @@
 
 use std::fmt::Write;
 
-use super::spec::Spec;
-use crate::params::{ModelKind, Params};
+use rayon::prelude::*;
+
+use super::spec::{Spec, SpecError};
+use crate::model::network::Network;
+use crate::params::{ModelKind, Params, Topology};
 
 /// Upper bounds on the circuit work of some instances.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -91,6 +94,42 @@ pub fn instance_seed(sweep_seed: u64, point: usize, replica: usize) -> u64 {
     let h = crate::rng::mix64(sweep_seed);
     let h = crate::rng::mix64(h ^ point as u64);
     crate::rng::mix64(h ^ replica as u64)
+}
+
+/// Refuses a sweep with a nanowire instance whose largest connected
+/// component is smaller than its terminals (MODEL.md section 1), among the
+/// first `replicas` replicas of each point that `owned` accepts (by job
+/// index `point * spec.replicas + replica`):
+/// the first in job order, as one error on `network.wire_density` naming
+/// its grid point, replica and seed. Builds the wiring of nanowire points
+/// only (in parallel), so a run can refuse before it writes anything.
+pub fn check_wiring(
+    spec: &Spec,
+    replicas: usize,
+    owned: impl Fn(usize) -> bool + Sync,
+) -> Result<(), SpecError> {
+    for point in spec.points() {
+        if point.params.network.topology != Topology::Nanowire {
+            continue;
+        }
+        let failed = (0..replicas)
+            .into_par_iter()
+            .filter(|&r| owned(point.index * spec.replicas + r))
+            .find_map_first(|replica| {
+                let seed = instance_seed(spec.seed, point.index, replica);
+                Network::try_generate(&point.params.network, seed)
+                    .err()
+                    .map(|e| (replica, e))
+            });
+        if let Some((replica, reason)) = failed {
+            return Err(SpecError {
+                file: spec.file.clone(),
+                field: "network.wire_density".into(),
+                reason: format!("grid point {}, replica {replica}: {reason}", point.index),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Left-aligned columns, two spaces apart; the first column right-aligned.

@@ -14,14 +14,16 @@
 //! summary print.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use toml::Value;
 
 use super::limits::{self, MAX_INSTANCES, MAX_POINTS};
 use crate::params::{
-    DeviceModel, ModelKind, Params, ROfX, TaskKind, Topology, TrainingParams, Window,
+    DeviceModel, ModelKind, NetworkParams, Params, ROfX, TaskKind, Topology, TrainingParams, Window,
 };
+use crate::wiring::{FileGraph, Format};
 
 /// A rejected sweep file. Displays as one line: `{file}: {field}: {reason}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +81,18 @@ pub struct Spec {
     pub base: Params,
     /// The grid is the product of these; the first axis varies slowest.
     pub axes: Vec<Axis>,
+    /// The graph files of `topology = "graph"` points, each read once.
+    pub graphs: Vec<Arc<FileGraph>>,
+    /// Every graph file and its content hash (`[graph_files]` of the
+    /// recorded sweep): those of `graphs`, or as recorded where they were
+    /// not read (`from_results`).
+    pub graph_files: Vec<(String, String)>,
+    /// The key of each of `graphs`.
+    graph_keys: Vec<GraphKey>,
 }
+
+/// A graph as points name it: `(graph, graph_nodes)`, resolved.
+type GraphKey = (String, Option<String>);
 
 /// One point of the grid.
 #[derive(Clone, Debug, PartialEq)]
@@ -98,8 +111,17 @@ const SECTIONS: &[&str] = &[
     "network", "device", "circuit", "training", "pruning", "measures",
 ];
 const TOP_LEVEL: &[&str] = &[
-    "name", "seed", "replicas", "network", "device", "circuit", "training", "pruning", "measures",
+    "name",
+    "seed",
+    "replicas",
+    "network",
+    "device",
+    "circuit",
+    "training",
+    "pruning",
+    "measures",
     "axes",
+    "graph_files",
 ];
 
 /// Every field `set_field` accepts, as a dotted key.
@@ -114,6 +136,12 @@ pub const FIELDS: &[&str] = &[
     "network.n_bulk",
     "network.p_bulk",
     "network.k_attach",
+    "network.n_wires",
+    "network.wire_density",
+    "network.wire_length",
+    "network.wire_length_std",
+    "network.graph",
+    "network.graph_nodes",
     "device.model",
     "device.ron",
     "device.roff",
@@ -158,35 +186,45 @@ impl Spec {
     /// Reads and validates a sweep file; errors are labelled with `path` as
     /// given.
     pub fn from_file(path: &Path) -> Result<Spec, SpecError> {
-        Spec::read(path, limits::MAX_FILE_BYTES)
+        Spec::read(path, limits::MAX_FILE_BYTES, true)
     }
 
-    /// The sweep a results directory records in `dir/sweep.toml`.
+    /// The sweep a results directory records in `dir/sweep.toml`, for
+    /// `status` and `report`: its graph files are not read (they may have
+    /// moved or changed since; the rows are what the directory holds), so
+    /// graph points carry no wiring and their files' hashes are the
+    /// recorded ones.
     pub fn from_results(dir: &Path) -> Result<Spec, SpecError> {
-        Spec::read(&dir.join("sweep.toml"), limits::MAX_RECORDED_BYTES)
+        Spec::read(&dir.join("sweep.toml"), limits::MAX_RECORDED_BYTES, false)
     }
 
-    fn read(path: &Path, max_bytes: u64) -> Result<Spec, SpecError> {
+    fn read(path: &Path, max_bytes: u64, read_graphs: bool) -> Result<Spec, SpecError> {
         let file = path.display().to_string();
         let text = limits::read_small_file(path, max_bytes).map_err(|reason| SpecError {
             file: file.clone(),
             field: "file".into(),
             reason,
         })?;
-        Spec::parse(&text, &file)
+        Spec::parse_with(&text, &file, read_graphs)
     }
 
     /// Parses and validates sweep-file text; `file` labels errors and gives
-    /// the default name (its stem).
+    /// the default name (its stem). Reads the graph files it names.
     pub fn parse(text: &str, file: &str) -> Result<Spec, SpecError> {
+        Spec::parse_with(text, file, true)
+    }
+
+    fn parse_with(text: &str, file: &str, read_graphs: bool) -> Result<Spec, SpecError> {
         let fail = |(field, reason): Fault| SpecError {
             file: file.to_string(),
             field,
             reason,
         };
-        let doc: toml::Table = text
+        let mut doc: toml::Table = text
             .parse()
             .map_err(|e| fail(("toml".into(), syntax_reason(text, &e))))?;
+        resolve_graph_paths(&mut doc, file);
+        let mut recorded: Vec<(String, String)> = Vec::new();
 
         let mut spec = Spec {
             file: file.to_string(),
@@ -196,6 +234,9 @@ impl Spec {
             replicas: 100,
             base: Params::default(),
             axes: Vec::new(),
+            graphs: Vec::new(),
+            graph_files: Vec::new(),
+            graph_keys: Vec::new(),
         };
         for (key, value) in &doc {
             let at = |reason: String| fail((key.clone(), reason));
@@ -204,6 +245,7 @@ impl Spec {
                 "seed" => spec.seed = as_u64(value).map_err(at)?,
                 "replicas" => spec.replicas = as_usize(value).map_err(at)?,
                 "axes" => spec.axes = parse_axes(value).map_err(fail)?,
+                "graph_files" => recorded = parse_graph_files(value).map_err(fail)?,
                 section if SECTIONS.contains(&section) => {
                     let table = value
                         .as_table()
@@ -228,6 +270,21 @@ impl Spec {
             return Err(fail(("replicas".into(), "must be >= 1, got 0".into())));
         }
         check_counts(&spec).map_err(fail)?;
+        if read_graphs {
+            (spec.graph_keys, spec.graphs) = spec.read_graphs(&recorded)?.into_iter().unzip();
+            spec.graph_files = spec
+                .graphs
+                .iter()
+                .flat_map(|g| {
+                    [
+                        (g.edges_file.clone(), g.edges_hash.clone()),
+                        (g.nodes_file.clone(), g.nodes_hash.clone()),
+                    ]
+                })
+                .collect();
+        } else {
+            spec.graph_files = recorded;
+        }
         spec.each_point(|index, params| {
             validate(params).map_err(|(field, reason)| {
                 let point = spec
@@ -256,6 +313,7 @@ impl Spec {
         }
         let mut index = 0;
         loop {
+            self.attach(&mut params);
             f(index, &params)?;
             index += 1;
             let mut a = self.axes.len();
@@ -310,6 +368,76 @@ impl Spec {
             .collect()
     }
 
+    /// Gives a graph point the graph its files hold (read by `parse`),
+    /// and every other point none.
+    fn attach(&self, params: &mut Params) {
+        let n = &mut params.network;
+        n.wiring = match n.topology {
+            Topology::Graph => self
+                .graph_keys
+                .iter()
+                .position(|(edges, nodes)| {
+                    Some(edges) == n.graph.as_ref() && *nodes == n.graph_nodes
+                })
+                .map(|k| self.graphs[k].clone()),
+            _ => None,
+        };
+    }
+
+    /// Reads every graph file the grid names, once each, and checks each
+    /// against the hash `recorded` (`[graph_files]`, as `DIR/sweep.toml`
+    /// holds it) where it names the file.
+    fn read_graphs(
+        &self,
+        recorded: &[(String, String)],
+    ) -> Result<Vec<(GraphKey, Arc<FileGraph>)>, SpecError> {
+        let mut wanted: Vec<GraphKey> = Vec::new();
+        self.each_point(|_, params| {
+            let n = &params.network;
+            if let (Topology::Graph, Some(edges)) = (n.topology, &n.graph) {
+                let key = (edges.clone(), n.graph_nodes.clone());
+                if !wanted.contains(&key) {
+                    wanted.push(key);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|(field, reason)| self.error(field, reason))?;
+        let mut graphs = Vec::new();
+        for (edges, given) in wanted {
+            let nodes = nodes_file(&edges, given.as_deref())
+                .map_err(|reason| self.error("network.graph_nodes".into(), reason))?;
+            let g = FileGraph::load(&edges, &nodes).map_err(|e| SpecError {
+                file: e.file,
+                field: e.at,
+                reason: e.reason,
+            })?;
+            for (file, hash) in [
+                (&g.edges_file, &g.edges_hash),
+                (&g.nodes_file, &g.nodes_hash),
+            ] {
+                if let Some((_, was)) = recorded.iter().find(|(f, _)| f == file) {
+                    if was != hash {
+                        return Err(self.error(
+                            format!("graph_files.\"{file}\""),
+                            format!("the file changed since this sweep was recorded (hash {was} then, {hash} now)"),
+                        ));
+                    }
+                }
+            }
+            graphs.push(((edges, given), g));
+        }
+        Ok(graphs)
+    }
+
+    fn error(&self, field: String, reason: String) -> SpecError {
+        SpecError {
+            file: self.file.clone(),
+            field,
+            reason,
+        }
+    }
+
     /// Whether `other` gives the same rows: same seed, replicas and grid
     /// points, however the files spell them (the name may differ).
     pub fn same_rows(&self, other: &Spec) -> bool {
@@ -349,6 +477,7 @@ impl Spec {
                 varied.push((key.clone(), display_value(value)));
             }
         }
+        self.attach(&mut params);
         Ok(GridPoint {
             index,
             params,
@@ -393,13 +522,7 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
         measures: m,
     } = params;
     match key {
-        "network.topology" => {
-            n.topology = as_enum(
-                value,
-                &[Topology::Layered, Topology::RandomBulk],
-                Topology::name,
-            )?
-        }
+        "network.topology" => n.topology = as_enum(value, &Topology::ALL, Topology::name)?,
         "network.n_in" => n.n_in = as_usize(value)?,
         "network.hidden" => n.hidden = as_usize_list(value)?,
         "network.n_out" => n.n_out = as_usize(value)?,
@@ -409,6 +532,12 @@ pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), St
         "network.n_bulk" => n.n_bulk = as_usize(value)?,
         "network.p_bulk" => n.p_bulk = as_f64(value)?,
         "network.k_attach" => n.k_attach = as_usize(value)?,
+        "network.n_wires" => n.n_wires = as_usize(value)?,
+        "network.wire_density" => n.wire_density = as_f64(value)?,
+        "network.wire_length" => n.wire_length = as_f64(value)?,
+        "network.wire_length_std" => n.wire_length_std = as_f64(value)?,
+        "network.graph" => n.graph = Some(as_str(value)?.to_string()),
+        "network.graph_nodes" => n.graph_nodes = Some(as_str(value)?.to_string()),
         "device.model" => {
             d.model = as_enum(
                 value,
@@ -504,6 +633,19 @@ pub fn validate(params: &Params) -> Result<(), (String, String)> {
             "network.k_attach",
             between(n.k_attach, 1, n.n_bulk, "network.n_bulk"),
         ),
+        ("network.n_wires", wires_fit(n)),
+        ("network.wire_density", positive(n.wire_density)),
+        ("network.wire_length", positive(n.wire_length)),
+        ("network.wire_length_std", non_negative(n.wire_length_std)),
+        ("network.graph", graph_given(n)),
+        (
+            "network.n_in",
+            terminals_match(n, n.n_in, "input", |g| g.n_in),
+        ),
+        (
+            "network.n_out",
+            terminals_match(n, n.n_out, "output", |g| g.n_out),
+        ),
         ("device.ron", positive(d.ron)),
         ("device.roff", above(d.roff, d.ron, "device.ron")),
         ("device.vt", positive(d.vt)),
@@ -567,6 +709,45 @@ fn model_fits_task(t: &TrainingParams) -> Result<(), String> {
             "model = \"abstract\" walks from a single active input, so needs task = \"one_hot\", got \"random_binary\""
                 .into(),
         ),
+        _ => Ok(()),
+    }
+}
+
+/// A nanowire network needs a wire for every terminal.
+fn wires_fit(n: &NetworkParams) -> Result<(), String> {
+    if n.topology == Topology::Nanowire && n.n_wires < n.n_in + n.n_out {
+        return Err(format!(
+            "must be >= n_in + n_out = {}, got {}",
+            n.n_in + n.n_out,
+            n.n_wires
+        ));
+    }
+    Ok(())
+}
+
+fn graph_given(n: &NetworkParams) -> Result<(), String> {
+    match (n.topology, &n.graph) {
+        (Topology::Graph, None) => {
+            Err("topology = \"graph\" needs graph = \"path/to/edges.csv\" (or .parquet)".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A graph point's `n_in`/`n_out` must be the file's count of that role.
+fn terminals_match(
+    n: &NetworkParams,
+    given: usize,
+    role: &str,
+    of: fn(&FileGraph) -> usize,
+) -> Result<(), String> {
+    match n.wiring.as_ref().filter(|_| n.topology == Topology::Graph) {
+        Some(g) if of(g) != given => Err(format!(
+            "{} has {} nodes of role {role}, but this field is {given}; set it to {}",
+            g.nodes_file,
+            of(g),
+            of(g)
+        )),
         _ => Ok(()),
     }
 }
@@ -735,6 +916,96 @@ fn unknown_field(key: &str) -> String {
     )
 }
 
+/// The nodes file of a graph's `edges` file: `graph_nodes` if `given`, else `nodes.csv` or
+/// `nodes.parquet` beside the edges file (the edges file's format first).
+fn nodes_file(edges: &str, given: Option<&str>) -> Result<String, String> {
+    if let Some(given) = given {
+        return Ok(given.to_string());
+    }
+    let dir = Path::new(edges).parent().unwrap_or(Path::new(""));
+    let mut formats = [Format::Csv, Format::Parquet];
+    if Format::of(edges) == Some(Format::Parquet) {
+        formats.reverse();
+    }
+    let candidates: Vec<PathBuf> = formats
+        .iter()
+        .map(|f| dir.join(format!("nodes.{}", f.extension())))
+        .collect();
+    candidates
+        .iter()
+        .find(|c| c.is_file())
+        .map(|c| c.display().to_string())
+        .ok_or_else(|| {
+            format!(
+                "no nodes file: neither {} nor {} exists; give network.graph_nodes",
+                candidates[0].display(),
+                candidates[1].display()
+            )
+        })
+}
+
+/// Rewrites every `network.graph` and `network.graph_nodes` of the base
+/// and the axes as a path resolved against the sweep file's directory
+/// (canonical where the file exists), so the recorded sweep names the same
+/// files from anywhere.
+fn resolve_graph_paths(doc: &mut toml::Table, file: &str) {
+    let dir = Path::new(file).parent().unwrap_or(Path::new(""));
+    let resolve = |v: &mut Value| {
+        if let Value::String(s) = v {
+            let joined = dir.join(&*s);
+            let path = joined
+                .canonicalize()
+                .or_else(|_| std::path::absolute(&joined))
+                .unwrap_or(joined);
+            *s = path.display().to_string();
+        }
+    };
+    const KEYS: [&str; 2] = ["graph", "graph_nodes"];
+    if let Some(Value::Table(net)) = doc.get_mut("network") {
+        for key in KEYS {
+            if let Some(v) = net.get_mut(key) {
+                resolve(v);
+            }
+        }
+    }
+    let Some(Value::Array(axes)) = doc.get_mut("axes") else {
+        return;
+    };
+    for axis in axes.iter_mut().filter_map(Value::as_table_mut) {
+        for key in KEYS {
+            // Quoted dotted keys, or bare ones that TOML nests.
+            if let Some(Value::Array(list)) = axis.get_mut(&format!("network.{key}")) {
+                list.iter_mut().for_each(resolve);
+            }
+            if let Some(Value::Array(list)) = axis
+                .get_mut("network")
+                .and_then(Value::as_table_mut)
+                .and_then(|t| t.get_mut(key))
+            {
+                list.iter_mut().for_each(resolve);
+            }
+        }
+    }
+}
+
+/// `[graph_files]`: file path = hash, as `normalized` writes it.
+fn parse_graph_files(value: &Value) -> Result<Vec<(String, String)>, Fault> {
+    let table = value.as_table().ok_or_else(|| {
+        (
+            "graph_files".to_string(),
+            format!("expected a table of file = hash, got {value}"),
+        )
+    })?;
+    table
+        .iter()
+        .map(|(file, hash)| {
+            as_str(hash)
+                .map(|h| (file.clone(), h.to_string()))
+                .map_err(|r| (format!("graph_files.\"{file}\""), r))
+        })
+        .collect()
+}
+
 fn parse_axes(value: &Value) -> Result<Vec<Axis>, Fault> {
     let list = value.as_array().ok_or_else(|| {
         (
@@ -893,6 +1164,14 @@ fn normalized(doc: &toml::Table, spec: &Spec) -> String {
             })
             .collect();
         out.insert("axes".into(), Value::Array(axes));
+    }
+    if !spec.graph_files.is_empty() {
+        let files: toml::Table = spec
+            .graph_files
+            .iter()
+            .map(|(f, h)| (f.clone(), Value::String(h.clone())))
+            .collect();
+        out.insert("graph_files".into(), Value::Table(files));
     }
     toml::to_string(&out).expect("a parsed TOML table serialises")
 }

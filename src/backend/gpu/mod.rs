@@ -931,6 +931,7 @@ fn max_degree(params: &Params) -> u64 {
                 .unwrap_or(0) as u64
         }
         Topology::RandomBulk => (net.n_bulk + net.n_in + net.n_out) as u64,
+        Topology::Nanowire | Topology::Graph => params.n_nodes().saturating_sub(1) as u64,
     }
 }
 
