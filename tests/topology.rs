@@ -425,7 +425,8 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
             dir.path(),
         );
         assert!(export.status.success(), "{}", stderr(&export));
-        assert!(dir.path().join(&out).join("graph.graphml").is_file());
+        let graphml = fs::read_to_string(dir.path().join(&out).join("graph.graphml")).unwrap();
+        let count = |tag: &str| graphml.matches(tag).count() as i64;
         let graph = format!(
             "seed = 7\nreplicas = 3\n[network]\ntopology = \"graph\"\ngraph = \"{out}/edges.{format}\"\n\
              n_in = 3\nn_out = 3\n[device]\nsigma_d2d = 0.2\n[training]\nmax_eras = 8\nv_punish = 4.0\n\
@@ -453,6 +454,15 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
                 .value(replica)
         };
         assert_eq!(n_edges(&original), n_edges(&again));
+        let n_nodes = |t: &RecordBatch| {
+            column(t, "n_nodes")
+                .as_primitive::<Int64Type>()
+                .value(replica)
+        };
+        assert_eq!(
+            (count("<node "), count("<edge ")),
+            (n_nodes(&original), n_edges(&original))
+        );
     }
 }
 
