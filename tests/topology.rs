@@ -425,7 +425,8 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
             dir.path(),
         );
         assert!(export.status.success(), "{}", stderr(&export));
-        assert!(dir.path().join(&out).join("graph.graphml").is_file());
+        let graphml = fs::read_to_string(dir.path().join(&out).join("graph.graphml")).unwrap();
+        let count = |tag: &str| graphml.matches(tag).count() as i64;
         let graph = format!(
             "seed = 7\nreplicas = 3\n[network]\ntopology = \"graph\"\ngraph = \"{out}/edges.{format}\"\n\
              n_in = 3\nn_out = 3\n[device]\nsigma_d2d = 0.2\n[training]\nmax_eras = 8\nv_punish = 4.0\n\
@@ -453,6 +454,15 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
                 .value(replica)
         };
         assert_eq!(n_edges(&original), n_edges(&again));
+        let n_nodes = |t: &RecordBatch| {
+            column(t, "n_nodes")
+                .as_primitive::<Int64Type>()
+                .value(replica)
+        };
+        assert_eq!(
+            (count("<node "), count("<edge ")),
+            (n_nodes(&original), n_edges(&original))
+        );
     }
 }
 
@@ -526,5 +536,91 @@ fn a_nanowire_network_too_large_for_memory_is_refused_naming_n_wires() {
         &out,
         &["big.toml", "network.n_wires", "per instance"],
         "memory",
+    );
+}
+
+#[test]
+fn nanowire_rows_do_not_depend_on_chunks_or_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep =
+        "seed = 21\nreplicas = 5\n[network]\ntopology = \"nanowire\"\nn_in = 2\nn_out = 2\n\
+                 n_wires = 50\nrandom_polarity = true\n[training]\nmax_eras = 5\n\
+                 [[axes]]\n\"network.wire_density\" = [0.08, 0.12]\n";
+    fs::write(dir.path().join("s.toml"), sweep).unwrap();
+    let whole = memsweep(&["run", "s.toml", "-o", "whole"], dir.path());
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    for shard in ["0/2", "1/2"] {
+        let part = memsweep(
+            &[
+                "run",
+                "s.toml",
+                "-o",
+                "split",
+                "--shard",
+                shard,
+                "--batch-size",
+                "2",
+            ],
+            dir.path(),
+        );
+        assert!(part.status.success(), "{}", stderr(&part));
+    }
+    assert_eq!(
+        read_sorted(&dir.path().join("whole"), "instances"),
+        read_sorted(&dir.path().join("split"), "instances")
+    );
+}
+
+#[test]
+fn file_values_win_and_every_other_value_is_drawn_per_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweeps = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps/graph.toml");
+    let sweeps = sweeps.to_str().unwrap();
+    let mut edges = Vec::new();
+    for replica in ["0", "1"] {
+        let out = memsweep(
+            &[
+                "export-graph",
+                sweeps,
+                "--point",
+                "1",
+                "--replica",
+                replica,
+                "-o",
+                replica,
+            ],
+            dir.path(),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        edges.push(fs::read_to_string(dir.path().join(replica).join("edges.csv")).unwrap());
+    }
+    let rows = |text: &str| -> Vec<Vec<String>> {
+        text.lines()
+            .skip(1)
+            .map(|l| l.split(',').map(String::from).collect())
+            .collect()
+    };
+    let (a, b) = (rows(&edges[0]), rows(&edges[1]));
+    // columns: tail, head, polarity, ron, roff, vt, r0, r, alive
+    assert_eq!(a.len(), 23);
+    assert_eq!(
+        (a[14][2].as_str(), b[14][2].as_str()),
+        ("-1", "-1"),
+        "the file's polarity"
+    );
+    for row in [&a[21], &b[21], &a[22], &b[22]] {
+        assert_eq!(
+            (row[3].as_str(), row[4].as_str()),
+            ("2000.0", "20000.0"),
+            "the file's ron, roff"
+        );
+    }
+    assert!(
+        (0..23).any(|e| a[e][6] != b[e][6]),
+        "initial states drawn per replica"
+    );
+    assert!(
+        (0..23).any(|e| a[e][2] != b[e][2]),
+        "random polarities drawn per replica"
     );
 }
