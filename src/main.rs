@@ -166,6 +166,9 @@ enum Command {
         #[arg(long)]
         replicas: Option<usize>,
     },
+    /// Every sweep-file field: its default and meaning, as a Markdown
+    /// table (the README's reference).
+    Fields,
     /// List the GPU adapters wgpu sees, and which one --backend auto picks.
     Devices,
     /// Time fixed configurations (2-4-2, 8-16-8, 16-64-16, 8-[32,32,32]-8).
@@ -490,6 +493,10 @@ fn execute(command: Command) -> Result<(), Failure> {
             sweep::check_wiring(&spec, replicas, |_| true).map_err(Failure::input)?;
             let rows = memsweep::analyze::analyze(&spec, replicas);
             print!("{}", memsweep::analyze::table(&rows));
+            Ok(())
+        }
+        Command::Fields => {
+            print!("{}", sweep::fields::markdown_table());
             Ok(())
         }
         Command::Devices => {

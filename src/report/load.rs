@@ -8,68 +8,17 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::sweep::fields;
+
 /// The parameter columns of the `instances` table (`results::schema`), in
 /// schema order: a grid point is one combination of their values.
-pub const PARAMETERS: &[&str] = &[
-    "topology",
-    "n_in",
-    "hidden",
-    "n_out",
-    "depth",
-    "density",
-    "skip",
-    "random_polarity",
-    "n_bulk",
-    "p_bulk",
-    "k_attach",
-    "n_wires",
-    "wire_density",
-    "wire_length",
-    "wire_length_std",
-    "graph",
-    "graph_hash",
-    "device_model",
-    "ron",
-    "roff",
-    "vt",
-    "alpha",
-    "beta",
-    "k_on",
-    "k_off",
-    "v_on",
-    "v_off",
-    "alpha_on",
-    "alpha_off",
-    "window",
-    "p_window",
-    "r_of_x",
-    "sigma_r0",
-    "sigma_d2d",
-    "sigma_c2c",
-    "p_stuck_on",
-    "p_stuck_off",
-    "gmin",
-    "model",
-    "task",
-    "n_patterns",
-    "max_eras",
-    "v_read",
-    "sigma_read",
-    "v_punish",
-    "v_norm",
-    "tau",
-    "n_sub",
-    "delta",
-    "tagging",
-    "tag_factor",
-    "p_prune",
-    "f_prune",
-];
+pub static PARAMETERS: LazyLock<Vec<&'static str>> = LazyLock::new(fields::parameter_columns);
 
 /// The network fields of one row that the report labels and classifies by.
 #[derive(Clone, Debug, PartialEq)]
@@ -319,7 +268,7 @@ fn required<T>(name: &str, values: Vec<Option<T>>) -> Result<Vec<T>, String> {
 /// Every parameter column as text, one `Vec` per column.
 fn parameter_text(batch: &RecordBatch) -> Result<Vec<Vec<String>>, String> {
     let mut columns = Vec::with_capacity(PARAMETERS.len());
-    for &name in PARAMETERS {
+    for &name in PARAMETERS.iter() {
         let Some(array) = batch.column_by_name(name) else {
             // Results written before the column existed: their rows had
             // no such setting.

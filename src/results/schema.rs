@@ -9,8 +9,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema};
 
-use crate::params::{DeviceModel, DeviceParams, Params, Topology};
+use crate::params::Params;
 use crate::protocol::training::EraRead;
+use crate::sweep::fields::{self, Cell, Kind};
 
 /// Everything the results hold about one trained instance.
 #[derive(Clone, Debug)]
@@ -118,6 +119,60 @@ impl Columns {
         self.push(name, DataType::Utf8, true, Arc::new(b.finish()));
     }
 
+    /// A parameter column (`sweep::fields`).
+    fn parameter(&mut self, column: &fields::Column, rows: &[InstanceRecord]) {
+        let cells = rows.iter().map(|r| (column.value)(&r.params));
+        let array: ArrayRef = match column.kind {
+            Kind::Int => Arc::new(
+                cells
+                    .map(|c| match c {
+                        Cell::Int(x) => Some(x),
+                        _ => None,
+                    })
+                    .collect::<arrow::array::Int64Array>(),
+            ),
+            Kind::Float => Arc::new(
+                cells
+                    .map(|c| match c {
+                        Cell::Float(x) => Some(x),
+                        _ => None,
+                    })
+                    .collect::<arrow::array::Float64Array>(),
+            ),
+            Kind::Bool => Arc::new(
+                cells
+                    .map(|c| match c {
+                        Cell::Bool(x) => Some(x),
+                        _ => None,
+                    })
+                    .collect::<arrow::array::BooleanArray>(),
+            ),
+            Kind::Text => Arc::new(
+                cells
+                    .map(|c| match c {
+                        Cell::Text(x) => Some(x),
+                        _ => None,
+                    })
+                    .collect::<arrow::array::StringArray>(),
+            ),
+            Kind::IntList => {
+                let mut b = ListBuilder::new(Int64Builder::new());
+                for cell in cells {
+                    match cell {
+                        Cell::IntList(xs) => {
+                            b.values().append_slice(&xs);
+                            b.append(true);
+                        }
+                        _ => b.append(false),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        };
+        let dt = array.data_type().clone();
+        self.push(column.name, dt, column.nullable, array);
+    }
+
     fn push(&mut self, name: &str, dt: DataType, nullable: bool, array: ArrayRef) {
         self.fields.push(Field::new(name, dt, nullable));
         self.arrays.push(array);
@@ -137,106 +192,23 @@ pub fn instances_batch(rows: &[InstanceRecord]) -> RecordBatch {
     let mut seed = UInt64Builder::with_capacity(rows.len());
     rows.iter().for_each(|r| seed.append_value(r.seed));
     c.push("seed", DataType::UInt64, false, Arc::new(seed.finish()));
-    c.string("topology", rows, |r| r.params.network.topology.name());
-    c.int("n_in", rows, |r| r.params.network.n_in as i64);
-    let mut hidden = ListBuilder::new(Int64Builder::new());
-    for r in rows {
-        hidden.values().append_slice(
-            &r.params
-                .network
-                .hidden
-                .iter()
-                .map(|&h| h as i64)
-                .collect::<Vec<_>>(),
-        );
-        hidden.append(true);
+    // The parameters, as `sweep::fields` defines them, with the
+    // instance's shape after `n_out` and the graph files' hash after
+    // `graph`.
+    for column in fields::FIELDS.iter().filter_map(|f| f.column.as_ref()) {
+        c.parameter(column, rows);
+        match column.name {
+            "n_out" => {
+                c.int("depth", rows, |r| r.params.depth() as i64);
+                c.int("n_nodes", rows, |r| r.n_nodes as i64);
+                c.int("n_edges", rows, |r| r.n_edges as i64);
+            }
+            "graph" => c.opt_string("graph_hash", rows, |r| {
+                r.params.network.wiring.as_ref().map(|g| g.hash())
+            }),
+            _ => {}
+        }
     }
-    let hidden = hidden.finish();
-    c.push(
-        "hidden",
-        hidden.data_type().clone(),
-        false,
-        Arc::new(hidden),
-    );
-    c.int("n_out", rows, |r| r.params.network.n_out as i64);
-    c.int("depth", rows, |r| r.params.depth() as i64);
-    c.int("n_nodes", rows, |r| r.n_nodes as i64);
-    c.int("n_edges", rows, |r| r.n_edges as i64);
-    c.float("density", rows, |r| r.params.network.density);
-    c.float("skip", rows, |r| r.params.network.skip);
-    c.boolean("random_polarity", rows, |r| {
-        r.params.network.random_polarity
-    });
-    c.int("n_bulk", rows, |r| r.params.network.n_bulk as i64);
-    c.float("p_bulk", rows, |r| r.params.network.p_bulk);
-    c.int("k_attach", rows, |r| r.params.network.k_attach as i64);
-    let nanowire = |r: &InstanceRecord| r.params.network.topology == Topology::Nanowire;
-    c.opt_int("n_wires", rows, |r| {
-        nanowire(r).then_some(r.params.network.n_wires as i64)
-    });
-    c.opt_float("wire_density", rows, |r| {
-        nanowire(r).then_some(r.params.network.wire_density)
-    });
-    c.opt_float("wire_length", rows, |r| {
-        nanowire(r).then_some(r.params.network.wire_length)
-    });
-    c.opt_float("wire_length_std", rows, |r| {
-        nanowire(r).then_some(r.params.network.wire_length_std)
-    });
-    c.opt_string("graph", rows, |r| {
-        r.params
-            .network
-            .wiring
-            .as_ref()
-            .map(|g| g.edges_file.clone())
-    });
-    c.opt_string("graph_hash", rows, |r| {
-        r.params.network.wiring.as_ref().map(|g| g.hash())
-    });
-    c.string("device_model", rows, |r| r.params.device.model.name());
-    c.float("ron", rows, |r| r.params.device.ron);
-    c.float("roff", rows, |r| r.params.device.roff);
-    c.float("vt", rows, |r| r.params.device.vt);
-    c.float("alpha", rows, |r| r.params.device.alpha);
-    c.float("beta", rows, |r| r.params.device.beta);
-    // VTEAM's fields, null for the Pershin–Di Ventra device.
-    fn vteam(r: &InstanceRecord) -> Option<&DeviceParams> {
-        Some(&r.params.device).filter(|d| d.model == DeviceModel::Vteam)
-    }
-    c.opt_float("k_on", rows, |r| vteam(r).map(|d| d.k_on));
-    c.opt_float("k_off", rows, |r| vteam(r).map(|d| d.k_off));
-    c.opt_float("v_on", rows, |r| vteam(r).map(|d| d.v_on));
-    c.opt_float("v_off", rows, |r| vteam(r).map(|d| d.v_off));
-    c.opt_float("alpha_on", rows, |r| vteam(r).map(|d| d.alpha_on));
-    c.opt_float("alpha_off", rows, |r| vteam(r).map(|d| d.alpha_off));
-    c.opt_string("window", rows, |r| {
-        vteam(r).map(|d| d.window.name().to_string())
-    });
-    c.opt_float("p_window", rows, |r| vteam(r).map(|d| d.p_window));
-    c.opt_string("r_of_x", rows, |r| {
-        vteam(r).map(|d| d.r_of_x.name().to_string())
-    });
-    c.float("sigma_r0", rows, |r| r.params.device.sigma_r0);
-    c.float("sigma_d2d", rows, |r| r.params.device.sigma_d2d);
-    c.float("sigma_c2c", rows, |r| r.params.device.sigma_c2c);
-    c.float("p_stuck_on", rows, |r| r.params.device.p_stuck_on);
-    c.float("p_stuck_off", rows, |r| r.params.device.p_stuck_off);
-    c.float("gmin", rows, |r| r.params.circuit.gmin);
-    c.string("model", rows, |r| r.params.training.model.name());
-    c.string("task", rows, |r| r.params.training.task.name());
-    c.int("n_patterns", rows, |r| r.params.n_patterns() as i64);
-    c.int("max_eras", rows, |r| r.params.training.max_eras as i64);
-    c.float("v_read", rows, |r| r.params.training.v_read);
-    c.float("sigma_read", rows, |r| r.params.training.sigma_read);
-    c.float("v_punish", rows, |r| r.params.training.v_punish);
-    c.float("v_norm", rows, |r| r.params.training.v_norm);
-    c.float("tau", rows, |r| r.params.training.tau);
-    c.int("n_sub", rows, |r| r.params.training.n_sub as i64);
-    c.float("delta", rows, |r| r.params.training.delta);
-    c.boolean("tagging", rows, |r| r.params.training.tagging);
-    c.float("tag_factor", rows, |r| r.params.training.tag_factor);
-    c.float("p_prune", rows, |r| r.params.pruning.p_prune);
-    c.float("f_prune", rows, |r| r.params.pruning.f_prune);
     c.int("recalled", rows, |r| r.recalled as i64);
     c.boolean("learned_all", rows, |r| r.learned_all());
     c.opt_int("converged_era", rows, |r| r.converged_era.map(|e| e as i64));

@@ -7,6 +7,7 @@
 //! instance count, a bound on the work) and derives every instance's seed. Running the instances and writing results
 //! belong to other modules.
 
+pub mod fields;
 pub mod limits;
 pub mod plan;
 pub mod spec;

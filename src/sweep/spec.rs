@@ -19,10 +19,9 @@ use std::sync::Arc;
 
 use toml::Value;
 
+use super::fields::{self, as_str, as_u64, as_usize, number, FIELDS};
 use super::limits::{self, MAX_INSTANCES, MAX_POINTS};
-use crate::params::{
-    DeviceModel, ModelKind, NetworkParams, Params, ROfX, TaskKind, Topology, TrainingParams, Window,
-};
+use crate::params::{Params, Topology};
 use crate::wiring::{FileGraph, Format};
 
 /// A rejected sweep file. Displays as one line: `{file}: {field}: {reason}`.
@@ -122,64 +121,6 @@ const TOP_LEVEL: &[&str] = &[
     "measures",
     "axes",
     "graph_files",
-];
-
-/// Every field `set_field` accepts, as a dotted key.
-pub const FIELDS: &[&str] = &[
-    "network.topology",
-    "network.n_in",
-    "network.hidden",
-    "network.n_out",
-    "network.density",
-    "network.skip",
-    "network.random_polarity",
-    "network.n_bulk",
-    "network.p_bulk",
-    "network.k_attach",
-    "network.n_wires",
-    "network.wire_density",
-    "network.wire_length",
-    "network.wire_length_std",
-    "network.graph",
-    "network.graph_nodes",
-    "device.model",
-    "device.ron",
-    "device.roff",
-    "device.vt",
-    "device.alpha",
-    "device.beta",
-    "device.k_on",
-    "device.k_off",
-    "device.v_on",
-    "device.v_off",
-    "device.alpha_on",
-    "device.alpha_off",
-    "device.window",
-    "device.p_window",
-    "device.r_of_x",
-    "device.sigma_r0",
-    "device.sigma_d2d",
-    "device.sigma_c2c",
-    "device.p_stuck_on",
-    "device.p_stuck_off",
-    "circuit.gmin",
-    "training.model",
-    "training.task",
-    "training.n_patterns",
-    "training.max_eras",
-    "training.v_read",
-    "training.sigma_read",
-    "training.v_punish",
-    "training.v_norm",
-    "training.tau",
-    "training.n_sub",
-    "training.delta",
-    "training.tagging",
-    "training.tag_factor",
-    "pruning.p_prune",
-    "pruning.f_prune",
-    "measures.controllability",
-    "measures.cycle_space",
 ];
 
 impl Spec {
@@ -513,391 +454,19 @@ impl Spec {
 /// base sections and for every axis value alike. Checks only the type;
 /// ranges are `validate`'s job. `Err` is the reason, naming the value.
 pub fn set_field(params: &mut Params, key: &str, value: &Value) -> Result<(), String> {
-    let Params {
-        network: n,
-        device: d,
-        circuit: c,
-        training: t,
-        pruning: p,
-        measures: m,
-    } = params;
-    match key {
-        "network.topology" => n.topology = as_enum(value, &Topology::ALL, Topology::name)?,
-        "network.n_in" => n.n_in = as_usize(value)?,
-        "network.hidden" => n.hidden = as_usize_list(value)?,
-        "network.n_out" => n.n_out = as_usize(value)?,
-        "network.density" => n.density = as_f64(value)?,
-        "network.skip" => n.skip = as_f64(value)?,
-        "network.random_polarity" => n.random_polarity = as_bool(value)?,
-        "network.n_bulk" => n.n_bulk = as_usize(value)?,
-        "network.p_bulk" => n.p_bulk = as_f64(value)?,
-        "network.k_attach" => n.k_attach = as_usize(value)?,
-        "network.n_wires" => n.n_wires = as_usize(value)?,
-        "network.wire_density" => n.wire_density = as_f64(value)?,
-        "network.wire_length" => n.wire_length = as_f64(value)?,
-        "network.wire_length_std" => n.wire_length_std = as_f64(value)?,
-        "network.graph" => n.graph = Some(as_str(value)?.to_string()),
-        "network.graph_nodes" => n.graph_nodes = Some(as_str(value)?.to_string()),
-        "device.model" => {
-            d.model = as_enum(
-                value,
-                &[DeviceModel::PershinDiVentra, DeviceModel::Vteam],
-                DeviceModel::name,
-            )?
-        }
-        "device.ron" => d.ron = as_f64(value)?,
-        "device.roff" => d.roff = as_f64(value)?,
-        "device.vt" => d.vt = as_f64(value)?,
-        "device.alpha" => d.alpha = as_f64(value)?,
-        "device.beta" => d.beta = as_f64(value)?,
-        "device.k_on" => d.k_on = as_f64(value)?,
-        "device.k_off" => d.k_off = as_f64(value)?,
-        "device.v_on" => d.v_on = as_f64(value)?,
-        "device.v_off" => d.v_off = as_f64(value)?,
-        "device.alpha_on" => d.alpha_on = as_f64(value)?,
-        "device.alpha_off" => d.alpha_off = as_f64(value)?,
-        "device.window" => {
-            d.window = as_enum(
-                value,
-                &[Window::None, Window::Joglekar, Window::Biolek],
-                Window::name,
-            )?
-        }
-        "device.p_window" => d.p_window = as_f64(value)?,
-        "device.r_of_x" => {
-            d.r_of_x = as_enum(value, &[ROfX::Linear, ROfX::Exponential], ROfX::name)?
-        }
-        "device.p_stuck_on" => d.p_stuck_on = as_f64(value)?,
-        "device.p_stuck_off" => d.p_stuck_off = as_f64(value)?,
-        "device.sigma_r0" => d.sigma_r0 = as_f64(value)?,
-        "device.sigma_d2d" => d.sigma_d2d = as_f64(value)?,
-        "device.sigma_c2c" => d.sigma_c2c = as_f64(value)?,
-        "circuit.gmin" => c.gmin = as_f64(value)?,
-        "training.model" => {
-            t.model = as_enum(
-                value,
-                &[ModelKind::Circuit, ModelKind::Abstract],
-                ModelKind::name,
-            )?
-        }
-        "training.task" => {
-            t.task = as_enum(
-                value,
-                &[TaskKind::OneHot, TaskKind::RandomBinary],
-                TaskKind::name,
-            )?
-        }
-        "training.n_patterns" => t.n_patterns = Some(as_usize(value)?),
-        "training.sigma_read" => t.sigma_read = as_f64(value)?,
-        "training.max_eras" => t.max_eras = as_usize(value)?,
-        "training.v_read" => t.v_read = as_f64(value)?,
-        "training.v_punish" => t.v_punish = as_f64(value)?,
-        "training.v_norm" => t.v_norm = as_f64(value)?,
-        "training.tau" => t.tau = as_f64(value)?,
-        "training.n_sub" => t.n_sub = as_usize(value)?,
-        "training.delta" => t.delta = as_f64(value)?,
-        "training.tagging" => t.tagging = as_bool(value)?,
-        "training.tag_factor" => t.tag_factor = as_f64(value)?,
-        "pruning.p_prune" => p.p_prune = as_f64(value)?,
-        "pruning.f_prune" => p.f_prune = as_f64(value)?,
-        "measures.controllability" => m.controllability = as_bool(value)?,
-        "measures.cycle_space" => m.cycle_space = as_bool(value)?,
-        _ => return Err(unknown_field(key)),
+    match fields::field(key) {
+        Some(f) => (f.set)(params, value),
+        None => Err(unknown_field(key)),
     }
-    Ok(())
 }
 
 /// Checks every range and cross-field constraint of one grid point.
 /// `Err((field, reason))` names the first field that fails.
 pub fn validate(params: &Params) -> Result<(), (String, String)> {
-    let Params {
-        network: n,
-        device: d,
-        circuit: c,
-        training: t,
-        pruning: p,
-        measures: _,
-    } = params;
-    let checks = [
-        ("network.n_in", at_least(n.n_in, 1)),
-        ("network.hidden", each_at_least(&n.hidden, 1)),
-        (
-            "network.n_out",
-            at_least(n.n_out, 2).map_err(|r| format!("{r} (a winner needs a rival)")),
-        ),
-        ("network.density", probability(n.density)),
-        ("network.skip", probability(n.skip)),
-        ("network.n_bulk", at_least(n.n_bulk, 1)),
-        ("network.p_bulk", probability(n.p_bulk)),
-        (
-            "network.k_attach",
-            between(n.k_attach, 1, n.n_bulk, "network.n_bulk"),
-        ),
-        ("network.n_wires", wires_fit(n)),
-        ("network.wire_density", positive(n.wire_density)),
-        ("network.wire_length", positive(n.wire_length)),
-        ("network.wire_length_std", non_negative(n.wire_length_std)),
-        ("network.graph", graph_given(n)),
-        (
-            "network.n_in",
-            terminals_match(n, n.n_in, "input", |g| g.n_in),
-        ),
-        (
-            "network.n_out",
-            terminals_match(n, n.n_out, "output", |g| g.n_out),
-        ),
-        ("device.ron", positive(d.ron)),
-        ("device.roff", above(d.roff, d.ron, "device.ron")),
-        ("device.vt", positive(d.vt)),
-        ("device.alpha", non_negative(d.alpha)),
-        ("device.beta", non_negative(d.beta)),
-        ("device.k_on", positive(d.k_on)),
-        ("device.k_off", positive(d.k_off)),
-        ("device.v_on", positive(d.v_on)),
-        ("device.v_off", positive(d.v_off)),
-        ("device.alpha_on", positive(d.alpha_on)),
-        ("device.alpha_off", positive(d.alpha_off)),
-        ("device.p_window", positive(d.p_window)),
-        ("device.sigma_r0", non_negative(d.sigma_r0)),
-        ("device.sigma_d2d", non_negative(d.sigma_d2d)),
-        ("device.sigma_c2c", non_negative(d.sigma_c2c)),
-        ("device.p_stuck_on", probability(d.p_stuck_on)),
-        (
-            "device.p_stuck_off",
-            stuck_fits(d.p_stuck_on, d.p_stuck_off),
-        ),
-        ("circuit.gmin", positive(c.gmin)),
-        ("training.task", model_fits_task(t)),
-        ("training.n_patterns", patterns_fit(t, n.n_in)),
-        ("training.max_eras", at_least(t.max_eras, 1)),
-        ("training.v_read", positive(t.v_read)),
-        ("training.sigma_read", non_negative(t.sigma_read)),
-        ("training.v_punish", positive(t.v_punish)),
-        ("training.v_norm", positive(t.v_norm)),
-        ("training.tau", positive(t.tau)),
-        ("training.n_sub", at_least(t.n_sub, 1)),
-        ("training.delta", positive(t.delta)),
-        ("training.tag_factor", non_negative(t.tag_factor)),
-        ("pruning.p_prune", probability(p.p_prune)),
-        ("pruning.f_prune", probability(p.f_prune)),
-    ];
-    for (field, check) in checks {
-        check.map_err(|reason| (field.to_string(), reason))?;
+    for f in FIELDS {
+        (f.check)(params).map_err(|reason| (f.key.to_string(), reason))?;
     }
     limits::check_memory(params)
-}
-
-/// `p_stuck_off` is a probability, and with `p_stuck_on` at most 1: a
-/// device is stuck on, stuck off or free.
-fn stuck_fits(on: f64, off: f64) -> Result<(), String> {
-    probability(off)?;
-    if on + off > 1.0 {
-        return Err(format!(
-            "plus device.p_stuck_on must be at most 1, got {} + {}",
-            number(off),
-            number(on)
-        ));
-    }
-    Ok(())
-}
-
-/// The abstract baseline (MODEL.md section 11) starts its walk at the one
-/// active input of a one_hot pattern; a random_binary pattern has several.
-fn model_fits_task(t: &TrainingParams) -> Result<(), String> {
-    match (t.model, t.task) {
-        (ModelKind::Abstract, TaskKind::RandomBinary) => Err(
-            "model = \"abstract\" walks from a single active input, so needs task = \"one_hot\", got \"random_binary\""
-                .into(),
-        ),
-        _ => Ok(()),
-    }
-}
-
-/// A nanowire network needs a wire for every terminal.
-fn wires_fit(n: &NetworkParams) -> Result<(), String> {
-    if n.topology == Topology::Nanowire && n.n_wires < n.n_in + n.n_out {
-        return Err(format!(
-            "must be >= n_in + n_out = {}, got {}",
-            n.n_in + n.n_out,
-            n.n_wires
-        ));
-    }
-    Ok(())
-}
-
-fn graph_given(n: &NetworkParams) -> Result<(), String> {
-    match (n.topology, &n.graph) {
-        (Topology::Graph, None) => {
-            Err("topology = \"graph\" needs graph = \"path/to/edges.csv\" (or .parquet)".into())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A graph point's `n_in`/`n_out` must be the file's count of that role.
-fn terminals_match(
-    n: &NetworkParams,
-    given: usize,
-    role: &str,
-    of: fn(&FileGraph) -> usize,
-) -> Result<(), String> {
-    match n.wiring.as_ref().filter(|_| n.topology == Topology::Graph) {
-        Some(g) if of(g) != given => Err(format!(
-            "{} has {} nodes of role {role}, but this field is {given}; set it to {}",
-            g.nodes_file,
-            of(g),
-            of(g)
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn at_least(x: usize, min: usize) -> Result<(), String> {
-    if x >= min {
-        Ok(())
-    } else {
-        Err(format!("must be >= {min}, got {x}"))
-    }
-}
-
-fn each_at_least(xs: &[usize], min: usize) -> Result<(), String> {
-    if xs.iter().all(|&x| x >= min) {
-        Ok(())
-    } else {
-        Err(format!("every entry must be >= {min}, got {xs:?}"))
-    }
-}
-
-fn between(x: usize, min: usize, max: usize, max_name: &str) -> Result<(), String> {
-    if (min..=max).contains(&x) {
-        Ok(())
-    } else {
-        Err(format!(
-            "must be between {min} and {max_name} = {max}, got {x}"
-        ))
-    }
-}
-
-fn finite(x: f64) -> Result<(), String> {
-    if x.is_finite() {
-        Ok(())
-    } else {
-        Err(format!("must be finite, got {}", number(x)))
-    }
-}
-
-fn positive(x: f64) -> Result<(), String> {
-    finite(x)?;
-    if x > 0.0 {
-        Ok(())
-    } else {
-        Err(format!("must be > 0, got {}", number(x)))
-    }
-}
-
-fn non_negative(x: f64) -> Result<(), String> {
-    finite(x)?;
-    if x >= 0.0 {
-        Ok(())
-    } else {
-        Err(format!("must be >= 0, got {}", number(x)))
-    }
-}
-
-fn probability(x: f64) -> Result<(), String> {
-    finite(x)?;
-    if (0.0..=1.0).contains(&x) {
-        Ok(())
-    } else {
-        Err(format!(
-            "must be a probability in [0, 1], got {}",
-            number(x)
-        ))
-    }
-}
-
-fn above(x: f64, floor: f64, floor_name: &str) -> Result<(), String> {
-    finite(x)?;
-    if x > floor {
-        Ok(())
-    } else {
-        Err(format!(
-            "must be > {floor_name} = {}, got {}",
-            number(floor),
-            number(x)
-        ))
-    }
-}
-
-fn patterns_fit(t: &TrainingParams, n_in: usize) -> Result<(), String> {
-    match t.n_patterns {
-        Some(0) => Err("must be >= 1, got 0".into()),
-        Some(p) if t.task == TaskKind::OneHot && p > n_in => Err(format!(
-            "one_hot activates one input per pattern, so needs n_patterns <= network.n_in = {n_in}, got {p}"
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn as_f64(value: &Value) -> Result<f64, String> {
-    match value {
-        Value::Integer(i) => Ok(*i as f64),
-        Value::Float(f) => Ok(*f),
-        other => Err(format!("expected a number, got {other}")),
-    }
-}
-
-fn as_u64(value: &Value) -> Result<u64, String> {
-    match value {
-        Value::Integer(i) if *i >= 0 => Ok(*i as u64),
-        other => Err(format!("expected a non-negative integer, got {other}")),
-    }
-}
-
-fn as_usize(value: &Value) -> Result<usize, String> {
-    let x = as_u64(value)?;
-    usize::try_from(x).map_err(|_| format!("too large for this machine, got {x}"))
-}
-
-fn as_usize_list(value: &Value) -> Result<Vec<usize>, String> {
-    let items = value
-        .as_array()
-        .ok_or_else(|| format!("expected a list of integers, got {value}"))?;
-    items
-        .iter()
-        .map(|item| as_usize(item).map_err(|r| format!("{r} in {value}")))
-        .collect()
-}
-
-fn as_bool(value: &Value) -> Result<bool, String> {
-    value
-        .as_bool()
-        .ok_or_else(|| format!("expected true or false, got {value}"))
-}
-
-fn as_str(value: &Value) -> Result<&str, String> {
-    value
-        .as_str()
-        .ok_or_else(|| format!("expected a string, got {value}"))
-}
-
-/// Picks the option whose `name` is the string `value`.
-fn as_enum<T: Copy>(
-    value: &Value,
-    options: &[T],
-    name: fn(T) -> &'static str,
-) -> Result<T, String> {
-    let quoted: Vec<String> = options
-        .iter()
-        .map(|&o| format!("\"{}\"", name(o)))
-        .collect();
-    let expected = || format!("expected one of {}, got {value}", quoted.join(", "));
-    let s = value.as_str().ok_or_else(expected)?;
-    options
-        .iter()
-        .copied()
-        .find(|&o| name(o) == s)
-        .ok_or_else(expected)
 }
 
 fn unknown_field(key: &str) -> String {
@@ -908,7 +477,7 @@ fn unknown_field(key: &str) -> String {
     let prefix = format!("{section}.");
     let known: Vec<&str> = FIELDS
         .iter()
-        .filter_map(|f| f.strip_prefix(&prefix))
+        .filter_map(|f| f.key.strip_prefix(&prefix))
         .collect();
     format!(
         "unknown field `{key}` (known [{section}] fields: {})",
@@ -1069,7 +638,7 @@ fn parse_axis(a: usize, table: &toml::Table) -> Result<Axis, Fault> {
                 ),
             ));
         }
-        if !FIELDS.contains(&key.as_str()) {
+        if fields::field(key.as_str()).is_none() {
             return Err((label, unknown_field(&key)));
         }
         let values = value.as_array().ok_or_else(|| {
@@ -1227,14 +796,5 @@ fn display_value(value: &Value) -> String {
         Value::String(s) => s.clone(),
         Value::Float(f) => number(*f),
         other => other.to_string(),
-    }
-}
-
-/// A float in reasons and tables: plain near 1, exponent far from it.
-fn number(x: f64) -> String {
-    if x != 0.0 && x.is_finite() && !(1e-3..1e6).contains(&x.abs()) {
-        format!("{x:e}")
-    } else {
-        format!("{x:?}")
     }
 }
