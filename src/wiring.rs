@@ -33,7 +33,7 @@ use crate::sweep::limits::MAX_GRAPH_FILE_BYTES;
 const EDGE_VALUES: [&str; 5] = ["polarity", "ron", "roff", "vt", "r0"];
 /// Columns `export-graph` writes that a graph file may hold and that are
 /// ignored on reading (the state after training, not a set-up value).
-const EDGE_IGNORED: [&str; 2] = ["r", "alive"];
+const EDGE_IGNORED: [&str; 3] = ["r", "alive", "stuck"];
 
 /// A problem with a wiring file: `{file}: {at}: {reason}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -632,6 +632,10 @@ impl Export<'_> {
             ("r0", floats(&self.devices.r0)),
             ("r", floats(self.r)),
             ("alive", Arc::new(BooleanArray::from(self.alive.to_vec()))),
+            (
+                "stuck",
+                Arc::new(BooleanArray::from(self.devices.stuck.clone())),
+            ),
         ];
         batch(columns)
     }
@@ -681,6 +685,7 @@ impl Export<'_> {
             ("r0", "edge", "double"),
             ("r", "edge", "double"),
             ("alive", "edge", "boolean"),
+            ("stuck", "edge", "boolean"),
         ];
         for (name, domain, kind) in keys {
             let _ = writeln!(
@@ -702,7 +707,8 @@ impl Export<'_> {
                 out,
                 "    <edge id=\"e{e}\" source=\"n{}\" target=\"n{}\"><data key=\"polarity\">{}</data>\
                  <data key=\"ron\">{:?}</data><data key=\"roff\">{:?}</data><data key=\"vt\">{:?}</data>\
-                 <data key=\"r0\">{:?}</data><data key=\"r\">{:?}</data><data key=\"alive\">{}</data></edge>",
+                 <data key=\"r0\">{:?}</data><data key=\"r\">{:?}</data><data key=\"alive\">{}</data>\
+                 <data key=\"stuck\">{}</data></edge>",
                 net.tail[e],
                 net.head[e],
                 net.polarity[e],
@@ -711,7 +717,8 @@ impl Export<'_> {
                 self.devices.vt[e],
                 self.devices.r0[e],
                 self.r[e],
-                self.alive[e]
+                self.alive[e],
+                self.devices.stuck[e]
             );
         }
         out.push_str("  </graph>\n</graphml>\n");

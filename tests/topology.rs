@@ -466,6 +466,67 @@ fn an_exported_instance_trains_to_the_same_outcome_as_a_graph_sweep() {
     }
 }
 
+/// The round trip with the VTEAM device and stuck devices: the export
+/// marks the stuck devices, and the graph sweep draws the same ones and
+/// trains to the same outcome.
+#[test]
+fn an_exported_vteam_instance_with_stuck_devices_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let device = "[device]\nmodel = \"vteam\"\nwindow = \"joglekar\"\nr_of_x = \"exponential\"\n\
+                  sigma_d2d = 0.2\np_stuck_on = 0.1\np_stuck_off = 0.1\n";
+    let tail = format!("{device}[training]\nmax_eras = 6\nv_punish = 4.0\n");
+    let source = format!(
+        "seed = 11\nreplicas = 2\n[network]\ntopology = \"random_bulk\"\nn_in = 3\nn_out = 3\n\
+         n_bulk = 20\np_bulk = 0.25\n{tail}"
+    );
+    fs::write(dir.path().join("rb.toml"), source).unwrap();
+    let run = memsweep(&["run", "rb.toml", "-o", "rb"], dir.path());
+    assert!(run.status.success(), "{}", stderr(&run));
+    let export = memsweep(
+        &[
+            "export-graph",
+            "rb.toml",
+            "--point",
+            "0",
+            "--replica",
+            "1",
+            "-o",
+            "g",
+        ],
+        dir.path(),
+    );
+    assert!(export.status.success(), "{}", stderr(&export));
+    let edges = fs::read_to_string(dir.path().join("g/edges.csv")).unwrap();
+    let header: Vec<&str> = edges.lines().next().unwrap().split(',').collect();
+    let stuck = header
+        .iter()
+        .position(|&c| c == "stuck")
+        .expect("a stuck column");
+    let marked = edges
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(stuck) == Some("true"))
+        .count();
+    assert!(marked > 0, "no stuck device exported");
+    let graph = format!(
+        "seed = 11\nreplicas = 2\n[network]\ntopology = \"graph\"\ngraph = \"g/edges.csv\"\n\
+         n_in = 3\nn_out = 3\n{tail}"
+    );
+    fs::write(dir.path().join("g.toml"), graph).unwrap();
+    let rerun = memsweep(&["run", "g.toml", "-o", "g-run"], dir.path());
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    let original = read_sorted(&dir.path().join("rb"), "instances");
+    let again = read_sorted(&dir.path().join("g-run"), "instances");
+    let (a, b) = (outcome(&original, 1), outcome(&again, 1));
+    assert_eq!((a.0, a.1, a.2), (b.0, b.1, b.2));
+    assert!(
+        (a.3 - b.3).abs() <= 1e-12 * a.3.abs(),
+        "energy {} vs {}",
+        a.3,
+        b.3
+    );
+}
+
 #[test]
 fn parquet_graph_files_are_checked_row_by_row() {
     use arrow::array::{Int64Array, StringArray};
