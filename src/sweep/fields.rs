@@ -61,6 +61,12 @@ pub enum Cell {
     Null,
 }
 
+/// `*place = value`, or the reason it failed.
+fn assign<T>(place: &mut T, value: Result<T, String>) -> Result<(), String> {
+    *place = value?;
+    Ok(())
+}
+
 fn ok(_: &Params) -> Result<(), String> {
     Ok(())
 }
@@ -105,7 +111,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.topology",
         default: "\"layered\"",
         about: "`\"layered\"`, `\"random_bulk\"`, `\"nanowire\"` or `\"graph\"` (1)",
-        set: |p, v| Ok(p.network.topology = as_enum(v, &Topology::ALL, Topology::name)?),
+        set: |p, v| assign(&mut p.network.topology, as_enum(v, &Topology::ALL, Topology::name)),
         check: ok,
         column: column("topology", Kind::Text, |p| {
             Cell::Text(p.network.topology.name().into())
@@ -115,7 +121,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.n_in",
         default: "2",
         about: "inputs, >= 1",
-        set: |p, v| Ok(p.network.n_in = as_usize(v)?),
+        set: |p, v| assign(&mut p.network.n_in, as_usize(v)),
         check: |p| {
             at_least(p.network.n_in, 1)?;
             terminals_match(&p.network, p.network.n_in, "input", |g| g.n_in)
@@ -126,7 +132,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.hidden",
         default: "[4]",
         about: "layered: widths of the hidden layers; `[]` joins inputs to outputs",
-        set: |p, v| Ok(p.network.hidden = as_usize_list(v)?),
+        set: |p, v| assign(&mut p.network.hidden, as_usize_list(v)),
         check: |p| each_at_least(&p.network.hidden, 1),
         column: column("hidden", Kind::IntList, |p| {
             Cell::IntList(p.network.hidden.iter().map(|&h| h as i64).collect())
@@ -136,7 +142,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.n_out",
         default: "2",
         about: "outputs, >= 2: a winner needs a rival",
-        set: |p, v| Ok(p.network.n_out = as_usize(v)?),
+        set: |p, v| assign(&mut p.network.n_out, as_usize(v)),
         check: |p| {
             at_least(p.network.n_out, 2).map_err(|r| format!("{r} (a winner needs a rival)"))?;
             terminals_match(&p.network, p.network.n_out, "output", |g| g.n_out)
@@ -147,7 +153,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.density",
         default: "1.0",
         about: "layered: probability each consecutive-layer edge is kept",
-        set: |p, v| Ok(p.network.density = as_f64(v)?),
+        set: |p, v| assign(&mut p.network.density, as_f64(v)),
         check: |p| probability(p.network.density),
         column: column("density", Kind::Float, |p| Cell::Float(p.network.density)),
     },
@@ -155,7 +161,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.skip",
         default: "0.0",
         about: "layered: probability of each input->output edge",
-        set: |p, v| Ok(p.network.skip = as_f64(v)?),
+        set: |p, v| assign(&mut p.network.skip, as_f64(v)),
         check: |p| probability(p.network.skip),
         column: column("skip", Kind::Float, |p| Cell::Float(p.network.skip)),
     },
@@ -163,7 +169,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.random_polarity",
         default: "false",
         about: "each device's orientation +1 or -1 at random",
-        set: |p, v| Ok(p.network.random_polarity = as_bool(v)?),
+        set: |p, v| assign(&mut p.network.random_polarity, as_bool(v)),
         check: ok,
         column: column("random_polarity", Kind::Bool, |p| {
             Cell::Bool(p.network.random_polarity)
@@ -173,7 +179,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.n_bulk",
         default: "16",
         about: "random_bulk: bulk nodes",
-        set: |p, v| Ok(p.network.n_bulk = as_usize(v)?),
+        set: |p, v| assign(&mut p.network.n_bulk, as_usize(v)),
         check: |p| at_least(p.network.n_bulk, 1),
         column: column("n_bulk", Kind::Int, |p| Cell::Int(p.network.n_bulk as i64)),
     },
@@ -181,7 +187,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.p_bulk",
         default: "0.3",
         about: "random_bulk: Erdős–Rényi edge probability",
-        set: |p, v| Ok(p.network.p_bulk = as_f64(v)?),
+        set: |p, v| assign(&mut p.network.p_bulk, as_f64(v)),
         check: |p| probability(p.network.p_bulk),
         column: column("p_bulk", Kind::Float, |p| Cell::Float(p.network.p_bulk)),
     },
@@ -189,7 +195,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.k_attach",
         default: "2",
         about: "random_bulk: bulk nodes each terminal attaches to",
-        set: |p, v| Ok(p.network.k_attach = as_usize(v)?),
+        set: |p, v| assign(&mut p.network.k_attach, as_usize(v)),
         check: |p| between(p.network.k_attach, 1, p.network.n_bulk, "network.n_bulk"),
         column: column("k_attach", Kind::Int, |p| {
             Cell::Int(p.network.k_attach as i64)
@@ -199,7 +205,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.n_wires",
         default: "200",
         about: "nanowire: wires dropped; the largest component is kept",
-        set: |p, v| Ok(p.network.n_wires = as_usize(v)?),
+        set: |p, v| assign(&mut p.network.n_wires, as_usize(v)),
         check: |p| wires_fit(&p.network),
         column: nullable("n_wires", Kind::Int, |p| {
             if nanowire(p) {
@@ -213,7 +219,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.wire_density",
         default: "0.1",
         about: "nanowire: wires per µm² (percolation near 5.64 / `wire_length`²)",
-        set: |p, v| Ok(p.network.wire_density = as_f64(v)?),
+        set: |p, v| assign(&mut p.network.wire_density, as_f64(v)),
         check: |p| positive(p.network.wire_density),
         column: nullable("wire_density", Kind::Float, |p| {
             float_if(nanowire(p), p.network.wire_density)
@@ -223,7 +229,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.wire_length",
         default: "10.0",
         about: "nanowire: mean wire length, µm (gamma-distributed)",
-        set: |p, v| Ok(p.network.wire_length = as_f64(v)?),
+        set: |p, v| assign(&mut p.network.wire_length, as_f64(v)),
         check: |p| positive(p.network.wire_length),
         column: nullable("wire_length", Kind::Float, |p| {
             float_if(nanowire(p), p.network.wire_length)
@@ -233,7 +239,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.wire_length_std",
         default: "1.0",
         about: "nanowire: its standard deviation, µm",
-        set: |p, v| Ok(p.network.wire_length_std = as_f64(v)?),
+        set: |p, v| assign(&mut p.network.wire_length_std, as_f64(v)),
         check: |p| non_negative(p.network.wire_length_std),
         column: nullable("wire_length_std", Kind::Float, |p| {
             float_if(nanowire(p), p.network.wire_length_std)
@@ -243,7 +249,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.graph",
         default: "none",
         about: "graph: edges file (`.csv` or `.parquet`; `tail`, `head`, optional `polarity`, `ron`, `roff`, `vt`, `r0`), relative to the sweep file",
-        set: |p, v| Ok(p.network.graph = Some(as_str(v)?.to_string())),
+        set: |p, v| assign(&mut p.network.graph, as_str(v).map(|s| Some(s.to_string()))),
         check: |p| graph_given(&p.network),
         column: nullable("graph", Kind::Text, |p| match &p.network.wiring {
             Some(g) => Cell::Text(g.edges_file.clone()),
@@ -254,7 +260,7 @@ pub const FIELDS: &[Field] = &[
         key: "network.graph_nodes",
         default: "`nodes.csv` beside it",
         about: "graph: nodes file (`id`, `role` = input/bulk/output, optional `layer`)",
-        set: |p, v| Ok(p.network.graph_nodes = Some(as_str(v)?.to_string())),
+        set: |p, v| assign(&mut p.network.graph_nodes, as_str(v).map(|s| Some(s.to_string()))),
         check: ok,
         column: None,
     },
@@ -264,7 +270,7 @@ pub const FIELDS: &[Field] = &[
         about: "device law (2), or `\"vteam\"` (2b); column `device_model`",
         set: |p, v| {
             let laws = [DeviceModel::PershinDiVentra, DeviceModel::Vteam];
-            Ok(p.device.model = as_enum(v, &laws, DeviceModel::name)?)
+            assign(&mut p.device.model, as_enum(v, &laws, DeviceModel::name))
         },
         check: ok,
         column: column("device_model", Kind::Text, |p| {
@@ -275,7 +281,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.ron",
         default: "1e3",
         about: "ohm (2)",
-        set: |p, v| Ok(p.device.ron = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.ron, as_f64(v)),
         check: |p| positive(p.device.ron),
         column: column("ron", Kind::Float, |p| Cell::Float(p.device.ron)),
     },
@@ -283,7 +289,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.roff",
         default: "1e4",
         about: "ohm, > `ron`",
-        set: |p, v| Ok(p.device.roff = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.roff, as_f64(v)),
         check: |p| above(p.device.roff, p.device.ron, "device.ron"),
         column: column("roff", Kind::Float, |p| Cell::Float(p.device.roff)),
     },
@@ -291,7 +297,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.vt",
         default: "1.0",
         about: "V, threshold (Pershin–Di Ventra)",
-        set: |p, v| Ok(p.device.vt = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.vt, as_f64(v)),
         check: |p| positive(p.device.vt),
         column: column("vt", Kind::Float, |p| Cell::Float(p.device.vt)),
     },
@@ -299,7 +305,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.alpha",
         default: "0.0",
         about: "ohm/(V s), sub-threshold drift (Pershin–Di Ventra)",
-        set: |p, v| Ok(p.device.alpha = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.alpha, as_f64(v)),
         check: |p| non_negative(p.device.alpha),
         column: column("alpha", Kind::Float, |p| Cell::Float(p.device.alpha)),
     },
@@ -307,7 +313,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.beta",
         default: "1.8e9",
         about: "ohm/(V s), switching rate (Pershin–Di Ventra)",
-        set: |p, v| Ok(p.device.beta = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.beta, as_f64(v)),
         check: |p| non_negative(p.device.beta),
         column: column("beta", Kind::Float, |p| Cell::Float(p.device.beta)),
     },
@@ -315,7 +321,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.k_on",
         default: "2e5",
         about: "1/s, VTEAM potentiation rate (2b)",
-        set: |p, v| Ok(p.device.k_on = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.k_on, as_f64(v)),
         check: |p| positive(p.device.k_on),
         column: nullable("k_on", Kind::Float, |p| float_if(vteam(p), p.device.k_on)),
     },
@@ -323,7 +329,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.k_off",
         default: "2e5",
         about: "1/s, VTEAM depression rate",
-        set: |p, v| Ok(p.device.k_off = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.k_off, as_f64(v)),
         check: |p| positive(p.device.k_off),
         column: nullable("k_off", Kind::Float, |p| float_if(vteam(p), p.device.k_off)),
     },
@@ -331,7 +337,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.v_on",
         default: "1.0",
         about: "V, VTEAM potentiation threshold",
-        set: |p, v| Ok(p.device.v_on = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.v_on, as_f64(v)),
         check: |p| positive(p.device.v_on),
         column: nullable("v_on", Kind::Float, |p| float_if(vteam(p), p.device.v_on)),
     },
@@ -339,7 +345,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.v_off",
         default: "1.0",
         about: "V, VTEAM depression threshold",
-        set: |p, v| Ok(p.device.v_off = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.v_off, as_f64(v)),
         check: |p| positive(p.device.v_off),
         column: nullable("v_off", Kind::Float, |p| float_if(vteam(p), p.device.v_off)),
     },
@@ -347,7 +353,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.alpha_on",
         default: "1.0",
         about: "VTEAM exponent of the overdrive, potentiating",
-        set: |p, v| Ok(p.device.alpha_on = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.alpha_on, as_f64(v)),
         check: |p| positive(p.device.alpha_on),
         column: nullable("alpha_on", Kind::Float, |p| {
             float_if(vteam(p), p.device.alpha_on)
@@ -357,7 +363,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.alpha_off",
         default: "1.0",
         about: "VTEAM exponent of the overdrive, depressing",
-        set: |p, v| Ok(p.device.alpha_off = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.alpha_off, as_f64(v)),
         check: |p| positive(p.device.alpha_off),
         column: nullable("alpha_off", Kind::Float, |p| {
             float_if(vteam(p), p.device.alpha_off)
@@ -369,7 +375,7 @@ pub const FIELDS: &[Field] = &[
         about: "VTEAM window: `\"none\"`, `\"joglekar\"` or `\"biolek\"`",
         set: |p, v| {
             let windows = [Window::None, Window::Joglekar, Window::Biolek];
-            Ok(p.device.window = as_enum(v, &windows, Window::name)?)
+            assign(&mut p.device.window, as_enum(v, &windows, Window::name))
         },
         check: ok,
         column: nullable("window", Kind::Text, |p| {
@@ -384,7 +390,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.p_window",
         default: "1.0",
         about: "VTEAM window exponent `p`",
-        set: |p, v| Ok(p.device.p_window = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.p_window, as_f64(v)),
         check: |p| positive(p.device.p_window),
         column: nullable("p_window", Kind::Float, |p| {
             float_if(vteam(p), p.device.p_window)
@@ -396,7 +402,7 @@ pub const FIELDS: &[Field] = &[
         about: "VTEAM `R(x)`, or `\"exponential\"`",
         set: |p, v| {
             let shapes = [ROfX::Linear, ROfX::Exponential];
-            Ok(p.device.r_of_x = as_enum(v, &shapes, ROfX::name)?)
+            assign(&mut p.device.r_of_x, as_enum(v, &shapes, ROfX::name))
         },
         check: ok,
         column: nullable("r_of_x", Kind::Text, |p| {
@@ -411,7 +417,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.sigma_r0",
         default: "0.3",
         about: "spread of the initial state",
-        set: |p, v| Ok(p.device.sigma_r0 = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.sigma_r0, as_f64(v)),
         check: |p| non_negative(p.device.sigma_r0),
         column: column("sigma_r0", Kind::Float, |p| Cell::Float(p.device.sigma_r0)),
     },
@@ -419,7 +425,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.sigma_d2d",
         default: "0.0",
         about: "device-to-device spread of `ron`, `roff` and the threshold",
-        set: |p, v| Ok(p.device.sigma_d2d = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.sigma_d2d, as_f64(v)),
         check: |p| non_negative(p.device.sigma_d2d),
         column: column("sigma_d2d", Kind::Float, |p| Cell::Float(p.device.sigma_d2d)),
     },
@@ -427,7 +433,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.sigma_c2c",
         default: "0.0",
         about: "cycle-to-cycle noise of each Euler increment",
-        set: |p, v| Ok(p.device.sigma_c2c = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.sigma_c2c, as_f64(v)),
         check: |p| non_negative(p.device.sigma_c2c),
         column: column("sigma_c2c", Kind::Float, |p| Cell::Float(p.device.sigma_c2c)),
     },
@@ -435,7 +441,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.p_stuck_on",
         default: "0.0",
         about: "probability that a device is stuck at `Ron` (2)",
-        set: |p, v| Ok(p.device.p_stuck_on = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.p_stuck_on, as_f64(v)),
         check: |p| probability(p.device.p_stuck_on),
         column: column("p_stuck_on", Kind::Float, |p| {
             Cell::Float(p.device.p_stuck_on)
@@ -445,7 +451,7 @@ pub const FIELDS: &[Field] = &[
         key: "device.p_stuck_off",
         default: "0.0",
         about: "probability that a device is stuck at `Roff`; with `p_stuck_on` at most 1",
-        set: |p, v| Ok(p.device.p_stuck_off = as_f64(v)?),
+        set: |p, v| assign(&mut p.device.p_stuck_off, as_f64(v)),
         check: |p| stuck_fits(p.device.p_stuck_on, p.device.p_stuck_off),
         column: column("p_stuck_off", Kind::Float, |p| {
             Cell::Float(p.device.p_stuck_off)
@@ -455,7 +461,7 @@ pub const FIELDS: &[Field] = &[
         key: "circuit.gmin",
         default: "1e-12",
         about: "S, leak from every node to ground (3)",
-        set: |p, v| Ok(p.circuit.gmin = as_f64(v)?),
+        set: |p, v| assign(&mut p.circuit.gmin, as_f64(v)),
         check: |p| positive(p.circuit.gmin),
         column: column("gmin", Kind::Float, |p| Cell::Float(p.circuit.gmin)),
     },
@@ -465,7 +471,7 @@ pub const FIELDS: &[Field] = &[
         about: "or `\"abstract\"`: the Chialvo–Bak walk (11), one_hot only",
         set: |p, v| {
             let models = [ModelKind::Circuit, ModelKind::Abstract];
-            Ok(p.training.model = as_enum(v, &models, ModelKind::name)?)
+            assign(&mut p.training.model, as_enum(v, &models, ModelKind::name))
         },
         check: ok,
         column: column("model", Kind::Text, |p| {
@@ -478,7 +484,7 @@ pub const FIELDS: &[Field] = &[
         about: "or `\"random_binary\"` (5)",
         set: |p, v| {
             let tasks = [TaskKind::OneHot, TaskKind::RandomBinary];
-            Ok(p.training.task = as_enum(v, &tasks, TaskKind::name)?)
+            assign(&mut p.training.task, as_enum(v, &tasks, TaskKind::name))
         },
         check: |p| model_fits_task(&p.training),
         column: column("task", Kind::Text, |p| {
@@ -489,7 +495,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.n_patterns",
         default: "`n_in`",
         about: "patterns; one_hot needs `n_patterns <= n_in`",
-        set: |p, v| Ok(p.training.n_patterns = Some(as_usize(v)?)),
+        set: |p, v| assign(&mut p.training.n_patterns, as_usize(v).map(Some)),
         check: |p| patterns_fit(&p.training, p.network.n_in),
         column: column("n_patterns", Kind::Int, |p| Cell::Int(p.n_patterns() as i64)),
     },
@@ -497,7 +503,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.max_eras",
         default: "20",
         about: "(6)",
-        set: |p, v| Ok(p.training.max_eras = as_usize(v)?),
+        set: |p, v| assign(&mut p.training.max_eras, as_usize(v)),
         check: |p| at_least(p.training.max_eras, 1),
         column: column("max_eras", Kind::Int, |p| {
             Cell::Int(p.training.max_eras as i64)
@@ -507,7 +513,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.v_read",
         default: "0.5",
         about: "V",
-        set: |p, v| Ok(p.training.v_read = as_f64(v)?),
+        set: |p, v| assign(&mut p.training.v_read, as_f64(v)),
         check: |p| positive(p.training.v_read),
         column: column("v_read", Kind::Float, |p| Cell::Float(p.training.v_read)),
     },
@@ -515,7 +521,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.sigma_read",
         default: "0.0",
         about: "relative read noise of each output current, drawn at every read",
-        set: |p, v| Ok(p.training.sigma_read = as_f64(v)?),
+        set: |p, v| assign(&mut p.training.sigma_read, as_f64(v)),
         check: |p| non_negative(p.training.sigma_read),
         column: column("sigma_read", Kind::Float, |p| {
             Cell::Float(p.training.sigma_read)
@@ -525,7 +531,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.v_punish",
         default: "3.0",
         about: "V",
-        set: |p, v| Ok(p.training.v_punish = as_f64(v)?),
+        set: |p, v| assign(&mut p.training.v_punish, as_f64(v)),
         check: |p| positive(p.training.v_punish),
         column: column("v_punish", Kind::Float, |p| Cell::Float(p.training.v_punish)),
     },
@@ -533,7 +539,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.v_norm",
         default: "2.0",
         about: "V",
-        set: |p, v| Ok(p.training.v_norm = as_f64(v)?),
+        set: |p, v| assign(&mut p.training.v_norm, as_f64(v)),
         check: |p| positive(p.training.v_norm),
         column: column("v_norm", Kind::Float, |p| Cell::Float(p.training.v_norm)),
     },
@@ -541,7 +547,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.tau",
         default: "1e-6",
         about: "s, pulse duration (4)",
-        set: |p, v| Ok(p.training.tau = as_f64(v)?),
+        set: |p, v| assign(&mut p.training.tau, as_f64(v)),
         check: |p| positive(p.training.tau),
         column: column("tau", Kind::Float, |p| Cell::Float(p.training.tau)),
     },
@@ -549,7 +555,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.n_sub",
         default: "10",
         about: "Euler substeps per pulse",
-        set: |p, v| Ok(p.training.n_sub = as_usize(v)?),
+        set: |p, v| assign(&mut p.training.n_sub, as_usize(v)),
         check: |p| at_least(p.training.n_sub, 1),
         column: column("n_sub", Kind::Int, |p| Cell::Int(p.training.n_sub as i64)),
     },
@@ -557,7 +563,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.delta",
         default: "1.0",
         about: "abstract: depressions are uniform in [0, delta)",
-        set: |p, v| Ok(p.training.delta = as_f64(v)?),
+        set: |p, v| assign(&mut p.training.delta, as_f64(v)),
         check: |p| positive(p.training.delta),
         column: column("delta", Kind::Float, |p| Cell::Float(p.training.delta)),
     },
@@ -565,7 +571,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.tagging",
         default: "false",
         about: "abstract: edges once on a correct walk are depressed less",
-        set: |p, v| Ok(p.training.tagging = as_bool(v)?),
+        set: |p, v| assign(&mut p.training.tagging, as_bool(v)),
         check: ok,
         column: column("tagging", Kind::Bool, |p| Cell::Bool(p.training.tagging)),
     },
@@ -573,7 +579,7 @@ pub const FIELDS: &[Field] = &[
         key: "training.tag_factor",
         default: "0.01",
         about: "abstract: by this factor",
-        set: |p, v| Ok(p.training.tag_factor = as_f64(v)?),
+        set: |p, v| assign(&mut p.training.tag_factor, as_f64(v)),
         check: |p| non_negative(p.training.tag_factor),
         column: column("tag_factor", Kind::Float, |p| {
             Cell::Float(p.training.tag_factor)
@@ -583,7 +589,7 @@ pub const FIELDS: &[Field] = &[
         key: "pruning.p_prune",
         default: "0.3",
         about: "0 turns pruning off (7)",
-        set: |p, v| Ok(p.pruning.p_prune = as_f64(v)?),
+        set: |p, v| assign(&mut p.pruning.p_prune, as_f64(v)),
         check: |p| probability(p.pruning.p_prune),
         column: column("p_prune", Kind::Float, |p| Cell::Float(p.pruning.p_prune)),
     },
@@ -591,7 +597,7 @@ pub const FIELDS: &[Field] = &[
         key: "pruning.f_prune",
         default: "0.95",
         about: "pruning threshold, fraction of the range",
-        set: |p, v| Ok(p.pruning.f_prune = as_f64(v)?),
+        set: |p, v| assign(&mut p.pruning.f_prune, as_f64(v)),
         check: |p| probability(p.pruning.f_prune),
         column: column("f_prune", Kind::Float, |p| Cell::Float(p.pruning.f_prune)),
     },
@@ -599,7 +605,7 @@ pub const FIELDS: &[Field] = &[
         key: "measures.controllability",
         default: "true",
         about: "compute controllability (8); false leaves its columns null",
-        set: |p, v| Ok(p.measures.controllability = as_bool(v)?),
+        set: |p, v| assign(&mut p.measures.controllability, as_bool(v)),
         check: ok,
         column: None,
     },
@@ -607,7 +613,7 @@ pub const FIELDS: &[Field] = &[
         key: "measures.cycle_space",
         default: "true",
         about: "compute the cycle-space dimension (8); false leaves its column null",
-        set: |p, v| Ok(p.measures.cycle_space = as_bool(v)?),
+        set: |p, v| assign(&mut p.measures.cycle_space, as_bool(v)),
         check: ok,
         column: None,
     },
