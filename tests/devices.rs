@@ -33,7 +33,7 @@ fn a_vteam_device_under_a_constant_voltage_follows_the_exact_ramp() {
     let law = vteam(&vteam_params());
     let (ron, roff, vt, dt) = (1e3, 1e4, 1.0, 1e-7);
     for (v, direction) in [(1.5, -1.0), (-1.8, 1.0)] {
-        let slope = 2e5 * ((v as f64).abs() / vt - 1.0); // |dx/dt|, 1/s
+        let slope = 2e5 * (f64::abs(v) / vt - 1.0); // |dx/dt|, 1/s
         let x0 = 0.4;
         let mut r = ron + (roff - ron) * x0;
         for n in 1..=200 {

@@ -611,7 +611,7 @@ fn ulps(a: u32, b: u32) -> u64 {
 /// The Rust mirror of every rule `shaders/rules.wgsl` probes, in f32 and in
 /// the order of `RULE_NAMES`.
 fn rules_in_rust(params: &Params, seed: u64, input: &RuleInput) -> [u32; RULE_NAMES.len()] {
-    use memsweep::model::device::{self, DeviceLaw, Law, Vteam};
+    use memsweep::model::device::{self, Law, Vteam};
     use memsweep::protocol::{phase, training};
     use memsweep::rng::{mix32, CounterRng, PURPOSE_PRUNE};
     let d = &params.device;
