@@ -108,6 +108,12 @@ impl Devices {
 pub trait DeviceLaw<F: Real>: Copy {
     /// The rate of the law's state: dR/dt (ohm/s) or dx/dt (1/s).
     fn rate(&self, v: F, vt: F, r: F, ron: F, roff: F) -> F;
+    /// A cheap screen: false only where `rate` is certainly zero, so that
+    /// a block of quiet devices skips the law.
+    #[inline(always)]
+    fn may_move(&self, _v: F, _vt: F) -> bool {
+        true
+    }
     /// The resistance after one step of `dt` at `rate`, the increment
     /// multiplied by the cycle-to-cycle factor `noise`, clipped to the
     /// bounds; exactly `r` when `rate` is zero.
@@ -202,6 +208,13 @@ impl<F: Real> Vteam<F> {
 }
 
 impl<F: Real> DeviceLaw<F> for Vteam<F> {
+    /// Beyond a threshold: `v > v_on` or `-v > v_off`. (The division in
+    /// `rate` is monotonic, so `v / v_on - 1 > 0` implies `v > v_on`.)
+    #[inline(always)]
+    fn may_move(&self, v: F, vt: F) -> bool {
+        (vt > F::ZERO) & ((v > vt) | (-v > vt * self.off_ratio))
+    }
+
     /// dx/dt (1/s); `vt` is the edge's `v_on_e`.
     #[inline(always)]
     fn rate(&self, v: F, vt: F, r: F, ron: F, roff: F) -> F {

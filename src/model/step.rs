@@ -311,12 +311,18 @@ impl<F: Real> RunView<'_, F> {
         let r_old = load(self.r);
         let g_old = load(self.g);
         let mut rate = [F::ZERO; LANES];
+        let mut v = [F::ZERO; LANES];
+        let mut may_move = false;
         for l in 0..LANES {
             let dv = self.v_tail - v_head[l];
             acc.power[l] += g_old[l] * dv * dv;
-            rate[l] = c
-                .law
-                .rate(polarity[l] * dv, vt[l], r_old[l], ron[l], roff[l]);
+            v[l] = polarity[l] * dv;
+            may_move |= c.law.may_move(v[l], vt[l]);
+        }
+        if may_move {
+            for l in 0..LANES {
+                rate[l] = c.law.rate(v[l], vt[l], r_old[l], ron[l], roff[l]);
+            }
         }
         if rate.iter().all(|&rate| rate == F::ZERO) {
             // Nothing moves: every lane below would leave its state and
