@@ -142,109 +142,126 @@ fn single_reads_and_pulses_agree_with_the_cpu_f32_kernel_on(gpu: &Gpu) {
     all.push(("2-[6,6,6]-2", depth3));
     for (point, (name, params)) in all.into_iter().enumerate() {
         let insts = batch(&params, point, 64);
-        // Random states: log-uniform resistances in [Ron, Roff], 15% of the
-        // edges pruned.
-        let states: Vec<(Vec<f32>, Vec<bool>)> = insts
-            .iter()
-            .map(|(inst, _)| {
-                let d = &inst.devices;
-                (0..inst.network.n_edges())
-                    .map(|e| {
-                        let (lo, hi) = (d.ron[e].ln(), d.roff[e].ln());
-                        let r = (lo + (hi - lo) * rng.random::<f64>()).exp() as f32;
-                        (r, rng.random::<f64>() >= 0.15)
-                    })
-                    .unzip()
-            })
-            .collect();
-        let cases: Vec<ProbeCase> = insts
-            .iter()
-            .zip(&states)
-            .map(|((inst, p), (r, alive))| ProbeCase {
-                instance: inst,
-                params: p,
-                r: r.clone(),
-                alive: alive.clone(),
-            })
-            .collect();
-        // Punish and normalize act on a mistake whose wrong winner is the
-        // output after the target.
-        let steps = [
-            ProbeStep::Read { pattern: 0 },
-            ProbeStep::Punish {
-                pattern: 0,
-                winner: None,
-                era: 3,
-            },
-            ProbeStep::Normalize {
-                pattern: 0,
-                winner: None,
-                era: 3,
-            },
-            ProbeStep::Read { pattern: 1 },
-        ];
-        let snaps = gpu.probe(&cases, &steps);
-        for (c, case) in cases.iter().enumerate() {
-            let mut t = Trainer::<f32>::new(case.instance, case.params);
-            t.set_state(&case.r, &case.alive);
-            for (s, step) in steps.iter().enumerate() {
-                let snap = &snaps[c][s];
-                let what = |x: &str| format!("{name} case {c} step {s} ({step:?}): {x}");
-                match *step {
-                    ProbeStep::Read { pattern } => {
-                        let (winner, _) = t.read(0, pattern as usize);
-                        let scale = t.currents().iter().fold(0f32, |m, c| m.max(c.abs()));
-                        worst = worst.max(assert_close(
-                            &what("currents"),
-                            &snap.currents,
-                            t.currents(),
-                            TOL * scale,
-                            0.0,
-                        ));
-                        // A winner may differ only where two currents tie
-                        // within the tolerance.
-                        if snap.winner as usize != winner {
-                            let gap =
-                                (t.currents()[winner] - t.currents()[snap.winner as usize]).abs();
-                            assert!(gap <= TOL * scale, "{}", what("winner"));
-                        }
-                    }
-                    ProbeStep::Punish { pattern, era, .. } => {
-                        let k = pattern as usize;
-                        let net = &case.instance.network;
-                        let wrong = (case.instance.task.target[k] + 1) % net.n_out;
-                        t.punish(era, k, wrong)
-                    }
-                    ProbeStep::Normalize { pattern, era, .. } => t.normalize(era, pattern as usize),
-                }
-                worst = worst.max(assert_close(
-                    &what("node voltages"),
-                    &snap.v,
-                    t.v(),
-                    TOL,
-                    TOL,
-                ));
-                worst = worst.max(assert_close(
-                    &what("resistances"),
-                    &snap.r,
-                    &t.r(),
-                    0.0,
-                    TOL,
-                ));
-                worst = worst.max(assert_close(
-                    &what("write energy"),
-                    &[snap.energy_write],
-                    &[t.energy_write],
-                    ENERGY_FLOOR_J,
-                    TOL,
-                ));
-            }
-        }
+        worst = worst.max(steps_agree(gpu, name, &insts, &mut rng));
     }
     eprintln!(
         "single steps [{:?}]: worst deviation {worst:.3} of the tolerance",
         gpu.path()
     );
+}
+
+/// A read, a punish pulse, a normalize pulse and another read on the GPU
+/// from random states of `insts` (log-uniform resistances in [Ron, Roff],
+/// 15% of the edges pruned), each against the CPU's f32 kernel: node
+/// voltages, currents, resistances and energy within TOL (a winner may
+/// differ only where two currents tie within it). Returns the worst
+/// deviation as a share of the tolerance.
+fn steps_agree(
+    gpu: &Gpu,
+    name: &str,
+    insts: &[(Instance, Arc<Params>)],
+    rng: &mut Pcg64,
+) -> f32 {
+    let mut worst = 0f32;
+    // Random states: log-uniform resistances in [Ron, Roff], 15% of the
+    // edges pruned.
+    let states: Vec<(Vec<f32>, Vec<bool>)> = insts
+        .iter()
+        .map(|(inst, _)| {
+            let d = &inst.devices;
+            (0..inst.network.n_edges())
+                .map(|e| {
+                    let (lo, hi) = (d.ron[e].ln(), d.roff[e].ln());
+                    let r = (lo + (hi - lo) * rng.random::<f64>()).exp() as f32;
+                    (r, rng.random::<f64>() >= 0.15)
+                })
+                .unzip()
+        })
+        .collect();
+    let cases: Vec<ProbeCase> = insts
+        .iter()
+        .zip(&states)
+        .map(|((inst, p), (r, alive))| ProbeCase {
+            instance: inst,
+            params: p,
+            r: r.clone(),
+            alive: alive.clone(),
+        })
+        .collect();
+    // Punish and normalize act on a mistake whose wrong winner is the
+    // output after the target.
+    let steps = [
+        ProbeStep::Read { pattern: 0 },
+        ProbeStep::Punish {
+            pattern: 0,
+            winner: None,
+            era: 3,
+        },
+        ProbeStep::Normalize {
+            pattern: 0,
+            winner: None,
+            era: 3,
+        },
+        ProbeStep::Read { pattern: 1 },
+    ];
+    let snaps = gpu.probe(&cases, &steps);
+    for (c, case) in cases.iter().enumerate() {
+        let mut t = Trainer::<f32>::new(case.instance, case.params);
+        t.set_state(&case.r, &case.alive);
+        for (s, step) in steps.iter().enumerate() {
+            let snap = &snaps[c][s];
+            let what = |x: &str| format!("{name} case {c} step {s} ({step:?}): {x}");
+            match *step {
+                ProbeStep::Read { pattern } => {
+                    let (winner, _) = t.read(0, pattern as usize);
+                    let scale = t.currents().iter().fold(0f32, |m, c| m.max(c.abs()));
+                    worst = worst.max(assert_close(
+                        &what("currents"),
+                        &snap.currents,
+                        t.currents(),
+                        TOL * scale,
+                        0.0,
+                    ));
+                    // A winner may differ only where two currents tie
+                    // within the tolerance.
+                    if snap.winner as usize != winner {
+                        let gap =
+                            (t.currents()[winner] - t.currents()[snap.winner as usize]).abs();
+                        assert!(gap <= TOL * scale, "{}", what("winner"));
+                    }
+                }
+                ProbeStep::Punish { pattern, era, .. } => {
+                    let k = pattern as usize;
+                    let net = &case.instance.network;
+                    let wrong = (case.instance.task.target[k] + 1) % net.n_out;
+                    t.punish(era, k, wrong)
+                }
+                ProbeStep::Normalize { pattern, era, .. } => t.normalize(era, pattern as usize),
+            }
+            worst = worst.max(assert_close(
+                &what("node voltages"),
+                &snap.v,
+                t.v(),
+                TOL,
+                TOL,
+            ));
+            worst = worst.max(assert_close(
+                &what("resistances"),
+                &snap.r,
+                &t.r(),
+                0.0,
+                TOL,
+            ));
+            worst = worst.max(assert_close(
+                &what("write energy"),
+                &[snap.energy_write],
+                &[t.energy_write],
+                ENERGY_FLOOR_J,
+                TOL,
+            ));
+        }
+    }
+    worst
 }
 
 /// How many instances reached the same `recalled` and `converged_era`.
@@ -274,54 +291,61 @@ fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point() {
 }
 
 fn whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point_on(gpu: &Gpu) {
-    let n = 300;
     for (point, (name, params)) in configs().into_iter().enumerate() {
-        let b = batch(&params, point, n);
-        let on_gpu = gpu.train(&b);
-        let f32_cpu = Cpu {
-            precision: Precision::F32,
-            solver: memsweep::model::circuit::SolverChoice::Auto,
-        }
-        .train(&b);
-        let f64_cpu = Cpu {
-            precision: Precision::F64,
-            solver: memsweep::model::circuit::SolverChoice::Auto,
-        }
-        .train(&b);
-        let same = same_outcomes(&on_gpu, &f32_cpu);
-        let p = params.n_patterns();
-        let (gm, ga) = summary(&on_gpu, p);
-        let (cm, ca) = summary(&f64_cpu, p);
-        // Standard errors of the f64 means: of recalled/P from its sample
-        // variance, of Pr[learned_all] from the binomial, floored at 1/n.
-        let var = f64_cpu
-            .iter()
-            .map(|o| (o.recalled as f64 / p as f64 - cm).powi(2))
-            .sum::<f64>()
-            / (n - 1) as f64;
-        let se_mean = (var / n as f64).sqrt().max(1.0 / n as f64);
-        let se_all = (ca * (1.0 - ca) / n as f64).sqrt().max(1.0 / n as f64);
-        eprintln!(
-            "{name} [{:?}]: {same}/{n} identical (recalled, converged_era) vs cpu f32; \
-             recalled/P gpu {gm:.4} cpu-f64 {cm:.4} (se {se_mean:.4}); \
-             Pr[learned_all] gpu {ga:.4} cpu-f64 {ca:.4} (se {se_all:.4})",
-            gpu.path()
-        );
-        assert!(
-            same as f64 >= 0.95 * n as f64,
-            "{name}: only {same}/{n} instances agree"
-        );
-        assert!((gm - cm).abs() <= 3.0 * se_mean, "{name}: mean recalled/P");
-        assert!((ga - ca).abs() <= 3.0 * se_all, "{name}: Pr[learned_all]");
-        // Where the outcomes agree, so does the rest of the record, up to
-        // rounding.
-        for (g, c) in on_gpu.iter().zip(&f32_cpu) {
-            if g.recalled == c.recalled && g.converged_era == c.converged_era {
-                assert_eq!(g.eras_run, c.eras_run);
-                assert_eq!(g.trace.len(), c.trace.len());
-                assert_eq!(g.r_final.len(), c.r_final.len());
-                assert_eq!(g.final_currents.len(), c.final_currents.len());
-            }
+        training_agrees(gpu, name, &params, point, 300);
+    }
+}
+
+/// Trains `n` instances of `params` on the GPU and on the CPU (f32 and
+/// f64): `recalled` and `converged_era` identical to the f32 kernel's for
+/// at least 95% of them, the grid point's means (recalled / P,
+/// Pr[learned_all]) within three standard errors of the f64 backend's.
+fn training_agrees(gpu: &Gpu, name: &str, params: &Params, point: usize, n: usize) {
+    let b = batch(&params, point, n);
+    let on_gpu = gpu.train(&b);
+    let f32_cpu = Cpu {
+        precision: Precision::F32,
+        solver: memsweep::model::circuit::SolverChoice::Auto,
+    }
+    .train(&b);
+    let f64_cpu = Cpu {
+        precision: Precision::F64,
+        solver: memsweep::model::circuit::SolverChoice::Auto,
+    }
+    .train(&b);
+    let same = same_outcomes(&on_gpu, &f32_cpu);
+    let p = params.n_patterns();
+    let (gm, ga) = summary(&on_gpu, p);
+    let (cm, ca) = summary(&f64_cpu, p);
+    // Standard errors of the f64 means: of recalled/P from its sample
+    // variance, of Pr[learned_all] from the binomial, floored at 1/n.
+    let var = f64_cpu
+        .iter()
+        .map(|o| (o.recalled as f64 / p as f64 - cm).powi(2))
+        .sum::<f64>()
+        / (n - 1) as f64;
+    let se_mean = (var / n as f64).sqrt().max(1.0 / n as f64);
+    let se_all = (ca * (1.0 - ca) / n as f64).sqrt().max(1.0 / n as f64);
+    eprintln!(
+        "{name} [{:?}]: {same}/{n} identical (recalled, converged_era) vs cpu f32; \
+         recalled/P gpu {gm:.4} cpu-f64 {cm:.4} (se {se_mean:.4}); \
+         Pr[learned_all] gpu {ga:.4} cpu-f64 {ca:.4} (se {se_all:.4})",
+        gpu.path()
+    );
+    assert!(
+        same as f64 >= 0.95 * n as f64,
+        "{name}: only {same}/{n} instances agree"
+    );
+    assert!((gm - cm).abs() <= 3.0 * se_mean, "{name}: mean recalled/P");
+    assert!((ga - ca).abs() <= 3.0 * se_all, "{name}: Pr[learned_all]");
+    // Where the outcomes agree, so does the rest of the record, up to
+    // rounding.
+    for (g, c) in on_gpu.iter().zip(&f32_cpu) {
+        if g.recalled == c.recalled && g.converged_era == c.converged_era {
+            assert_eq!(g.eras_run, c.eras_run);
+            assert_eq!(g.trace.len(), c.trace.len());
+            assert_eq!(g.r_final.len(), c.r_final.len());
+            assert_eq!(g.final_currents.len(), c.final_currents.len());
         }
     }
 }
@@ -573,4 +597,88 @@ fn a_network_too_large_for_lavapipe_is_refused_up_front() {
         line.contains("lavapipe") && line.contains("65535") && line.contains("--backend cpu"),
         "{line}"
     );
+}
+
+/// The large configurations, beyond the dense path's bound, which the
+/// iterative path takes: random_bulk networks of 256 and 1,024 bulk nodes
+/// (8 in, 8 out, mean degree 10, as `memsweep bench`'s bulk-1040) and
+/// 32-128-32; with pruning (MODEL.md's default p_prune 0.3) and
+/// cycle-to-cycle noise, the smaller random one with read noise.
+fn large_configs() -> Vec<(&'static str, Params)> {
+    let bulk = |n_bulk: usize| {
+        let mut p = Params::default();
+        p.network.n_in = 8;
+        p.network.hidden = Vec::new();
+        p.network.n_out = 8;
+        p.network.topology = Topology::RandomBulk;
+        p.network.n_bulk = n_bulk;
+        p.network.p_bulk = 10.0 / n_bulk as f64;
+        p.network.k_attach = 4;
+        p.device.sigma_c2c = 0.2;
+        p
+    };
+    let mut small = bulk(256);
+    small.training.sigma_read = 0.05;
+    let mut layered = Params::default();
+    layered.network.n_in = 32;
+    layered.network.hidden = vec![128];
+    layered.network.n_out = 32;
+    layered.device.sigma_c2c = 0.2;
+    vec![
+        ("bulk-272", small),
+        ("bulk-1040", bulk(1024)),
+        ("32-128-32", layered),
+    ]
+}
+
+/// Instances per large configuration: `default`, or MEMSWEEP_LARGE_INSTANCES
+/// (scripts/gpu-check.sh asks for more on a GPU).
+fn large_instances(default: usize) -> usize {
+    std::env::var("MEMSWEEP_LARGE_INSTANCES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Single steps of the large configurations from random states, as
+/// `single_reads_and_pulses_agree_with_the_cpu_f32_kernel` (same
+/// tolerances): the iterative path against the CPU's f32 kernel.
+#[test]
+fn large_networks_single_steps_agree_with_the_cpu_f32_kernel() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = Pcg64::seed_from_u64(19);
+    let mut worst = 0f32;
+    for (point, (name, params)) in large_configs().into_iter().enumerate() {
+        let insts = batch(&params, 40 + point, large_instances(8));
+        let here = steps_agree(&gpu, name, &insts, &mut rng);
+        eprintln!("{name}: worst deviation {here:.3} of the tolerance");
+        worst = worst.max(here);
+    }
+    eprintln!("large single steps: worst deviation {worst:.3} of the tolerance");
+}
+
+/// Whole training of the large configurations on the iterative path
+/// against the CPU, as
+/// `whole_training_agrees_with_the_cpu_per_instance_and_per_grid_point`
+/// (same thresholds), with fewer instances and eras to fit CI's time on
+/// lavapipe: 24 instances of 4 eras of bulk-272, 6 of 2 eras of the
+/// others (MEMSWEEP_LARGE_INSTANCES and MEMSWEEP_LARGE_ERAS ask for more,
+/// as scripts/gpu-check.sh does on a GPU).
+#[test]
+fn large_networks_train_as_on_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let eras = |default: usize| {
+        std::env::var("MEMSWEEP_LARGE_ERAS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    for (point, (name, mut params)) in large_configs().into_iter().enumerate() {
+        let (n, max_eras) = match point {
+            0 => (large_instances(24), eras(4)),
+            _ => (large_instances(6), eras(2)),
+        };
+        params.training.max_eras = max_eras;
+        training_agrees(&gpu, name, &params, 50 + point, n);
+    }
 }
