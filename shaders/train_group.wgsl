@@ -806,7 +806,7 @@ fn solve_split(sp: vec3<u32>, fresh: bool) {
 // Solver::solve_iterative: Jacobi-preconditioned conjugate gradients on
 // the free nodes that something drives, started from the last solve's
 // voltages (extrapolated linearly within a pulse), until
-// r^T D^-1 r <= tol^2 b^T D^-1 b (real.rs Real::CG_TOLERANCE in f32). Nodes
+// r^T D^-1 r <= tol^2 b^T D^-1 b (tol: real.rs CG_TOLERANCE, f32). Nodes
 // are strided over the invocations: each computes its nodes' rows of the
 // product A p from their adjacency, and the two dot products of an
 // iteration are tree reductions over the workgroup. One difference from
@@ -845,7 +845,7 @@ fn at_cg(vector: u32, i: u32) -> u32 {
 // used in turn, so that one can be cleared while no invocation reads it).
 var<workgroup> spread: array<atomic<u32>, 3>;
 var<workgroup> wg_pair: vec2<f32>;
-var<workgroup> partial2: array<vec2<f32>, WG>;
+var<workgroup> partial2: array<vec2<f32>, (WG - 1u) * LARGE + 1u>;
 // Solves since the boundary was prepared: from the second on, a solve
 // starts from the voltages extrapolated from the last two.
 var<private> boundary_solves: u32;

@@ -228,7 +228,7 @@ impl GroupShape {
         let links = (n * n).div_ceil(4) + 1;
         let conductances = if self.large { 1 } else { self.edges() as u64 };
         // The iterative path's reductions.
-        let pairs = 2 * self.wg as u64 + 6;
+        let pairs = if self.large { 2 * self.wg as u64 } else { 2 } + 6;
         let words = conductances + pairs
             + 12 * n
             + (n + 2) * sets
