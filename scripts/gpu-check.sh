@@ -26,9 +26,9 @@
 #                  64-256-64)
 #   BIG_TIMEOUT    seconds for each bench run of a large configuration (600)
 #   LARGE_SIZE     instances per large agreement configuration
-#                  (MEMSWEEP_LARGE_INSTANCES; 64)
+#                  (MEMSWEEP_LARGE_INSTANCES; 300)
 #   LARGE_ERAS     eras of the large whole-training agreement test
-#                  (MEMSWEEP_LARGE_ERAS; 8)
+#                  (MEMSWEEP_LARGE_ERAS; 20, the default max_eras)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
 #                  (MEMSWEEP_GROUP_WG; "32 128"; empty: none)
 #   REUSE_SWEEP    MEMSWEEP_GROUP_REUSE values to time 8-16-8 with besides
@@ -70,8 +70,8 @@ GPU_DEEP=${GPU_DEEP:-5000}
 GPU_BIG=${GPU_BIG:-10000}
 CPU_BIG_SCALE=${CPU_BIG_SCALE:-1}
 BIG_TIMEOUT=${BIG_TIMEOUT:-600}
-LARGE_SIZE=${LARGE_SIZE:-64}
-LARGE_ERAS=${LARGE_ERAS:-8}
+LARGE_SIZE=${LARGE_SIZE:-300}
+LARGE_ERAS=${LARGE_ERAS:-20}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP-32 128}
 PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
 REUSE_SWEEP=${REUSE_SWEEP-0}

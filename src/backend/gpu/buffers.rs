@@ -796,7 +796,12 @@ impl Gpu {
     }
 
     /// Zero `flat`'s scratch regions (`Flat::scratch_regions`).
-    pub(super) fn clear_scratch(&self, encoder: &mut wgpu::CommandEncoder, b: &Buffers, flat: &Flat) {
+    pub(super) fn clear_scratch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        b: &Buffers,
+        flat: &Flat,
+    ) {
         let [(us_at, us_size), (fs_at, fs_size)] = flat.scratch_regions();
         encoder.clear_buffer(&b.us, us_at, Some(us_size));
         encoder.clear_buffer(&b.fs, fs_at, Some(fs_size));

@@ -1,26 +1,34 @@
-//! The workgroup layout (`shaders/train_group.wgsl`), one workgroup per
-//! instance: its shape, its pipelines, its runtime checks. The kernel's shape (`GroupShape`: invocations, edges
-//! per invocation, node count, dense bound, pivots per barrier, hence the
-//! sizes of its workgroup arrays) is written into the shader's first lines
-//! per chunk, and its pipelines are built on first use. The shader's own
-//! comment says who does what. The dense bound is the count of nodes
-//! outside the network's parity class (`Network::parity_class`), which
-//! the kernel eliminates first wherever its greedy split would leave more
-//! dense. It keeps the persistent state in the same interleaved slots of
-//! `fs`, `us` and `state` as the thread layout (the parent module), reads them at the
-//! start of a dispatch and writes them back at its end, so buffers,
-//! upload, readback and probes are shared. One dispatch runs up to
-//! ERAS_PER_CHECK whole eras (`Gpu::group_plan`; on lavapipe as many
-//! patterns or eras as its loop budget allows,
-//! `GroupShape::loop_iterations`), once the first eras show that they
-//! keep it under MULTI_ERA_SECONDS.
-//! Instances are grouped by layout and shape before chunking, so that how
-//! an instance's sums are cut across invocations depends on its network
-//! alone. docs/gpu.md describes the kernel; docs/performance.md has its
-//! measured speed.
+//! The kernel (`shaders/train_group.wgsl`), one workgroup per instance:
+//! its shape, its pipelines, its runtime checks. The kernel's shape
+//! (`GroupShape`: invocations, edges per invocation, node count, dense
+//! bound, pivots per barrier, the path, hence the sizes of its workgroup
+//! arrays) is written into the shader's first lines per chunk, and its
+//! pipelines are built on first use. The shader's own comment says who does
+//! what.
 //!
-//! Not here: when a chunk takes this layout and how many patterns and eras
-//! a dispatch runs (`Gpu::group_plan`, in the parent module).
+//! The dense path: the dense bound is the count of nodes outside the
+//! network's parity class (`Network::parity_class`), which the kernel
+//! eliminates first wherever its greedy split would leave more dense. It
+//! reads the persistent state from the interleaved slots of `fs`, `us` and
+//! `state` at the start of a dispatch and writes it back at its end. One
+//! dispatch runs up to ERAS_PER_CHECK whole eras (`Gpu::group_plan`; on
+//! lavapipe as many patterns or eras as its loop budget allows,
+//! `GroupShape::loop_iterations`), once the first eras show that they keep
+//! it under MULTI_ERA_SECONDS.
+//!
+//! The iterative path (`GroupShape::large`), for networks whose dense
+//! system does not fit: the circuit stays in `fs` and `us`, the solve is
+//! conjugate gradients, and a dispatch runs one step (a read, a pulse's
+//! start, a substep, an era's end); on lavapipe the loop budget caps a
+//! solve's iterations (`GroupShape::large_loop_iterations`).
+//!
+//! Both share buffers, upload, readback and probes. Instances are grouped
+//! by shape before chunking, so that how an instance's sums are cut across
+//! invocations depends on its network alone. docs/gpu.md describes the
+//! kernel; docs/performance.md has its measured speed.
+//!
+//! Not here: which path a chunk takes and how many patterns and eras a
+//! dispatch runs (`Gpu::group_plan`, in the parent module).
 
 use std::sync::Arc;
 
@@ -229,7 +237,8 @@ impl GroupShape {
         let conductances = if self.large { 1 } else { self.edges() as u64 };
         // The iterative path's reductions.
         let pairs = if self.large { 2 * self.wg as u64 } else { 2 } + 6;
-        let words = conductances + pairs
+        let words = conductances
+            + pairs
             + 12 * n
             + (n + 2) * sets
             + links

@@ -995,7 +995,6 @@ mod tests {
             Slots {
                 edges: 1,
                 nodes: 2,
-                dense: 1,
                 outputs: 1,
                 group_dense: 1,
             },
@@ -1045,7 +1044,13 @@ mod tests {
         }
         for shape in large_shapes() {
             validate(&shape.source());
-            validate(&GroupShape { cg_cap: 256, ..shape }.source());
+            validate(
+                &GroupShape {
+                    cg_cap: 256,
+                    ..shape
+                }
+                .source(),
+            );
         }
     }
 
@@ -1072,10 +1077,10 @@ mod tests {
         assert!(bench[2].workgroup_bytes() < 28 << 10);
         assert!(bench[3].workgroup_bytes() < 40 << 10);
         // The iterative path keeps nothing per edge or node in workgroup
-        // memory: a few KiB whatever the size.
+        // memory: 5 KiB whatever the size (most of it the reductions').
         for shape in large_shapes() {
             assert!(shape.large && shape.wg == 256);
-            assert!(shape.workgroup_bytes() < 4 << 10, "{shape:?}");
+            assert!(shape.workgroup_bytes() < 5 << 10, "{shape:?}");
         }
     }
 

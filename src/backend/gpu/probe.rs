@@ -66,11 +66,7 @@ impl Gpu {
             .map(|c| (c.instance.clone(), Arc::new(c.params.clone())))
             .collect();
         let chunk: Vec<&(Instance, Arc<Params>)> = owned.iter().collect();
-        assert_eq!(
-            self.plan(&chunk).len(),
-            1,
-            "probe cases must fit one chunk"
-        );
+        assert_eq!(self.plan(&chunk).len(), 1, "probe cases must fit one chunk");
         let initial: Vec<(&[f32], &[bool])> = cases
             .iter()
             .map(|c| (c.r.as_slice(), c.alive.as_slice()))
