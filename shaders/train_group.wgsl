@@ -63,6 +63,7 @@ const PIVOTS: u32 = 2u;
 const REPEAT: u32 = 0u;
 const REUSE: u32 = 1u;
 const CACHE: u32 = 1u;
+const O_MAX: u32 = 32u;
 const LARGE: u32 = 0u;
 const CG_CAP: u32 = 0xffffffffu;
 // shape end
@@ -111,7 +112,7 @@ var<workgroup> piv: array<f32, D_MAX + 1u>;
 // Two pivots per barrier (PIVOTS == 2): the latest pivot column, in two
 // halves used in turn.
 var<workgroup> pair_col: array<f32, 2u * (D_MAX + 1u)>;
-var<workgroup> out_cur: array<f32, N_MAX>;
+var<workgroup> out_cur: array<f32, O_MAX>;
 var<workgroup> partial: array<f32, WG>;
 var<workgroup> partial_count: array<u32, WG>;
 // Whether a substep moved a device (MOVED_ANY), and one with an eliminated

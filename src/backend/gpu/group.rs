@@ -58,11 +58,14 @@ pub struct GroupShape {
     /// share until pruning changes the alive edges (train_group.wgsl
     /// `at_split`).
     pub cache: bool,
+    /// The outputs' currents in workgroup memory (`O_MAX`): `nodes` on the
+    /// dense path, the outputs on the iterative path.
+    pub outputs: u32,
     /// The iterative path (`LARGE` in the shader): state in storage
     /// buffers, conjugate gradients instead of the dense solve, one step
     /// per dispatch; for networks whose dense system does not fit the
-    /// workgroup. `nodes` and `dense` then only size the workgroup arrays
-    /// the dense path would use (the outputs' currents among them).
+    /// workgroup. `nodes` and `dense` then only size the dense path's
+    /// workgroup arrays, which it leaves unused: 8 and 1.
     pub large: bool,
     /// The most conjugate-gradient iterations per solve, where lavapipe's
     /// loop budget bounds them (`u32::MAX` elsewhere).
@@ -188,6 +191,7 @@ impl GroupShape {
                 .reuse
                 .unwrap_or(slots.group_dense as u32 <= REUSE_MAX_DENSE),
             cache: knobs.cache,
+            outputs: (slots.nodes as u32).next_multiple_of(8),
             large: false,
             cg_cap: u32::MAX,
         }
@@ -198,7 +202,8 @@ impl GroupShape {
     pub(super) fn large(slots: Slots, knobs: &GroupKnobs) -> GroupShape {
         let dense = GroupShape::of(slots, knobs);
         GroupShape {
-            nodes: (slots.outputs as u32).next_multiple_of(8).max(8),
+            nodes: 8,
+            outputs: (slots.outputs as u32).next_multiple_of(8).max(8),
             dense: 1,
             pivots: 1,
             repeat: 0,
@@ -239,7 +244,8 @@ impl GroupShape {
         let pairs = if self.large { 2 * self.wg as u64 } else { 2 } + 6;
         let words = conductances
             + pairs
-            + 12 * n
+            + self.outputs as u64
+            + 11 * n
             + (n + 2) * sets
             + links
             + (1 + self.reuse as u64) * self.triangle() as u64
@@ -261,7 +267,7 @@ impl GroupShape {
             "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
              const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
              const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\nconst REUSE: u32 = {}u;\nconst CACHE: u32 = {}u;\n\
-             const LARGE: u32 = {}u;\nconst CG_CAP: u32 = {}u;\n{}",
+             const O_MAX: u32 = {}u;\nconst LARGE: u32 = {}u;\nconst CG_CAP: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
@@ -272,6 +278,7 @@ impl GroupShape {
             self.repeat,
             self.reuse as u32,
             self.cache as u32,
+            self.outputs,
             self.large as u32,
             self.cg_cap,
             &GROUP_SHADER[end..]

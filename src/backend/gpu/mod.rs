@@ -1077,8 +1077,7 @@ mod tests {
         assert!(bench[2].workgroup_bytes() < 28 << 10);
         assert!(bench[3].workgroup_bytes() < 40 << 10);
         // The iterative path keeps nothing per edge or node in workgroup
-        // memory: a few KiB whatever the size (the reductions', and the
-        // dense path's arrays sized for the outputs).
+        // memory: a few KiB whatever the size, most of it the reductions'.
         for shape in large_shapes() {
             assert!(shape.large && shape.wg == 256);
             assert!(shape.workgroup_bytes() < 8 << 10, "{shape:?}");
