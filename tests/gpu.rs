@@ -671,7 +671,7 @@ fn large_networks_single_steps_agree_with_the_cpu_f32_kernel() {
 /// (same thresholds), with fewer instances and eras to fit CI's time on
 /// lavapipe (an instance-era of bulk-1040 or 32-128-32 takes about 1.6 s
 /// there): 16 instances of 4 eras of bulk-272, 6 of 2 eras of the others,
-/// about 75 s (MEMSWEEP_LARGE_INSTANCES and MEMSWEEP_LARGE_ERAS ask for
+/// about 80 s (MEMSWEEP_LARGE_INSTANCES and MEMSWEEP_LARGE_ERAS ask for
 /// more, as scripts/gpu-check.sh does on a GPU: 300 instances of 20 eras).
 #[test]
 fn large_networks_train_as_on_the_cpu() {
