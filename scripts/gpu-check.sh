@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with a GPU, run the GPU-vs-CPU agreement
-# tests (both GPU layouts) and the bench (the CPU backend on CPU_THREADS
-# threads; the GPU in the workgroup layout, and in the thread layout for
-# comparison), and print one compact table. Takes a few minutes at most.
+# tests (the dense and the iterative path) and the bench (the CPU backend on
+# CPU_THREADS threads against the GPU, on the small and mid-size
+# configurations and on the large ones the iterative path takes: bulk-1040,
+# 32-128-32, 64-256-64), and print one compact table. Takes a few minutes
+# with the small ones, up to about 20 with the large ones.
 #
 # Usage:
 #   scripts/gpu-check.sh                       build with cargo, then run
@@ -17,6 +19,16 @@
 #   GPU_MID        instances of 16-64-16 on the GPU (5000)
 #   GPU_LARGE      instances of 8-16-8 in a second, larger GPU run (50000)
 #   GPU_DEEP       instances of 8-[32,32,32]-8 on the GPU (5000; 0: not run)
+#   GPU_BIG        instances of each large configuration on the GPU (10000;
+#                  0: the large configurations are not run)
+#   CPU_BIG_SCALE  multiplies the CPU's bench instance counts of the large
+#                  configurations (1: 4 of bulk-1040, 2 of 32-128-32, 1 of
+#                  64-256-64)
+#   BIG_TIMEOUT    seconds for each bench run of a large configuration (600)
+#   LARGE_SIZE     instances per large agreement configuration
+#                  (MEMSWEEP_LARGE_INSTANCES; 300)
+#   LARGE_ERAS     eras of the large whole-training agreement test
+#                  (MEMSWEEP_LARGE_ERAS; 20, the default max_eras)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
 #                  (MEMSWEEP_GROUP_WG; "32 128"; empty: none)
 #   REUSE_SWEEP    MEMSWEEP_GROUP_REUSE values to time 8-16-8 with besides
@@ -35,9 +47,8 @@
 #                  time, timing 8-16-8 and 16-64-16 (MEMSWEEP_GROUP_REPEAT:
 #                  prepare, sums, solve; "prepare sums solve"; empty: none).
 #                  The rows stay the same; the time added is the stage's
-#   SCALING_SWEEP  instance counts to time 8-16-8 with in the workgroup
-#                  layout, few enough that the multiprocessors are not
-#                  full ("132 528 2112": 1, 4 and 16 per multiprocessor of
+#   SCALING_SWEEP  instance counts to time 8-16-8 with, few enough that
+#                  the multiprocessors are not full ("132 528 2112": 1, 4 and 16 per multiprocessor of
 #                  an H100 or H200; empty: none). The time per era at 1
 #                  per multiprocessor is one instance's latency; where the
 #                  rate stops growing with the count, the GPU is full
@@ -56,6 +67,11 @@ GPU_INSTANCES=${GPU_INSTANCES:-10000}
 GPU_MID=${GPU_MID:-5000}
 GPU_LARGE=${GPU_LARGE:-50000}
 GPU_DEEP=${GPU_DEEP:-5000}
+GPU_BIG=${GPU_BIG:-10000}
+CPU_BIG_SCALE=${CPU_BIG_SCALE:-1}
+BIG_TIMEOUT=${BIG_TIMEOUT:-600}
+LARGE_SIZE=${LARGE_SIZE:-300}
+LARGE_ERAS=${LARGE_ERAS:-20}
 GROUP_WG_SWEEP=${GROUP_WG_SWEEP-32 128}
 PIVOTS_SWEEP=${PIVOTS_SWEEP-1}
 REUSE_SWEEP=${REUSE_SWEEP-0}
@@ -98,7 +114,8 @@ echo "== adapters"
 
 echo "== agreement with the CPU (tests/gpu.rs, mid-size included)"
 start=$SECONDS
-MEMSWEEP_MID_SIZE_INSTANCES=$MID_SIZE timeout 150 "$GPU_TESTS" --include-ignored --nocapture \
+MEMSWEEP_MID_SIZE_INSTANCES=$MID_SIZE MEMSWEEP_LARGE_INSTANCES=$LARGE_SIZE \
+    MEMSWEEP_LARGE_ERAS=$LARGE_ERAS timeout 900 "$GPU_TESTS" --include-ignored --nocapture \
     >"$LOG/tests.txt" 2>&1
 tests_status=$?
 grep -E "running on|identical|worst deviation|^test |test result|panicked" "$LOG/tests.txt" | awk '!seen[$0]++'
@@ -108,45 +125,44 @@ echo "== bench: CPU on $CPU_THREADS threads; GPU on $GPU_INSTANCES instances per
 start=$SECONDS
 bench_status=0
 runs=()
-# bench LABEL ARGS...: one `memsweep bench` run, its rows labelled LABEL.
+# bench LABEL ARGS...: one `memsweep bench` run, its rows labelled LABEL,
+# within BENCH_TIMEOUT seconds (or TIMEOUT, if set).
 bench() {
     local label=$1
     shift
     runs+=("$label")
-    timeout "$BENCH_TIMEOUT" "$MEMSWEEP" bench --json "$@" >>"$LOG/bench-$label.jsonl" \
+    timeout "${TIMEOUT:-$BENCH_TIMEOUT}" "$MEMSWEEP" bench --json "$@" >>"$LOG/bench-$label.jsonl" \
         2>>"$LOG/bench-$label.err" || { bench_status=1; echo "bench $label: failed or timed out"; }
 }
 rm -f "$LOG"/bench-*.jsonl "$LOG"/bench-*.err
 bench cpu --backend cpu --threads "$CPU_THREADS" --scale "$CPU_SCALE" \
     --config 2-4-2 --config 8-16-8 --config 16-64-16 --config '8-[32,32,32]-8'
-bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_INSTANCES" \
+bench group --backend gpu --gpu-instances "$GPU_INSTANCES" \
     --config 2-4-2 --config 8-16-8
-bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_MID" --config 16-64-16
-MEMSWEEP_GPU_TIMING=1 bench group-large --backend gpu --gpu-layout group \
+bench group --backend gpu --gpu-instances "$GPU_MID" --config 16-64-16
+MEMSWEEP_GPU_TIMING=1 bench group-large --backend gpu \
     --gpu-instances "$GPU_LARGE" --config 8-16-8
-bench thread --backend gpu --gpu-layout thread --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 for wg in $GROUP_WG_SWEEP; do
-    MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu --gpu-layout group \
+    MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
 for u in $REUSE_SWEEP; do
-    MEMSWEEP_GROUP_REUSE=$u bench "group-u$u" --backend gpu --gpu-layout group \
+    MEMSWEEP_GROUP_REUSE=$u bench "group-u$u" --backend gpu \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
 for c in $CACHE_SWEEP; do
-    MEMSWEEP_GROUP_CACHE=$c bench "group-c$c" --backend gpu --gpu-layout group \
+    MEMSWEEP_GROUP_CACHE=$c bench "group-c$c" --backend gpu \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
-# sweep KNOB LABEL VALUES...: 8-16-8 and 16-64-16 in the workgroup layout
-# with the environment variable KNOB at each value, labelled LABEL<value>.
+# sweep KNOB LABEL VALUES...: 8-16-8 and 16-64-16 with the environment variable KNOB at each value, labelled LABEL<value>.
 sweep() {
     local knob=$1 label=$2 value
     shift 2
     for value in "$@"; do
         export "$knob=$value"
-        bench "$label$value" --backend gpu --gpu-layout group \
+        bench "$label$value" --backend gpu \
             --gpu-instances "$GPU_INSTANCES" --config 8-16-8
-        bench "$label$value" --backend gpu --gpu-layout group \
+        bench "$label$value" --backend gpu \
             --gpu-instances "$GPU_MID" --config 16-64-16
         unset "$knob"
     done
@@ -159,15 +175,26 @@ sweep() {
     sweep MEMSWEEP_GROUP_REPEAT group-r $REPEAT_SWEEP
 }
 for n in $SCALING_SWEEP; do
-    MEMSWEEP_GPU_TIMING=1 bench "group-n$n" --backend gpu --gpu-layout group \
+    MEMSWEEP_GPU_TIMING=1 bench "group-n$n" --backend gpu \
         --gpu-instances "$n" --config 8-16-8
 done
 if [[ $GPU_DEEP -gt 0 ]]; then
-    bench group --backend gpu --gpu-layout group --gpu-instances "$GPU_DEEP" \
+    bench group --backend gpu --gpu-instances "$GPU_DEEP" \
         --config '8-[32,32,32]-8'
+fi
+# The large configurations, on the iterative path: one CPU run and one GPU
+# run each, so that a slow one does not starve the others.
+if [[ $GPU_BIG -gt 0 ]]; then
+    for config in bulk-1040 32-128-32 64-256-64; do
+        TIMEOUT=$BIG_TIMEOUT bench cpu --backend cpu --threads "$CPU_THREADS" \
+            --scale "$CPU_BIG_SCALE" --config "$config"
+        TIMEOUT=$BIG_TIMEOUT MEMSWEEP_GPU_TIMING=1 bench big --backend gpu \
+            --gpu-instances "$GPU_BIG" --config "$config"
+    done
 fi
 cat "$LOG"/bench-*.err | grep -v "XDG_RUNTIME_DIR" | grep -E "skipped|error|panicked" | sort -u | head -8
 grep -h "gpu: " "$LOG/bench-group-large.err" | tail -6
+[[ -f "$LOG/bench-big.err" ]] && grep -h "s per era" "$LOG/bench-big.err" | head -6
 for n in $SCALING_SWEEP; do
     grep -h "s per era" "$LOG/bench-group-n$n.err" | head -3
 done

@@ -1,8 +1,8 @@
-// What both kernels share (src/backend/gpu puts this file before each of
-// train.wgsl and train_group.wgsl): the buffers and their structs, the
-// instance's description and where its network lies in `net`, the counter
-// hash of rng.rs, the boundary of each phase (phase.rs) and the threshold
-// memristor's rate (device.rs).
+// What the kernel (shaders/train_group.wgsl, which src/backend/gpu puts
+// after this file) shares with the Rust mirrors: the buffers and their
+// structs, the instance's description and where its network lies in `net`,
+// the counter hash of rng.rs, the boundary of each phase (phase.rs) and the
+// threshold memristor's rate (device.rs).
 //
 // Memory (src/backend/gpu/buffers.rs builds it):
 // - `chunk`: the chunk's layout and this dispatch's step, one entry of a
@@ -10,7 +10,7 @@
 // - `desc[lane]`: the instance's description and parameters (InstanceDesc);
 // - `net`: topology and adjacency (shared by instances with the same
 //   network) and each instance's task, at offsets given in its description;
-// - `fs`, `us`: per-instance state (and, in the thread layout, scratch),
+// - `fs`, `us`: per-instance state (and the iterative path's vectors),
 //   interleaved by lane: value `slot` of lane `lane` sits at
 //   `slot * chunk.n_lanes + lane`;
 // - `state[lane]`: what survives between dispatches (InstanceState);
@@ -102,27 +102,28 @@ struct InstanceState {
 // chunk's layout, and the step of the era loop this dispatch runs.
 struct Chunk {
     n_lanes: u32,
-    // Slot counts of the interleaved state: edges, nodes, dense-system
-    // size and outputs, each the maximum over the chunk's instances.
+    // Slot counts of the interleaved state: edges, nodes, the dense path's
+    // bound on its dense system, and outputs, each the maximum over the
+    // chunk's instances.
     m_max: u32,
     n_max: u32,
     d_max: u32,
     o_max: u32,
-    // The pattern k of this step (thread layout); the first pattern of
-    // this dispatch (workgroup layout).
+    // The first pattern of this dispatch (the pattern of an iterative-path
+    // step).
     pattern: u32,
-    // PULSE_PUNISH or PULSE_NORMALIZE, in pulse steps; in workgroup-layout
-    // probes, PROBE_READ too.
+    // PULSE_PUNISH or PULSE_NORMALIZE, in pulse steps and probes; in
+    // dense-path probes, PROBE_READ too.
     pulse: u32,
-    // The Euler substep, in pulse_substep (thread layout).
+    // The Euler substep, in pulse_substep_step (iterative path).
     substep: u32,
     // Always 2: the trip count of the loop-limit canary.
     two: u32,
-    // Workgroup layout: one past the last pattern of this dispatch, and 1
-    // when this dispatch ends the era.
+    // One past the last pattern of this dispatch, and 1 when this dispatch
+    // ends the era.
     pattern_end: u32,
     end_era: u32,
-    // Workgroup layout: eras this dispatch runs (whole eras if more than 1).
+    // Eras this dispatch runs (whole eras if more than 1).
     eras: u32,
 }
 
@@ -222,8 +223,8 @@ fn describe(index: u32) {
 }
 
 // Interleaved slots of the persistent state: f32 ron, roff, vt, r, g (per
-// edge), then v (per node) and currents (per output) after the thread
-// layout's node scratch; u32 alive (per edge).
+// edge), then v (per node) and currents (per output); u32 alive (per
+// edge).
 fn at(slot: u32) -> u32 {
     return slot * chunk.n_lanes + lane;
 }
@@ -233,7 +234,7 @@ fn at_vt(e: u32) -> u32 { return at(2u * chunk.m_max + e); }
 fn at_r(e: u32) -> u32 { return at(3u * chunk.m_max + e); }
 fn at_g(e: u32) -> u32 { return at(4u * chunk.m_max + e); }
 fn at_v(i: u32) -> u32 { return at(5u * chunk.m_max + i); }
-fn at_cur(o: u32) -> u32 { return at(5u * chunk.m_max + 4u * chunk.n_max + o); }
+fn at_cur(o: u32) -> u32 { return at(5u * chunk.m_max + chunk.n_max + o); }
 fn at_alive(e: u32) -> u32 { return at(e); }
 
 fn tail(e: u32) -> u32 { return net[tail_at + e]; }

@@ -1,12 +1,13 @@
 // Learning from mistakes (MODEL.md sections 2-7) for a chunk of independent
 // instances, one workgroup per instance, in f32.
 //
-// The same protocol as shaders/train.wgsl (one invocation per instance),
-// cut across the invocations of a workgroup; read it beside
+// The protocol of the CPU kernel, cut across the invocations of a
+// workgroup; read it beside
 // - src/protocol/training.rs  (era loop, read, pulse, prune),
 // - src/model/step.rs         (the device step, Edges::step_runs),
 // - src/protocol/phase.rs     (boundaries of read/punish/normalize, winner),
-// - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky),
+// - src/model/circuit.rs      (prepare: node split; solve: Schur + Cholesky,
+//                              or conjugate gradients),
 // - src/model/device.rs       (DeviceLaw::rate and step, c2c_factor),
 // - src/rng.rs                (CounterRng: the counter hash).
 //
@@ -14,7 +15,15 @@
 // buffers, the description of an instance, the draws and the phase
 // boundaries.
 //
-// Who does what (invocation `tid` of WG):
+// Two paths. The dense path (LARGE == 0, described here) keeps the
+// instance's circuit in workgroup memory and solves a dense system; networks
+// whose dense system does not fit take the iterative path (LARGE == 1,
+// described at prepare_large), which keeps it in `fs` and solves by
+// conjugate gradients, one step per dispatch (read_step and after). Both
+// share the era loop's functions: read_pattern, move_devices, prune, and
+// prepare/sums/solve, which choose the path.
+//
+// Who does what on the dense path (invocation `tid` of WG):
 // - edges: invocation tid owns edges tid, tid + WG, ... and keeps their
 //   resistance, bounds, threshold and ends in registers for the whole
 //   dispatch; their conductances are shared (`g`), for the node sums and
@@ -37,10 +46,9 @@
 // One dispatch runs patterns chunk.pattern..chunk.pattern_end of an era for
 // every instance still training (and, with chunk.end_era, the era's end):
 // the host cuts an era into as few dispatches as the driver allows. What
-// survives between dispatches is in global memory with the layout of
-// train.wgsl: the edge slots ron, roff, vt, r, g of `fs` and alive of `us`,
-// interleaved by lane (then, with CACHE, the kept split: at_split), and
-// `state`. The differences in arithmetic from the
+// survives between dispatches is in global memory (common.wgsl): the edge
+// slots ron, roff, vt, r, g of `fs` and alive of `us`, interleaved by lane
+// (then, with CACHE, the kept split: at_split), and `state`. The differences in arithmetic from the
 // CPU kernel are of rounding only (the order of a few sums: node sums are
 // recomputed from the edges every substep, the energy is summed per
 // invocation; pivots are scaled by their reciprocal square roots).
@@ -56,6 +64,9 @@ const PIVOTS: u32 = 2u;
 const REPEAT: u32 = 0u;
 const REUSE: u32 = 1u;
 const CACHE: u32 = 1u;
+const O_MAX: u32 = 32u;
+const LARGE: u32 = 0u;
+const CG_CAP: u32 = 0xffffffffu;
 // shape end
 
 // Packed lower triangle of the dense system, rows 0..=D_MAX (the last row
@@ -71,8 +82,8 @@ const W: u32 = (N_MAX + 31u) / 32u;
 const NONE: u32 = 0xffffffffu;
 
 // Shared by the workgroup: the instance's circuit.
-// Conductances.
-var<workgroup> g: array<f32, M_MAX>;
+// Conductances (with LARGE, in `fs` instead: g_of, set_g).
+var<workgroup> g: array<f32, (M_MAX - 1u) * (1u - LARGE) + 1u>;
 var<workgroup> v: array<f32, N_MAX>;
 var<workgroup> cond: array<f32, N_MAX>;
 var<workgroup> inject: array<f32, N_MAX>;
@@ -102,7 +113,7 @@ var<workgroup> piv: array<f32, D_MAX + 1u>;
 // Two pivots per barrier (PIVOTS == 2): the latest pivot column, in two
 // halves used in turn.
 var<workgroup> pair_col: array<f32, 2u * (D_MAX + 1u)>;
-var<workgroup> out_cur: array<f32, N_MAX>;
+var<workgroup> out_cur: array<f32, O_MAX>;
 var<workgroup> partial: array<f32, WG>;
 var<workgroup> partial_count: array<u32, WG>;
 // Whether a substep moved a device (MOVED_ANY), and one with an eliminated
@@ -144,7 +155,28 @@ var<private> split_tag: u32;
 // pulses.
 var<private> energy: f32;
 
-fn is_alive(e: u32) -> bool { return g[e] > 0.0; }
+// Edge e's conductance and node i's voltage: in the workgroup, or with
+// LARGE in their slots of `fs`.
+fn g_of(e: u32) -> f32 {
+    if LARGE == 1u {
+        return fs[at_g(e)];
+    }
+    return g[e];
+}
+fn set_g(e: u32, x: f32) {
+    if LARGE == 1u {
+        fs[at_g(e)] = x;
+    } else {
+        g[e] = x;
+    }
+}
+fn volt(i: u32) -> f32 {
+    if LARGE == 1u {
+        return fs[at_v(i)];
+    }
+    return v[i];
+}
+fn is_alive(e: u32) -> bool { return g_of(e) > 0.0; }
 // Entry (i, k) of the packed triangle.
 fn tri(i: u32, k: u32) -> u32 { return i * (i + 1u) / 2u + k; }
 // The row of the q-th entry of a packed triangle.
@@ -190,12 +222,18 @@ fn load_edges() {
             e_tail[j] = tail(e);
             e_head[j] = head(e);
             e_neg[j] = net[negative_at + e] != 0u;
-            g[e] = fs[at_g(e)];
+            if LARGE == 0u {
+                g[e] = fs[at_g(e)];
+            }
         }
+        e_slot[j] = NONE;
+        e_elim[j] = false;
     }
     split_tag = state[lane].pruned + 1u;
     workgroupBarrier();
-    neighbour_sets();
+    if LARGE == 0u {
+        neighbour_sets();
+    }
 }
 
 fn store_edges() {
@@ -203,8 +241,11 @@ fn store_edges() {
         let e = tid + j * WG;
         if e < n_edges {
             fs[at_r(e)] = e_r[j];
-            fs[at_g(e)] = g[e];
-            us[at_alive(e)] = select(0u, 1u, g[e] > 0.0);
+            let ge = g_of(e);
+            if LARGE == 0u {
+                fs[at_g(e)] = ge;
+            }
+            us[at_alive(e)] = select(0u, 1u, ge > 0.0);
         }
     }
 }
@@ -761,6 +802,261 @@ fn solve_split(sp: vec3<u32>, fresh: bool) {
     workgroupBarrier();
 }
 
+// The iterative path (LARGE): networks whose dense system does not fit the
+// workgroup. The conductances, node voltages and the vectors of the solve
+// live in `fs`, each node's kind in `us`, and the solve is circuit.rs
+// Solver::solve_iterative: Jacobi-preconditioned conjugate gradients on
+// the free nodes that something drives, started from the last solve's
+// voltages (extrapolated linearly within a pulse), until
+// r^T D^-1 r <= tol^2 b^T D^-1 b (tol: real.rs CG_TOLERANCE, f32). Nodes
+// are strided over the invocations: each computes its nodes' rows of the
+// product A p from their adjacency, and the two dot products of an
+// iteration are tree reductions over the workgroup. One difference from
+// circuit.rs: it runs its components one by one, each to the stopping rule
+// on its own; here the driven components are solved together, to the rule
+// on their union (the same system, the same solution; after pruning has
+// split the network, a small component is solved to a looser share of
+// the tolerance).
+
+// The tolerance of the stopping rule (real.rs CG_TOLERANCE, f32).
+const CG_TOLERANCE: f32 = 1e-6;
+
+// Node kinds, in `us` after the alive mask (at_kind): fixed; free and in a
+// component of the alive graph that some fixed node drives (an unknown of
+// the solve); free and undriven (isolated, cut off by pruning, or joined
+// only to grounded nodes), which sits at exactly 0 V.
+const KIND_UNDRIVEN: u32 = 0u;
+const KIND_DRIVEN: u32 = 1u;
+const KIND_FIXED: u32 = 2u;
+fn at_kind(i: u32) -> u32 { return at(chunk.m_max + i); }
+
+// Node vectors of the solve in `fs`, after v and the currents: the
+// voltages before the last solve, the diagonal (gmin + total conductance),
+// the injected current b, the residual r, the search direction p, A p.
+const CG_PREV: u32 = 0u;
+const CG_DIAG: u32 = 1u;
+const CG_B: u32 = 2u;
+const CG_R: u32 = 3u;
+const CG_P: u32 = 4u;
+const CG_Q: u32 = 5u;
+fn at_cg(vector: u32, i: u32) -> u32 {
+    return at(5u * chunk.m_max + chunk.n_max + chunk.o_max + vector * chunk.n_max + i);
+}
+
+// Rounds of the spread of the driven kind that set a node (three flags
+// used in turn, so that one can be cleared while no invocation reads it).
+var<workgroup> spread: array<atomic<u32>, 3>;
+var<workgroup> wg_pair: vec2<f32>;
+var<workgroup> partial2: array<vec2<f32>, (WG - 1u) * LARGE + 1u>;
+// Solves since the boundary was prepared: from the second on, a solve
+// starts from the voltages extrapolated from the last two.
+var<private> boundary_solves: u32;
+
+// Storage written by one invocation, read by another: a barrier for both
+// address spaces.
+fn sync() {
+    storageBarrier();
+    workgroupBarrier();
+}
+
+// The sums of both components of x over the workgroup, in every
+// invocation (a tree, in a fixed order).
+fn reduce_all(x: vec2<f32>) -> vec2<f32> {
+    partial2[tid] = x;
+    workgroupBarrier();
+    for (var half = WG / 2u; half > 0u; half /= 2u) {
+        if tid < half {
+            partial2[tid] += partial2[tid + half];
+        }
+        workgroupBarrier();
+    }
+    if tid == 0u {
+        wg_pair = partial2[0];
+    }
+    return workgroupUniformLoad(&wg_pair);
+}
+
+// circuit.rs Solver::prepare on the iterative path: the fixed nodes and
+// their voltages, and which free nodes are unknowns: those joined by alive
+// edges to a free node into which a fixed node at a nonzero voltage
+// injects current (circuit.rs CgVectors::solve sets a component with
+// b = 0 to 0 V; so do isolated nodes). The driven kind spreads a ring of
+// neighbours per round.
+fn prepare_large() {
+    sync();
+    if tid == 0u {
+        for (var f = 0u; f < 3u; f++) {
+            atomicStore(&spread[f], 0u);
+        }
+    }
+    boundary_solves = 0u;
+    for (var i = tid; i < n_nodes; i += WG) {
+        let fixed = is_fixed(i);
+        us[at_kind(i)] = select(KIND_UNDRIVEN, KIND_FIXED, fixed);
+        if fixed {
+            fs[at_v(i)] = fixed_volts(i);
+        }
+    }
+    sync();
+    for (var i = tid; i < n_nodes; i += WG) {
+        if us[at_kind(i)] == KIND_UNDRIVEN {
+            var driven = false;
+            for (var k = adj_start(i); k < adj_end(i); k++) {
+                let j = adj_other(k);
+                if us[at_kind(j)] == KIND_FIXED && fs[at_v(j)] != 0.0 && is_alive(adj_edge(k)) {
+                    driven = true;
+                }
+            }
+            if driven {
+                us[at_kind(i)] = KIND_DRIVEN;
+            }
+        }
+    }
+    let rounds = broadcast(n_nodes);
+    for (var round = 0u; round <= rounds; round++) {
+        if tid == 0u {
+            atomicStore(&spread[(round + 1u) % 3u], 0u);
+        }
+        sync();
+        var grew = false;
+        for (var i = tid; i < n_nodes; i += WG) {
+            if us[at_kind(i)] == KIND_UNDRIVEN {
+                var driven = false;
+                for (var k = adj_start(i); k < adj_end(i); k++) {
+                    if us[at_kind(adj_other(k))] == KIND_DRIVEN && is_alive(adj_edge(k)) {
+                        driven = true;
+                    }
+                }
+                if driven {
+                    us[at_kind(i)] = KIND_DRIVEN;
+                    grew = true;
+                }
+            }
+        }
+        if grew {
+            atomicOr(&spread[round % 3u], 1u);
+        }
+        storageBarrier();
+        if workgroupUniformLoad(&spread[round % 3u]) == 0u {
+            break;
+        }
+    }
+    sync();
+}
+
+// circuit.rs NodeSums::fill for the unknowns: the diagonal and the
+// injected current.
+fn sums_large() {
+    for (var i = tid; i < n_nodes; i += WG) {
+        if us[at_kind(i)] == KIND_DRIVEN {
+            var total = 0.0;
+            var inj = 0.0;
+            for (var k = adj_start(i); k < adj_end(i); k++) {
+                let ge = g_of(adj_edge(k));
+                let j = adj_other(k);
+                total += ge;
+                if us[at_kind(j)] == KIND_FIXED {
+                    inj += ge * fs[at_v(j)];
+                }
+            }
+            fs[at_cg(CG_DIAG, i)] = d.gmin + total;
+            fs[at_cg(CG_B, i)] = inj;
+        }
+    }
+    sync();
+}
+
+// Row i of A p (circuit.rs CgVectors::product): p is 0 at every node that
+// is not an unknown, so no neighbour's kind needs a look.
+fn cg_product(i: u32) -> f32 {
+    var sum = 0.0;
+    for (var k = adj_start(i); k < adj_end(i); k++) {
+        sum += g_of(adj_edge(k)) * fs[at_cg(CG_P, adj_other(k))];
+    }
+    return fs[at_cg(CG_DIAG, i)] * fs[at_cg(CG_P, i)] - sum;
+}
+
+// circuit.rs Solver::solve_iterative and CgVectors::solve: the voltages
+// of the unknowns (into v), the undriven free nodes at 0 V.
+fn solve_large() {
+    let extrapolate = boundary_solves > 0u;
+    boundary_solves++;
+    // The start, and p = x there (0 off the unknowns) for r = b - A x.
+    for (var i = tid; i < n_nodes; i += WG) {
+        let kind = us[at_kind(i)];
+        var x = 0.0;
+        if kind != KIND_FIXED {
+            let now = fs[at_v(i)];
+            if kind == KIND_DRIVEN {
+                x = now;
+                if extrapolate {
+                    // Voltages move smoothly from substep to substep.
+                    x = now + (now - fs[at_cg(CG_PREV, i)]);
+                }
+            }
+            fs[at_cg(CG_PREV, i)] = now;
+            fs[at_v(i)] = x;
+        }
+        fs[at_cg(CG_P, i)] = x;
+    }
+    sync();
+    var own = vec2<f32>(0.0);
+    for (var i = tid; i < n_nodes; i += WG) {
+        if us[at_kind(i)] == KIND_DRIVEN {
+            let r = fs[at_cg(CG_B, i)] - cg_product(i);
+            let b = fs[at_cg(CG_B, i)];
+            let inv = 1.0 / fs[at_cg(CG_DIAG, i)];
+            fs[at_cg(CG_R, i)] = r;
+            own += vec2<f32>(r * (r * inv), b * b * inv);
+        }
+    }
+    // (The reduction's barriers order every read of p above before the
+    // writes below.)
+    let start = reduce_all(own);
+    for (var i = tid; i < n_nodes; i += WG) {
+        if us[at_kind(i)] == KIND_DRIVEN {
+            fs[at_cg(CG_P, i)] = fs[at_cg(CG_R, i)] * (1.0 / fs[at_cg(CG_DIAG, i)]);
+        }
+    }
+    sync();
+    var rz = start.x;
+    let stop = CG_TOLERANCE * CG_TOLERANCE * start.y;
+    // circuit.rs caps a component at four iterations per unknown and 100;
+    // on lavapipe the loop budget may cap it lower (CG_CAP).
+    let cap = broadcast(min(4u * n_nodes + 100u, CG_CAP));
+    for (var it = 0u; it < cap && rz > stop; it++) {
+        var pq = 0.0;
+        for (var i = tid; i < n_nodes; i += WG) {
+            if us[at_kind(i)] == KIND_DRIVEN {
+                let q = cg_product(i);
+                fs[at_cg(CG_Q, i)] = q;
+                pq += fs[at_cg(CG_P, i)] * q;
+            }
+        }
+        let alpha = rz / reduce_all(vec2<f32>(pq, 0.0)).x;
+        var rz_own = 0.0;
+        for (var i = tid; i < n_nodes; i += WG) {
+            if us[at_kind(i)] == KIND_DRIVEN {
+                fs[at_v(i)] += alpha * fs[at_cg(CG_P, i)];
+                let r = fs[at_cg(CG_R, i)] - alpha * fs[at_cg(CG_Q, i)];
+                fs[at_cg(CG_R, i)] = r;
+                rz_own += r * (r * (1.0 / fs[at_cg(CG_DIAG, i)]));
+            }
+        }
+        let rz_next = reduce_all(vec2<f32>(rz_own, 0.0)).x;
+        let beta = rz_next / rz;
+        rz = rz_next;
+        for (var i = tid; i < n_nodes; i += WG) {
+            if us[at_kind(i)] == KIND_DRIVEN {
+                let z = fs[at_cg(CG_R, i)] * (1.0 / fs[at_cg(CG_DIAG, i)]);
+                fs[at_cg(CG_P, i)] = z + beta * fs[at_cg(CG_P, i)];
+            }
+        }
+        sync();
+    }
+    sync();
+}
+
 // The three stages as the kernel calls them. With a bit of the shape's
 // REPEAT set (MEMSWEEP_GROUP_REPEAT, a knob for measuring what a stage
 // costs) the stage runs twice: each recomputes all it writes from what it
@@ -770,6 +1066,10 @@ const REPEAT_SUMS: u32 = 2u;
 const REPEAT_SOLVE: u32 = 4u;
 
 fn prepare(entry: u32) -> vec3<u32> {
+    if LARGE == 1u {
+        prepare_large();
+        return vec3<u32>(0u);
+    }
     if (REPEAT & REPEAT_PREPARE) != 0u {
         prepare_boundary(entry);
     }
@@ -777,6 +1077,10 @@ fn prepare(entry: u32) -> vec3<u32> {
 }
 
 fn sums(direct: bool) {
+    if LARGE == 1u {
+        sums_large();
+        return;
+    }
     if (REPEAT & REPEAT_SUMS) != 0u {
         node_sums(direct);
     }
@@ -784,6 +1088,10 @@ fn sums(direct: bool) {
 }
 
 fn solve(sp: vec3<u32>, fresh: bool) {
+    if LARGE == 1u {
+        solve_large();
+        return;
+    }
     if (REPEAT & REPEAT_SOLVE) != 0u {
         solve_split(sp, fresh);
     }
@@ -796,8 +1104,8 @@ fn own_power() -> f32 {
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
         if e < n_edges {
-            let dv = v[e_tail[j]] - v[e_head[j]];
-            p += g[e] * dv * dv;
+            let dv = volt(e_tail[j]) - volt(e_head[j]);
+            p += g_of(e) * dv * dv;
         }
     }
     return p;
@@ -820,7 +1128,7 @@ fn reduce(x: f32) -> f32 {
 fn node_current(node: u32) -> f32 {
     var i_out = 0.0;
     for (var k = adj_start(node); k < adj_end(node); k++) {
-        i_out += g[adj_edge(k)] * (v[adj_other(k)] - v[node]);
+        i_out += g_of(adj_edge(k)) * (volt(adj_other(k)) - volt(node));
     }
     return i_out;
 }
@@ -869,8 +1177,8 @@ fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
     var changed = 0u;
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
-        if e < n_edges && g[e] > 0.0 {
-            var dv = v[e_tail[j]] - v[e_head[j]];
+        if e < n_edges && is_alive(e) {
+            var dv = volt(e_tail[j]) - volt(e_head[j]);
             if e_neg[j] {
                 dv = -dv;
             }
@@ -885,7 +1193,7 @@ fn move_devices(dt: f32, counter: vec3<u32>, flag: u32) {
                 if r != r_old {
                     e_r[j] = r;
                     let ge = 1.0 / r;
-                    g[e] = ge;
+                    set_g(e, ge);
                     if e_slot[j] != NONE {
                         link[e_slot[j]] = ge;
                     }
@@ -980,9 +1288,9 @@ fn prune(era: u32) {
     var count = 0u;
     for (var j = 0u; j < E_PER; j++) {
         let e = tid + j * WG;
-        if e < n_edges && d.prune_below != 0u && g[e] > 0.0 {
+        if e < n_edges && d.prune_below != 0u && is_alive(e) {
             if prunes(era, e, e_r[j], e_ron[j], e_roff[j]) {
-                g[e] = 0.0;
+                set_g(e, 0.0);
                 count++;
             }
         }
@@ -1077,7 +1385,7 @@ fn era_group(
                         break;
                     }
                     era++;
-                    if pruned > 0u && round + 1u < chunk.eras {
+                    if LARGE == 0u && pruned > 0u && round + 1u < chunk.eras {
                         neighbour_sets();
                     }
                 }
@@ -1088,7 +1396,9 @@ fn era_group(
     }
 }
 
-// training.rs train(), after the eras: read every pattern once more.
+// training.rs train(), after the eras: read patterns chunk.pattern up to
+// chunk.pattern_end once more (all of them in one dispatch, or with LARGE
+// one a dispatch).
 @compute @workgroup_size(WG)
 fn final_group(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -1098,8 +1408,8 @@ fn final_group(
         setup(wid.x, local);
         var st = state[lane];
         load_edges();
-        let n_patterns = desc[wid.x].n_patterns;
-        for (var k = 0u; k < n_patterns; k++) {
+        let last = min(chunk.pattern_end, desc[wid.x].n_patterns);
+        for (var k = chunk.pattern; k < last; k++) {
             let rd = read_pattern(FINAL_READ_ERA, k);
             if tid == 0u {
                 if rd.winner == target_output(k) {
@@ -1118,7 +1428,8 @@ fn final_group(
 // Tests only (Gpu::probe, src/backend/gpu/probe.rs): one read
 // (chunk.pulse == PROBE_READ) or one pulse of pattern chunk.pattern after a
 // mistake won by state.winner, in era state.eras_run; node voltages, output
-// currents and resistances go to their slots of train.wgsl.
+// currents and resistances go to their slots (common.wgsl at_v, at_cur,
+// at_r). The iterative path's probes run its steps instead.
 @compute @workgroup_size(WG)
 fn probe_group(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -1143,10 +1454,137 @@ fn probe_group(
             add_updates(&st, n_alive * desc[wid.x].n_sub);
             bank_energy(&st);
         }
-        for (var i = tid; i < n_nodes; i += WG) {
-            fs[at_v(i)] = v[i];
+        if LARGE == 0u {
+            for (var i = tid; i < n_nodes; i += WG) {
+                fs[at_v(i)] = v[i];
+            }
         }
         store_edges();
         finish(&st);
+    }
+}
+
+// The iterative path's steps (LARGE), one dispatch each, so that a
+// dispatch holds one solve (lavapipe's loop budget, and a brief dispatch
+// on any GPU): per pattern a read, then for punish and for normalize a
+// pulse start and n_sub substeps, as the schedule entry (chunk.pattern,
+// chunk.pulse, chunk.substep) says; the era's end is era_group with no
+// pattern, the final read final_group with one. What a pulse's substeps
+// share survives in `state` (winner, moving), `us` (the node kinds) and
+// `fs` (voltages).
+
+// training.rs Trainer::read of pattern chunk.pattern, and its trace.
+@compute @workgroup_size(WG)
+fn read_step(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    if wid.x < chunk.n_lanes {
+        setup(wid.x, local);
+        var st = state[lane];
+        let k = chunk.pattern;
+        if broadcast(st.status) == RUNNING && k < desc[wid.x].n_patterns {
+            load_edges();
+            let rd = read_pattern(st.eras_run, k);
+            if tid == 0u {
+                let correct = rd.winner == target_output(k);
+                let at = d.trace_off + st.eras_run * d.n_patterns + k;
+                trace[at] = TraceEntry(select(0u, 1u, correct), rd.power);
+                st.winner = rd.winner;
+                if !correct {
+                    st.mistakes++;
+                }
+                for (var o = 0u; o < d.n_out; o++) {
+                    fs[at_cur(o)] = out_cur[o];
+                }
+            }
+            finish(&st);
+        }
+    }
+}
+
+// training.rs Trainer::pulse up to the substeps, after a mistake: the
+// boundary of punish or normalize (chunk.pulse) and the update count.
+@compute @workgroup_size(WG)
+fn pulse_begin_step(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    if wid.x < chunk.n_lanes {
+        setup(wid.x, local);
+        var st = state[lane];
+        let k = chunk.pattern;
+        let w = broadcast(st.winner);
+        if broadcast(st.status) == RUNNING {
+            var moving = 0u;
+            if k < desc[wid.x].n_patterns && w != target_output(k) {
+                load_edges();
+                set_pulse_phase(chunk.pulse, k, w);
+                if tid == 0u {
+                    atomicStore(&alive_count, 0u);
+                }
+                prepare(NONE);
+                var mine = 0u;
+                for (var j = 0u; j < E_PER; j++) {
+                    let e = tid + j * WG;
+                    if e < n_edges && is_alive(e) {
+                        mine++;
+                    }
+                }
+                if mine > 0u {
+                    atomicAdd(&alive_count, mine);
+                }
+                workgroupBarrier();
+                if tid == 0u {
+                    add_updates(&st, atomicLoad(&alive_count) * d.n_sub);
+                }
+                moving = 1u;
+            }
+            if tid == 0u {
+                st.moving = moving;
+            }
+            finish(&st);
+        }
+    }
+}
+
+// Substep chunk.substep of the pulse: solve, P dt, move every alive
+// device; once a substep moves none, the rest of the pulse is accounted
+// at once (as in pulse()) and its remaining substeps do nothing.
+@compute @workgroup_size(WG)
+fn pulse_substep_step(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_index) local: u32,
+) {
+    if wid.x < chunk.n_lanes {
+        setup(wid.x, local);
+        var st = state[lane];
+        let k = chunk.pattern;
+        let sub = chunk.substep;
+        let n_sub = desc[wid.x].n_sub;
+        if broadcast(st.status) == RUNNING && broadcast(st.moving) == 1u && sub < n_sub {
+            load_edges();
+            set_pulse_phase(chunk.pulse, k, st.winner);
+            if tid == 0u {
+                atomicStore(&moved[0], 0u);
+            }
+            // The kinds and fixed voltages are the pulse start's.
+            boundary_solves = sub;
+            sums(false);
+            solve(vec3<u32>(0u), true);
+            let p = reduce(own_power());
+            move_devices(d.dt, vec3<u32>(st.eras_run, 2u * k + chunk.pulse, sub), 0u);
+            let flags = workgroupUniformLoad(&moved[0]);
+            if tid == 0u {
+                if flags != 0u {
+                    st.energy_write += p * d.dt;
+                } else {
+                    st.energy_write += p * d.dt * f32(n_sub - sub);
+                    st.moving = 0u;
+                }
+            }
+            store_edges();
+            finish(&st);
+        }
     }
 }

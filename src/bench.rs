@@ -87,6 +87,10 @@ pub fn standard_configs(scale: f64) -> Vec<BenchConfig> {
         BenchConfig::new(8, &[32, 32, 32], 8, n(60)),
         // A sparse physical-scale network: 1,040 nodes, mean degree 10.
         BenchConfig::random_bulk(8, 1024, 0.0098, 4, 8, n(4)),
+        // Wide layered networks, beyond the GPU's dense path (its
+        // iterative path takes them): 8,192 and 32,768 memristors.
+        BenchConfig::new(32, &[128], 32, n(2)),
+        BenchConfig::new(64, &[256], 64, n(1)),
     ]
 }
 

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use memsweep::backend::cpu::{Cpu, Precision};
-use memsweep::backend::gpu::{self, Gpu, Layout, Selection};
+use memsweep::backend::gpu::{self, Gpu, Selection};
 use memsweep::backend::Executor;
 use memsweep::bench;
 use memsweep::model::circuit::SolverChoice;
@@ -54,10 +54,6 @@ enum Command {
         threads: Option<usize>,
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
-        /// GPU layout: `group` (a workgroup per instance), `thread` (an
-        /// invocation per instance) or `auto` (group where it fits).
-        #[arg(long, default_value = "auto", value_name = "auto|thread|group")]
-        gpu_layout: Layout,
         /// Nodal solve: `dense` (split and dense L D L^T), `sparse`
         /// (conjugate gradients) or `auto` (per boundary, the cheaper by
         /// estimate). It never changes the model.
@@ -171,14 +167,11 @@ enum Command {
     Fields,
     /// List the GPU adapters wgpu sees, and which one --backend auto picks.
     Devices,
-    /// Time fixed configurations (2-4-2, 8-16-8, 16-64-16, 8-[32,32,32]-8).
+    /// Time fixed configurations (2-4-2, 8-16-8, 16-64-16, 8-[32,32,32]-8,
+    /// bulk-1040, 32-128-32, 64-256-64).
     Bench {
         #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
         backend: BackendChoice,
-        /// GPU layout: `group` (a workgroup per instance), `thread` (an
-        /// invocation per instance) or `auto` (group where it fits).
-        #[arg(long, default_value = "auto", value_name = "auto|thread|group")]
-        gpu_layout: Layout,
         /// Nodal solves of the CPU backend, comma-separated, each timed as
         /// a backend of its own (`cpu` for auto, `cpu-dense`, `cpu-sparse`):
         /// `--solver auto,dense` compares them side by side.
@@ -257,7 +250,6 @@ fn main() -> ExitCode {
 fn execute(command: Command) -> Result<(), Failure> {
     match command {
         Command::Run {
-            gpu_layout,
             solver,
             spec,
             out,
@@ -305,7 +297,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             sweep::check_wiring(&spec, spec.replicas, |k| shard.owns(k)).map_err(Failure::input)?;
             let pool = thread_pool(threads)?;
             let points: Vec<_> = spec.points().into_iter().map(|p| p.params).collect();
-            let executor = executors(backend, &points, gpu_layout, solver)?.remove(0);
+            let executor = executors(backend, &points, solver)?.remove(0);
             let batch_size = batch_size.unwrap_or(match executor.name() {
                 "gpu" => 65536,
                 _ => 1024,
@@ -505,7 +497,6 @@ fn execute(command: Command) -> Result<(), Failure> {
         }
         Command::Bench {
             backend,
-            gpu_layout,
             solver,
             gpu_instances,
             configs,
@@ -538,7 +529,7 @@ fn execute(command: Command) -> Result<(), Failure> {
             solvers.dedup();
             // One CPU executor per solver, each with its label.
             let executors: Vec<(Box<dyn Executor>, String)> =
-                executors(backend, &[], gpu_layout, SolverChoice::Auto)?
+                executors(backend, &[], SolverChoice::Auto)?
                     .into_iter()
                     .flat_map(|e| match e.name() {
                         "cpu" => solvers
@@ -578,9 +569,6 @@ fn execute(command: Command) -> Result<(), Failure> {
                     }
                     let mut r = pool.install(|| bench::run_config(&config, executor.as_ref(), 1));
                     r.backend = label.clone();
-                    if on_gpu && gpu_layout != Layout::Auto {
-                        r.backend = format!("gpu-{gpu_layout:?}").to_lowercase();
-                    }
                     if json {
                         println!("{}", r.to_json());
                     } else {
@@ -631,7 +619,6 @@ fn export_instance(
 fn executors(
     choice: BackendChoice,
     points: &[memsweep::params::Params],
-    layout: Layout,
     solver: SolverChoice,
 ) -> Result<Vec<Box<dyn Executor>>, Failure> {
     let cpu = || -> Box<dyn Executor> {
@@ -656,8 +643,7 @@ fn executors(
                 "all"
             };
             let g = Gpu::new(Selection::Any)
-                .map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?
-                .with_layout(layout);
+                .map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;
             fits(&g).map_err(|e| Failure::input(format!("--backend {flag}: {e}")))?;
             eprintln!(
                 "memsweep: backend gpu on adapter {}",
@@ -669,7 +655,7 @@ fn executors(
                 _ => vec![g],
             })
         }
-        BackendChoice::Auto => match Gpu::new(Selection::Hardware).map(|g| g.with_layout(layout)) {
+        BackendChoice::Auto => match Gpu::new(Selection::Hardware) {
             Ok(g) => match fits(&g) {
                 Ok(()) => {
                     eprintln!(

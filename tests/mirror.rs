@@ -117,8 +117,8 @@ fn every_function_of_the_mirror_table_exists() {
 }
 
 #[test]
-fn every_rule_of_the_mirror_table_is_called_by_both_kernels() {
-    let kernels: Vec<String> = ["shaders/train.wgsl", "shaders/train_group.wgsl"]
+fn every_rule_of_the_mirror_table_is_called_by_the_kernel() {
+    let kernels: Vec<String> = ["shaders/train_group.wgsl"]
         .iter()
         .map(|p| fs::read_to_string(root().join(p)).unwrap())
         .collect();
@@ -132,7 +132,7 @@ fn every_rule_of_the_mirror_table_is_called_by_both_kernels() {
         let call = format!("{wgsl_fn}(");
         let definition = format!("fn {wgsl_fn}(");
         let calls_in_common = common.matches(&call).count() - common.matches(&definition).count();
-        for (kernel, source) in ["train.wgsl", "train_group.wgsl"].iter().zip(&kernels) {
+        for (kernel, source) in ["train_group.wgsl"].iter().zip(&kernels) {
             assert!(
                 source.contains(&call) || calls_in_common > 0,
                 "{rule}: {kernel} does not call {wgsl_fn}"
@@ -181,12 +181,7 @@ fn citations(text: &str) -> BTreeSet<(String, String)> {
 fn every_rust_item_a_shader_cites_exists() {
     let mut stale = Vec::new();
     let mut checked = 0;
-    for shader in [
-        "common.wgsl",
-        "train.wgsl",
-        "train_group.wgsl",
-        "rules.wgsl",
-    ] {
+    for shader in ["common.wgsl", "train_group.wgsl", "rules.wgsl"] {
         let text = fs::read_to_string(root().join("shaders").join(shader)).unwrap();
         for (file, item) in citations(&text) {
             let source = fs::read_to_string(rust_file(&file)).unwrap();

@@ -29,8 +29,8 @@
 //! substep.
 //!
 //! `solve` (once per substep) assembles and factorises the small dense
-//! system. Both backends run these same steps (`shaders/train.wgsl`, which
-//! redoes the split per pulse from the alive edges).
+//! system. Both backends run these same steps (`shaders/train_group.wgsl`,
+//! which redoes the split per pulse from the alive edges).
 //!
 //! Large sparse networks take another path. Where the dense remainder of
 //! every split is large (random graphs have large separators, so any direct

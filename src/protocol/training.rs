@@ -1,6 +1,6 @@
 //! Learning from mistakes (MODEL.md sections 4, 6, 7): the era loop of one
-//! instance, as the CPU backend runs it. `shaders/train.wgsl` runs the same
-//! steps, in the same order, for a chunk of instances.
+//! instance, as the CPU backend runs it. `shaders/train_group.wgsl` runs the
+//! same steps, in the same order, for a chunk of instances.
 //!
 //! Generic over the float type: f64 is the reference; f32 mirrors the
 //! shader's arithmetic so the two backends can be compared closely.

@@ -184,7 +184,6 @@ pub struct TraceEntry {
 pub(super) struct Slots {
     pub(super) edges: usize,
     pub(super) nodes: usize,
-    pub(super) dense: usize,
     pub(super) outputs: usize,
     /// The workgroup kernel's bound on the dense system.
     pub(super) group_dense: usize,
@@ -197,7 +196,6 @@ impl Slots {
         Slots {
             edges: net.n_edges().max(1),
             nodes: n,
-            dense: dense_bound(n),
             outputs: net.n_out,
             group_dense: group_dense_bound(n, class),
         }
@@ -214,7 +212,6 @@ impl Slots {
         Slots {
             edges: params.max_edges().max(1),
             nodes: n,
-            dense: dense_bound(n),
             outputs: params.network.n_out,
             group_dense: group_dense_bound(n, params.parity_class_size()),
         }
@@ -224,23 +221,22 @@ impl Slots {
         Slots {
             edges: self.edges.max(o.edges),
             nodes: self.nodes.max(o.nodes),
-            dense: self.dense.max(o.dense),
             outputs: self.outputs.max(o.outputs),
             group_dense: self.group_dense.max(o.group_dense),
         }
     }
 
-    /// f32 words per lane: ron, roff, vt, r, g; v, diag, inject, rhs;
-    /// currents; the dense Schur complement.
+    /// f32 words per lane: ron, roff, vt, r, g (per edge); v (per node);
+    /// currents (per output); the iterative path's six vectors (per node,
+    /// train_group.wgsl `at_cg`).
     pub(super) fn f32_words(self) -> usize {
-        5 * self.edges + 4 * self.nodes + self.outputs + self.dense * self.dense
+        5 * self.edges + 7 * self.nodes + self.outputs
     }
 
-    /// u32 words per lane: alive; role, pos, dense, eliminated, order,
-    /// free degree, stack, link starts (one more); link dense positions and
-    /// link edges (two per edge each).
+    /// u32 words per lane: alive (per edge); then the dense path's kept
+    /// split (`split_words`) or the iterative path's node kinds.
     pub(super) fn u32_words(self) -> usize {
-        self.edges + 8 * self.nodes + 1 + 4 * self.edges
+        self.edges + self.split_words()
     }
 
     /// u32 words of the workgroup kernel's kept split (train_group.wgsl
@@ -384,28 +380,16 @@ pub(super) struct ChunkNeeds {
     pub(super) trace_entries: usize,
     pub(super) current_words: usize,
     pub(super) max_eras: usize,
-    /// Whether `us` holds the workgroup kernel's kept split.
-    pub(super) splits: bool,
 }
 
 impl ChunkNeeds {
-    /// u32 words per lane: the thread kernel's, or the alive mask and the
-    /// kept split if that is larger.
-    pub(super) fn u32_words(&self) -> usize {
-        let cache = match self.splits {
-            true => self.slots.edges + self.slots.split_words(),
-            false => 0,
-        };
-        self.slots.u32_words().max(cache)
-    }
-
     pub(super) fn sizes(&self) -> Sizes {
         let lanes = self.lanes as u64;
         Sizes {
             desc: lanes * size_of::<InstanceDesc>() as u64,
             net: 4 * self.net_words.max(1) as u64,
             fs: 4 * lanes * self.slots.f32_words() as u64,
-            us: 4 * lanes * self.u32_words() as u64,
+            us: 4 * lanes * self.slots.u32_words() as u64,
             state: lanes * size_of::<InstanceState>() as u64,
             trace: 8 * self.trace_entries.max(1) as u64,
             currents: 4 * self.current_words.max(1) as u64,
@@ -453,24 +437,24 @@ pub(super) struct Flat {
     pub(super) eras_per_step: usize,
     pub(super) slots: Slots,
     pub(super) sizes: Sizes,
-    /// Whether `us` holds the workgroup kernel's kept split.
-    pub(super) splits: bool,
 }
 
 impl Flat {
-    /// Bytes of `us` holding the kept split, offset and size, if it is
-    /// used: zeroed before training so that no entry is current.
-    pub(super) fn split_region(&self) -> Option<(u64, u64)> {
-        let lanes = self.descs.len() as u64;
-        self.splits.then(|| {
-            (
-                4 * self.slots.edges as u64 * lanes,
-                4 * self.slots.split_words() as u64 * lanes,
-            )
-        })
+    /// Bytes of `us` and of `fs` that are neither uploaded nor read back:
+    /// the kept split or node kinds, and the node voltages and vectors, as
+    /// (offset, size) each. Zeroed before training, so that no kept split
+    /// is current and every voltage starts at 0 V, as on the CPU.
+    pub(super) fn scratch_regions(&self) -> [(u64, u64); 2] {
+        let (l, s) = (self.descs.len() as u64, self.slots);
+        let (m, n, o) = (s.edges as u64, s.nodes as u64, s.outputs as u64);
+        [
+            (4 * m * l, 4 * s.split_words() as u64 * l),
+            (4 * 5 * m * l, 4 * (7 * n + o) * l),
+        ]
     }
 
-    /// Index of the schedule entry of (pattern, pulse, substep).
+    /// Index of the schedule entry of (pattern, pulse, substep): a step of
+    /// the iterative path (and its final read of `pattern`).
     pub(super) fn entry(&self, pattern: usize, pulse: u32, substep: usize) -> usize {
         (pattern * 2 + pulse as usize) * self.max_substeps + substep
     }
@@ -512,14 +496,19 @@ impl Flat {
         self.max_patterns.max(1).div_ceil(self.patterns_per_step)
     }
 
-    /// Entries in the schedule.
-    pub(super) fn schedule_entries(&self) -> usize {
+    /// The entry of an era's end with no pattern (the iterative path).
+    pub(super) fn group_end_era(&self) -> usize {
         self.group_final() + ERAS_PER_CHECK
     }
 
+    /// Entries in the schedule.
+    pub(super) fn schedule_entries(&self) -> usize {
+        self.group_end_era() + 1
+    }
+
     /// The schedule, `stride` bytes apart: one uniform per (pattern, pulse,
-    /// substep) for the thread layout, then the workgroup layout's era
-    /// dispatches, probes and final read.
+    /// substep) for the iterative path's steps, then the dense path's era
+    /// dispatches, probes and final read, and the era's end.
     pub(super) fn schedule(&self, stride: u64) -> Vec<u8> {
         let n = self.schedule_entries();
         let mut bytes = vec![0u8; n * stride as usize];
@@ -580,11 +569,23 @@ impl Flat {
                 ..self.uniform
             },
         );
+        put(
+            self.group_end_era(),
+            ChunkUniform {
+                pattern: p as u32,
+                pattern_end: p as u32,
+                end_era: 1,
+                eras: 1,
+                two: 2,
+                ..self.uniform
+            },
+        );
         for k in 0..self.max_patterns.max(1) {
             for pulse in [PULSE_PUNISH, PULSE_NORMALIZE] {
                 for sub in 0..self.max_substeps {
                     let u = ChunkUniform {
                         pattern: k as u32,
+                        pattern_end: k as u32 + 1,
                         pulse,
                         substep: sub as u32,
                         two: 2,
@@ -606,7 +607,6 @@ impl Gpu {
         &self,
         chunk: &[&(Instance, Arc<Params>)],
         states: Option<&[(&[f32], &[bool])]>,
-        splits: bool,
     ) -> Flat {
         let lanes = chunk.len();
         let slots = Slots::of_chunk(chunk)
@@ -725,7 +725,6 @@ impl Gpu {
             trace_entries,
             current_words,
             max_eras,
-            splits,
         };
         let sizes = needs.sizes();
         let mut flat = Flat {
@@ -733,7 +732,7 @@ impl Gpu {
                 n_lanes: lanes as u32,
                 m_max: slots.edges as u32,
                 n_max: slots.nodes as u32,
-                d_max: slots.dense as u32,
+                d_max: slots.group_dense as u32,
                 o_max: slots.outputs as u32,
                 ..Default::default()
             },
@@ -751,7 +750,6 @@ impl Gpu {
             eras_per_step: 1,
             slots,
             sizes,
-            splits,
         };
         flat.sizes.schedule = flat.schedule_entries() as u64 * self.uniform_stride;
         flat
@@ -844,6 +842,18 @@ impl Gpu {
             staging,
             bind_group,
         }
+    }
+
+    /// Zero `flat`'s scratch regions (`Flat::scratch_regions`).
+    pub(super) fn clear_scratch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        b: &Buffers,
+        flat: &Flat,
+    ) {
+        let [(us_at, us_size), (fs_at, fs_size)] = flat.scratch_regions();
+        encoder.clear_buffer(&b.us, us_at, Some(us_size));
+        encoder.clear_buffer(&b.fs, fs_at, Some(fs_size));
     }
 
     pub(super) fn upload(&self, b: &Buffers, flat: &Flat) {

@@ -1,26 +1,34 @@
-//! The workgroup layout (`shaders/train_group.wgsl`), one workgroup per
-//! instance: its shape, its pipelines, its runtime checks. The kernel's shape (`GroupShape`: invocations, edges
-//! per invocation, node count, dense bound, pivots per barrier, hence the
-//! sizes of its workgroup arrays) is written into the shader's first lines
-//! per chunk, and its pipelines are built on first use. The shader's own
-//! comment says who does what. The dense bound is the count of nodes
-//! outside the network's parity class (`Network::parity_class`), which
-//! the kernel eliminates first wherever its greedy split would leave more
-//! dense. It keeps the persistent state in the same interleaved slots of
-//! `fs`, `us` and `state` as the thread layout (the parent module), reads them at the
-//! start of a dispatch and writes them back at its end, so buffers,
-//! upload, readback and probes are shared. One dispatch runs up to
-//! ERAS_PER_CHECK whole eras (`Gpu::group_plan`; on lavapipe as many
-//! patterns or eras as its loop budget allows,
-//! `GroupShape::loop_iterations`), once the first eras show that they
-//! keep it under MULTI_ERA_SECONDS.
-//! Instances are grouped by layout and shape before chunking, so that how
-//! an instance's sums are cut across invocations depends on its network
-//! alone. docs/gpu.md describes the kernel; docs/performance.md has its
-//! measured speed.
+//! The kernel (`shaders/train_group.wgsl`), one workgroup per instance:
+//! its shape, its pipelines, its runtime checks. The kernel's shape
+//! (`GroupShape`: invocations, edges per invocation, node count, dense
+//! bound, pivots per barrier, the path, hence the sizes of its workgroup
+//! arrays) is written into the shader's first lines per chunk, and its
+//! pipelines are built on first use. The shader's own comment says who does
+//! what.
 //!
-//! Not here: when a chunk takes this layout and how many patterns and eras
-//! a dispatch runs (`Gpu::group_plan`, in the parent module).
+//! The dense path: the dense bound is the count of nodes outside the
+//! network's parity class (`Network::parity_class`), which the kernel
+//! eliminates first wherever its greedy split would leave more dense. It
+//! reads the persistent state from the interleaved slots of `fs`, `us` and
+//! `state` at the start of a dispatch and writes it back at its end. One
+//! dispatch runs up to ERAS_PER_CHECK whole eras (`Gpu::group_plan`; on
+//! lavapipe as many patterns or eras as its loop budget allows,
+//! `GroupShape::loop_iterations`), once the first eras show that they keep
+//! it under MULTI_ERA_SECONDS.
+//!
+//! The iterative path (`GroupShape::large`), for networks whose dense
+//! system does not fit: the circuit stays in `fs` and `us`, the solve is
+//! conjugate gradients, and a dispatch runs one step (a read, a pulse's
+//! start, a substep, an era's end); on lavapipe the loop budget caps a
+//! solve's iterations (`GroupShape::large_loop_iterations`).
+//!
+//! Both share buffers, upload, readback and probes. Instances are grouped
+//! by shape before chunking, so that how an instance's sums are cut across
+//! invocations depends on its network alone. docs/gpu.md describes the
+//! kernel; docs/performance.md has its measured speed.
+//!
+//! Not here: which path a chunk takes and how many patterns and eras a
+//! dispatch runs (`Gpu::group_plan`, in the parent module).
 
 use std::sync::Arc;
 
@@ -50,6 +58,18 @@ pub struct GroupShape {
     /// share until pruning changes the alive edges (train_group.wgsl
     /// `at_split`).
     pub cache: bool,
+    /// The outputs' currents in workgroup memory (`O_MAX`): `nodes` on the
+    /// dense path, the outputs on the iterative path.
+    pub outputs: u32,
+    /// The iterative path (`LARGE` in the shader): state in storage
+    /// buffers, conjugate gradients instead of the dense solve, one step
+    /// per dispatch; for networks whose dense system does not fit the
+    /// workgroup. `nodes` and `dense` then only size the dense path's
+    /// workgroup arrays, which it leaves unused: 8 and 1.
+    pub large: bool,
+    /// The most conjugate-gradient iterations per solve, where lavapipe's
+    /// loop budget bounds them (`u32::MAX` elsewhere).
+    pub cg_cap: u32,
 }
 
 /// The largest dense bound for which the workgroup kernel keeps a second
@@ -171,6 +191,29 @@ impl GroupShape {
                 .reuse
                 .unwrap_or(slots.group_dense as u32 <= REUSE_MAX_DENSE),
             cache: knobs.cache,
+            outputs: (slots.nodes as u32).next_multiple_of(8),
+            large: false,
+            cg_cap: u32::MAX,
+        }
+    }
+
+    /// The iterative path's shape for a chunk of `slots`: workgroup arrays
+    /// only for the outputs' currents and the reductions.
+    pub(super) fn large(slots: Slots, knobs: &GroupKnobs) -> GroupShape {
+        let dense = GroupShape::of(slots, knobs);
+        GroupShape {
+            nodes: 8,
+            outputs: (slots.outputs as u32).next_multiple_of(8).max(8),
+            dense: 1,
+            pivots: 1,
+            repeat: 0,
+            reuse: false,
+            cache: false,
+            large: true,
+            // A power of two: few shapes for random networks, whose edge
+            // counts vary.
+            edges_per_invocation: dense.edges_per_invocation.next_power_of_two(),
+            ..dense
         }
     }
 
@@ -196,8 +239,13 @@ impl GroupShape {
         let n = self.nodes as u64;
         let sets = n.div_ceil(32);
         let links = (n * n).div_ceil(4) + 1;
-        let words = self.edges() as u64
-            + 12 * n
+        let conductances = if self.large { 1 } else { self.edges() as u64 };
+        // The iterative path's reductions.
+        let pairs = if self.large { 2 * self.wg as u64 } else { 2 } + 6;
+        let words = conductances
+            + pairs
+            + self.outputs as u64
+            + 11 * n
             + (n + 2) * sets
             + links
             + (1 + self.reuse as u64) * self.triangle() as u64
@@ -218,7 +266,8 @@ impl GroupShape {
         format!(
             "{COMMON}\n{}// shape: {self:?}\nconst WG: u32 = {}u;\nconst M_MAX: u32 = {}u;\n\
              const N_MAX: u32 = {}u;\nconst D_MAX: u32 = {}u;\nconst E_PER: u32 = {}u;\n\
-             const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\nconst REUSE: u32 = {}u;\nconst CACHE: u32 = {}u;\n{}",
+             const PIVOTS: u32 = {}u;\nconst REPEAT: u32 = {}u;\nconst REUSE: u32 = {}u;\nconst CACHE: u32 = {}u;\n\
+             const O_MAX: u32 = {}u;\nconst LARGE: u32 = {}u;\nconst CG_CAP: u32 = {}u;\n{}",
             &GROUP_SHADER[..begin],
             self.wg,
             self.edges(),
@@ -229,6 +278,9 @@ impl GroupShape {
             self.repeat,
             self.reuse as u32,
             self.cache as u32,
+            self.outputs,
+            self.large as u32,
+            self.cg_cap,
             &GROUP_SHADER[end..]
         )
     }
@@ -271,7 +323,36 @@ impl GroupShape {
         let rest = w + e + t + per(n) * (degree + w) + 4 * e + 2 * wg + 2 * e + 16;
         (read + 2 * pulse, rest)
     }
+
+    /// The iterative path, for networks of `nodes` nodes whose nodes have
+    /// at most `degree` edges and `n_out` outputs: an upper bound on the
+    /// loop iterations of one invocation in any one step (a read, a
+    /// pulse's start, a substep, an era's end) besides the solve's
+    /// iterations, assuming the driven kind spreads in at most
+    /// `SPREAD_ROUNDS` rounds (lavapipe's canary reports a step that needs
+    /// more); and the loop iterations of one conjugate-gradient iteration.
+    pub(super) fn large_loop_iterations(self, nodes: u64, degree: u64, n_out: u64) -> (u64, u64) {
+        let wg = self.wg as u64;
+        let per_node = nodes.div_ceil(wg);
+        let e = self.edges_per_invocation as u64;
+        let reduction = 2 + wg.ilog2() as u64;
+        let w = self.nodes.div_ceil(32) as u64;
+        let setup = w + 8 * e + wg;
+        let rows = per_node * (degree + 1);
+        let prepare = 3 + 2 * per_node + (SPREAD_ROUNDS + 1) * (rows + 1);
+        let solve = 4 * per_node + rows + 2 * reduction + 1;
+        let read = prepare + rows + solve + n_out.div_ceil(wg) * degree + e + wg + 2 * n_out;
+        let substep = rows + solve + reduction + wg + 4 * e;
+        let iteration = 3 * per_node + rows + 2 * reduction + 1;
+        (setup + read.max(substep) + 16, iteration)
+    }
 }
+
+/// Rounds of the spread of the driven kind that the iterative path's loop
+/// budget allows for (train_group.wgsl `prepare_large`; each round reaches
+/// one ring of neighbours further: a random network of a thousand nodes
+/// and mean degree 10 needs about 5, a layered one its depth).
+const SPREAD_ROUNDS: u64 = 24;
 
 /// The workgroup kernel's bound for a network of `n` nodes with a parity
 /// class of `class` nodes (`Network::parity_class`): the kernel falls back
@@ -287,7 +368,19 @@ pub(super) struct GroupSteps {
     pub(super) shape: GroupShape,
     pub(super) era: wgpu::ComputePipeline,
     pub(super) final_read: wgpu::ComputePipeline,
-    pub(super) probe: wgpu::ComputePipeline,
+    /// The dense path's probe (None on the iterative path, whose probes
+    /// run its steps).
+    pub(super) probe: Option<wgpu::ComputePipeline>,
+    /// The iterative path's steps (`GroupShape::large`).
+    pub(super) steps: Option<LargeSteps>,
+}
+
+/// The iterative path's entry points besides `era_group` (which ends an
+/// era) and `final_group` (which reads a pattern).
+pub(super) struct LargeSteps {
+    pub(super) read: wgpu::ComputePipeline,
+    pub(super) pulse_begin: wgpu::ComputePipeline,
+    pub(super) pulse_substep: wgpu::ComputePipeline,
 }
 
 impl Gpu {
@@ -321,7 +414,12 @@ impl Gpu {
                     shape,
                     era: pipeline("era_group"),
                     final_read: pipeline("final_group"),
-                    probe: pipeline("probe_group"),
+                    probe: (!shape.large).then(|| pipeline("probe_group")),
+                    steps: shape.large.then(|| LargeSteps {
+                        read: pipeline("read_step"),
+                        pulse_begin: pipeline("pulse_begin_step"),
+                        pulse_substep: pipeline("pulse_substep_step"),
+                    }),
                 })
             })
             .clone()
@@ -336,10 +434,12 @@ impl Gpu {
 /// every check: knobs for measuring (docs/gpu.md).
 ///
 /// Safety of dropping loop bounding: the kernel has no infinite loop. Every
-/// loop in train_group.wgsl runs over nodes, edges, entries, patterns or
-/// substeps, except the breadth-first search, which stops once the reached
-/// set (of at most N_MAX nodes) stops growing, and the scans of set bits,
-/// each of which clears a bit per turn.
+/// loop in train_group.wgsl runs over nodes, edges, entries, patterns,
+/// substeps, rounds (at most one per node) or conjugate-gradient
+/// iterations (at most four per node and 100), except the breadth-first
+/// search, which stops once the reached set (of at most N_MAX nodes)
+/// stops growing, and the scans of set bits, each of which clears a bit
+/// per turn.
 pub(super) fn group_checks() -> wgpu::ShaderRuntimeChecks {
     match std::env::var("MEMSWEEP_GPU_CHECKS").as_deref() {
         Ok("all") => wgpu::ShaderRuntimeChecks::checked(),

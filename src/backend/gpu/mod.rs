@@ -1,77 +1,67 @@
-//! The GPU executor: WGSL compute shaders, run through wgpu, train a chunk
-//! of instances at once with the protocol of `protocol::training`, step by
-//! step and in f32, in one of two layouts (`Layout`): a workgroup per
-//! instance (`shaders/train_group.wgsl`) wherever its workgroup memory fits
-//! the adapter, else an invocation per instance (`shaders/train.wgsl`).
+//! The GPU executor: a WGSL compute shader (`shaders/train_group.wgsl`),
+//! run through wgpu, trains a chunk of instances at once with the protocol
+//! of `protocol::training`, step by step and in f32, one workgroup per
+//! instance. Networks whose dense nodal system fits the workgroup's memory
+//! take the dense path (workgroup memory, a dense solve, whole patterns or
+//! eras per dispatch); larger ones the iterative path (state in storage
+//! buffers, conjugate gradients, one read, pulse start or substep per
+//! dispatch). `group` has the kernel's shape and both paths.
 //!
 //! Not here: the protocol itself (MODEL.md, `protocol::training`), which the
-//! shaders mirror function by function, or the set-up of instances
+//! shader mirrors function by function, or the set-up of instances
 //! (`Instance::build`, on the CPU as for every backend).
 //!
-//! Here: the context (`Gpu`), the choice of layout, chunking and the era
+//! Here: the context (`Gpu`), the choice of path, chunking and the era
 //! loop. Beside it: `adapter` (which adapters count and which one is
-//! picked), `buffers` (the Rust mirrors of the shaders' structs, the
+//! picked), `buffers` (the Rust mirrors of the shader's structs, the
 //! interleaved state, a chunk flattened for upload and its schedule),
-//! `group` (the workgroup kernel's shape and pipelines) and `probe` (single
-//! steps, for the tests).
+//! `group` (the kernel's shape and pipelines) and `probe` (single steps,
+//! for the tests).
 //!
-//! Thread layout. One invocation trains one instance. An
-//! instance's state and scratch (resistances, conductances, node voltages,
-//! the node split, the dense Schur complement) live in two storage buffers,
-//! `fs` (f32) and `us` (u32), interleaved by lane: word `slot` of lane `l` is
-//! at `slot * n_lanes + l`, with slot counts set by the largest network of
-//! the chunk, so the invocations of a subgroup, stepping through
-//! equal-sized networks together, touch consecutive words. The topology and
-//! adjacency are stored once per distinct network of a chunk (every
-//! instance of an all-to-all layered point shares one copy), the task once
-//! per instance. State stays on the device from the first era to the final
-//! read. The era loop runs one step per dispatch, every instance of the
-//! chunk taking the same step: per pattern a read, then for punish and for
-//! normalize a pulse start (the node split) and `n_sub` Euler substeps; then
-//! the era's end (pruning, convergence). Each dispatch binds its own entry
-//! of a uniform schedule (pattern, pulse, substep) by dynamic offset. Every
-//! few eras the host reads one counter (how many instances still train) to
-//! stop early; at the end only what the results need comes back: the
-//! per-instance outcome, the trace, the final currents, the final `R` and
-//! alive mask. Pruning runs in the shader, with the same counter-hash draw
-//! as the CPU (`rng::PURPOSE_PRUNE`, words `[era, 0, 0, edge]`, compared as
-//! a 24-bit integer so that the test is exact), so both backends prune the
-//! same edges given the same resistances.
+//! State. What survives between dispatches lives in two storage buffers,
+//! `fs` (f32) and `us` (u32), interleaved by lane: word `slot` of lane `l`
+//! is at `slot * n_lanes + l`, with slot counts set by the largest network
+//! of the chunk. The topology and adjacency are stored once per distinct
+//! network of a chunk (every instance of an all-to-all layered point shares
+//! one copy), the task once per instance. State stays on the device from
+//! the first era to the final read. Every few eras the host reads one
+//! counter (how many instances still train) to stop early; at the end only
+//! what the results need comes back: the per-instance outcome, the trace,
+//! the final currents, the final `R` and alive mask. Pruning runs in the
+//! shader, with the same counter-hash draw as the CPU (`rng::PURPOSE_PRUNE`,
+//! words `[era, 0, 0, edge]`, compared as a 24-bit integer so that the test
+//! is exact), so both backends prune the same edges given the same
+//! resistances.
 //!
-//! Why steps this short: a dispatch stays brief on any GPU (no watchdog
-//! trouble), and each invocation stays within lavapipe's budget of 65535
-//! loop iterations (Mesa's llvmpipe ends every loop of an invocation past
-//! it, silently; the shader detects that with a canary loop and the host
-//! stops with a message). `Gpu::check` refuses up front, on lavapipe, the
-//! networks whose single step could exceed it (on an H200 every size runs).
-//!
-//! Thread per instance needs many instances in flight (docs/performance.md
-//! has the measurements): a step is bound by memory traffic (each
-//! instance's Schur complement and conductances, kilobytes, do not stay in
-//! cache).
+//! lavapipe. Mesa's llvmpipe ends every loop of a shader invocation past
+//! 65535 loop iterations in all, silently; the shader detects that with a
+//! canary loop and the host stops with a message. So on lavapipe the dense
+//! path runs as many patterns per dispatch as the budget allows, the
+//! iterative path caps a solve's iterations at what it allows (hundreds;
+//! a solve takes tens), and `Gpu::check` refuses up front the networks
+//! whose single step could exceed it (on an H200 every size runs).
 //!
 //! Chunking. Every storage binding must fit the adapter's
 //! `max_storage_buffer_binding_size` (128 MiB on lavapipe) and
 //! `max_buffer_size`, and a dispatch at most
-//! `max_compute_workgroups_per_dimension` workgroups (of 64 lanes in the
-//! thread layout, of one lane in the workgroup layout). A batch is cut,
-//! in order, into chunks that respect all three; buffers are allocated for
-//! the largest chunk seen and reused. A network whose single instance does
-//! not fit is refused up front (`Gpu::check`) with the limit in the message.
+//! `max_compute_workgroups_per_dimension` workgroups (one per instance). A
+//! batch is cut, in order, into chunks that respect all three; buffers are
+//! allocated for the largest chunk seen and reused. A network whose single
+//! instance does not fit is refused up front (`Gpu::check`) with the limit
+//! in the message.
 //!
-//! Comparison with the CPU (tests/gpu.rs, every test in both layouts). The
-//! shaders compute in f32 and follow the CPU kernel step by step (the
-//! workgroup layout sums a few terms in another order), so they are
-//! compared with
-//! `Cpu { precision: F32 }` instance by instance, and with the f64
-//! reference in distribution:
+//! Comparison with the CPU (tests/gpu.rs, both paths). The shader computes
+//! in f32 and follows the CPU kernel step by step (it sums a few terms in
+//! another order, and the iterative path stops where the stopping rule
+//! lets it), so it is compared with `Cpu { precision: F32 }` instance by
+//! instance, and with the f64 reference in distribution:
 //! - single steps (a read, a punish pulse, a normalize pulse) from random
 //!   states: node voltages within 1e-4 V plus 1e-4 relative, output currents
 //!   within 1e-4 of the largest current, resistances within 1e-4 relative.
 //!   The two sides differ only by f32 rounding (GPU division, sqrt, log, cos
 //!   are not correctly rounded; compilers may fuse multiply-adds), about 1e-6
 //!   relative per operation, amplified by the conditioning of the nodal
-//!   system;
+//!   system, and on the iterative path by the stopping rule's 1e-6;
 //! - whole training: `recalled` and `converged_era` identical for at least
 //!   95% of instances (a rounding difference can flip a near-tied winner or
 //!   a device at its threshold, after which the two runs part ways),
@@ -102,35 +92,24 @@ pub use adapter::{adapters, pick, AdapterSummary, Selection};
 use adapter::{enumerate, new_instance, summary};
 use buffers::*;
 pub use buffers::{ChunkUniform, InstanceDesc, InstanceState, TraceEntry};
-use group::{GroupKnobs, GroupSteps};
+use group::{GroupKnobs, GroupSteps, LargeSteps};
 pub use group::{GroupShape, Stages};
 pub use probe::{ProbeCase, ProbeSnapshot, ProbeStep};
 pub use rules::{RuleInput, RULE_NAMES};
 
-/// What both kernels share: buffers, structs, draws, phase boundaries.
+/// What the kernel's paths share with the Rust mirrors: buffers, structs,
+/// draws, phase boundaries, the device rate.
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
-/// The protocol kernel, thread per instance (after `COMMON`).
-pub const SHADER: &str = include_str!("../../../shaders/train.wgsl");
 /// The protocol kernel, workgroup per instance (after `COMMON`); its shape
 /// lines are replaced per chunk (`GroupShape::source`).
 pub const GROUP_SHADER: &str = include_str!("../../../shaders/train_group.wgsl");
-
-/// The thread layout's source: `COMMON`, then `SHADER`.
-pub fn thread_source() -> String {
-    format!("{COMMON}\n{SHADER}")
-}
-
-/// Invocations per workgroup; `@workgroup_size` in the shader.
-const WORKGROUP: u32 = 64;
 /// Eras dispatched between two looks at how many instances still train.
 const ERAS_PER_CHECK: usize = 4;
 /// The longest a workgroup-layout dispatch of several eras should take,
 /// seconds: the driver of a GPU that also drives a display may end a
 /// dispatch that runs for seconds.
 const MULTI_ERA_SECONDS: f64 = 0.5;
-/// Lanes per chunk at most, whatever the limits allow: one thread per
-/// instance fills a large GPU (about 2048 threads on each of 132
-/// multiprocessors on an H200) only with a few hundred thousand.
+/// Instances per chunk at most, whatever the limits allow.
 const MAX_LANES: usize = 1 << 19;
 /// No single buffer larger than this, whatever the adapter allows (u32
 /// word indices reach 16 GiB).
@@ -139,42 +118,18 @@ const MAX_BUFFER_BYTES: u64 = (1 << 32) - 256;
 /// invocation has run this many loop iterations in all (Mesa's
 /// `LP_MAX_TGSI_LOOP_ITERATIONS`).
 const LAVAPIPE_LOOP_BUDGET: u64 = 65_535;
-
-/// Which parallel layout trains a chunk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Layout {
-    /// The workgroup layout wherever it fits the adapter (its workgroup
-    /// memory, and on lavapipe its loop budget), else thread per instance.
-    #[default]
-    Auto,
-    /// One invocation per instance (`shaders/train.wgsl`).
-    Thread,
-    /// One workgroup per instance (`shaders/train_group.wgsl`); networks it
-    /// cannot take are refused up front.
-    Group,
-}
-
-impl std::str::FromStr for Layout {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Layout, String> {
-        match s {
-            "auto" => Ok(Layout::Auto),
-            "thread" => Ok(Layout::Thread),
-            "group" => Ok(Layout::Group),
-            _ => Err(format!("unknown GPU layout {s:?} (auto, thread or group)")),
-        }
-    }
-}
+/// The fewest conjugate-gradient iterations per solve that lavapipe's loop
+/// budget must allow the iterative path (a warm-started solve takes tens;
+/// circuit.rs caps one at four per unknown and 100).
+const MIN_CG_CAP: u64 = 128;
 
 /// The adapter limits a chunk must respect.
 #[derive(Clone, Copy, Debug)]
 struct ChunkLimits {
     /// Bytes per storage buffer (binding and buffer limits, and our cap).
     buffer_bytes: u64,
-    /// Lanes per chunk, thread layout.
+    /// Instances per chunk (workgroups per dispatch).
     lanes: usize,
-    /// Lanes per chunk, workgroup layout (workgroups per dispatch).
-    groups: usize,
     /// Workgroup memory and invocations per workgroup.
     workgroup_bytes: u64,
     invocations: u32,
@@ -190,17 +145,18 @@ impl std::fmt::Display for GpuError {
     }
 }
 
-/// The GPU context, built once: adapter, device, queue, the kernel's
-/// pipelines, and buffers reused from chunk to chunk.
+/// The GPU context, built once: adapter, device, queue, the bind group
+/// layout, the kernel's pipelines per shape, and buffers reused from chunk
+/// to chunk.
 pub struct Gpu {
     adapter: AdapterSummary,
     device: wgpu::Device,
     queue: wgpu::Queue,
     layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
-    steps: Steps,
-    /// The layout asked for (`Layout::Auto` unless `with_layout`).
-    choice: Layout,
+    /// Tests only: the iterative path for every network
+    /// (`with_iterative_path`).
+    iterative_always: bool,
     /// The workgroup layout's knobs (`with_eras_per_dispatch` sets the
     /// eras).
     knobs: GroupKnobs,
@@ -217,15 +173,6 @@ pub struct Gpu {
 
 /// One dispatch: an entry point and the index of its schedule entry.
 type Dispatch<'a> = (&'a wgpu::ComputePipeline, usize);
-
-/// The kernel's entry points: the steps of the era loop and the final read.
-struct Steps {
-    read: wgpu::ComputePipeline,
-    pulse_begin: wgpu::ComputePipeline,
-    pulse_substep: wgpu::ComputePipeline,
-    end_era: wgpu::ComputePipeline,
-    final_read: wgpu::ComputePipeline,
-}
 
 impl Gpu {
     /// Open the adapter `selection` picks and build the kernel's pipelines.
@@ -267,13 +214,7 @@ impl Gpu {
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
             .min(MAX_BUFFER_BYTES);
-        let lanes = (limits.max_compute_workgroups_per_dimension as usize * WORKGROUP as usize)
-            .min(MAX_LANES);
-
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("train.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(thread_source().into()),
-        });
+        let lanes = (limits.max_compute_workgroups_per_dimension as usize).min(MAX_LANES);
         let storage = |binding: u32, read_only: bool| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
@@ -312,25 +253,7 @@ impl Gpu {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let pipeline = |entry: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let steps = Steps {
-            read: pipeline("read_step"),
-            pulse_begin: pipeline("pulse_begin"),
-            pulse_substep: pipeline("pulse_substep"),
-            end_era: pipeline("end_era"),
-            final_read: pipeline("final_read_step"),
-        };
         Ok(Gpu {
-            steps,
             uniform_stride: (size_of::<ChunkUniform>() as u64)
                 .next_multiple_of(limits.min_uniform_buffer_offset_alignment as u64),
             adapter: chosen,
@@ -338,13 +261,12 @@ impl Gpu {
             queue,
             layout,
             pipeline_layout,
-            choice: Layout::Auto,
+            iterative_always: false,
             knobs: GroupKnobs::from_env(),
             groups: Mutex::new(HashMap::new()),
             limits: ChunkLimits {
                 buffer_bytes,
                 lanes,
-                groups: (limits.max_compute_workgroups_per_dimension as usize).min(MAX_LANES),
                 workgroup_bytes: limits.max_compute_workgroup_storage_size as u64,
                 invocations: limits
                     .max_compute_invocations_per_workgroup
@@ -366,7 +288,6 @@ impl Gpu {
     #[doc(hidden)]
     pub fn with_max_lanes(mut self, lanes: usize) -> Self {
         self.limits.lanes = lanes.max(1);
-        self.limits.groups = lanes.max(1);
         self
     }
 
@@ -395,25 +316,35 @@ impl Gpu {
         self
     }
 
-    /// The layout asked for.
-    pub fn layout(&self) -> Layout {
-        self.choice
-    }
-
-    /// Use `layout` (default `Layout::Auto`).
-    pub fn with_layout(mut self, layout: Layout) -> Self {
-        self.choice = layout;
+    /// Tests only: train every network on the iterative path, small ones
+    /// too, to compare it with the CPU on networks that train quickly.
+    #[doc(hidden)]
+    pub fn with_iterative_path(mut self) -> Self {
+        self.iterative_always = true;
         self
     }
 
-    /// The workgroup shape for a chunk of `slots` whose nodes have at most
+    /// Which networks take the iterative path: `"iterative"` with
+    /// `with_iterative_path`, else `"auto"` (those the dense path cannot
+    /// take).
+    pub fn path(&self) -> &'static str {
+        if self.iterative_always {
+            "iterative"
+        } else {
+            "auto"
+        }
+    }
+
+    /// The kernel's shape for a chunk of `slots` whose nodes have at most
     /// `degree` edges, with the patterns per era dispatch and the whole eras
-    /// per dispatch (more than 1 only where a dispatch takes a whole era: up
-    /// to ERAS_PER_CHECK, or MEMSWEEP_GROUP_ERAS, a knob for measuring that
-    /// leaves the rows as they are): None where the thread layout is asked
-    /// for, or where the shape does not fit the adapter's workgroup memory
-    /// or invocations, or (lavapipe) where one pattern would overrun its
-    /// loop budget. On lavapipe the budget bounds both counts.
+    /// per dispatch of the dense path (more than 1 only where a dispatch
+    /// takes a whole era: up to ERAS_PER_CHECK, or MEMSWEEP_GROUP_ERAS, a
+    /// knob for measuring that leaves the rows as they are). The dense path
+    /// wherever its shape fits the adapter's workgroup memory and
+    /// invocations and (lavapipe) one pattern fits its loop budget, else the
+    /// iterative path; None where neither fits (on lavapipe, a network
+    /// whose single step overruns the budget even with a solve capped at
+    /// MIN_CG_CAP iterations).
     fn group_plan(
         &self,
         slots: Slots,
@@ -422,39 +353,50 @@ impl Gpu {
         n_out: u64,
         patterns: usize,
     ) -> Option<(GroupShape, usize, usize)> {
-        if self.choice == Layout::Thread {
-            return None;
-        }
-        let shape = GroupShape::of(slots, &self.knobs);
-        if shape.workgroup_bytes() > self.limits.workgroup_bytes
-            || shape.wg > self.limits.invocations
-        {
-            return None;
-        }
         let patterns = patterns.max(1);
         let eras = |most: usize| self.knobs.eras.min(most).max(1);
-        if !self.is_lavapipe() {
-            return Some((shape, patterns, eras(ERAS_PER_CHECK)));
+        let shape = GroupShape::of(slots, &self.knobs);
+        let fits = |shape: GroupShape| {
+            shape.workgroup_bytes() <= self.limits.workgroup_bytes
+                && shape.wg <= self.limits.invocations
+        };
+        if fits(shape) && !self.iterative_always {
+            if !self.is_lavapipe() {
+                return Some((shape, patterns, eras(ERAS_PER_CHECK)));
+            }
+            let (per, rest) = shape.loop_iterations(degree, n_sub, n_out);
+            if per + rest <= LAVAPIPE_LOOP_BUDGET {
+                let pps = (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns);
+                let whole = if pps == patterns {
+                    (LAVAPIPE_LOOP_BUDGET / (per * patterns as u64 + rest)) as usize
+                } else {
+                    1
+                };
+                return Some((shape, pps, eras(whole)));
+            }
         }
-        let (per, rest) = shape.loop_iterations(degree, n_sub, n_out);
-        (per + rest <= LAVAPIPE_LOOP_BUDGET).then(|| {
-            let pps = (((LAVAPIPE_LOOP_BUDGET - rest) / per) as usize).clamp(1, patterns);
-            let whole = if pps == patterns {
-                (LAVAPIPE_LOOP_BUDGET / (per * patterns as u64 + rest)) as usize
-            } else {
-                1
-            };
-            (shape, pps, eras(whole))
-        })
+        let mut large = GroupShape::large(slots, &self.knobs);
+        if !fits(large) {
+            return None;
+        }
+        if self.is_lavapipe() {
+            let (step, iteration) = large.large_loop_iterations(slots.nodes as u64, degree, n_out);
+            let cap = LAVAPIPE_LOOP_BUDGET.saturating_sub(step) / iteration;
+            if cap < MIN_CG_CAP {
+                return None;
+            }
+            // Rounded down to a power of two: few shapes.
+            large.cg_cap = 1 << cap.min(u32::MAX as u64).ilog2();
+        }
+        Some((large, 1, 1))
     }
 
     fn is_lavapipe(&self) -> bool {
         self.adapter.name.contains("llvmpipe")
     }
 
-    /// The workgroup shape an instance trains with alone, or None for the
-    /// thread layout.
-    fn instance_layout(&self, inst: &Instance, params: &Params) -> Option<GroupShape> {
+    /// The kernel's shape for an instance alone.
+    fn instance_shape(&self, inst: &Instance, params: &Params) -> Option<GroupShape> {
         let degree = inst.adjacency.max_degree() as u64;
         self.group_plan(
             Slots::of(&inst.network),
@@ -466,13 +408,17 @@ impl Gpu {
         .map(|(shape, ..)| shape)
     }
 
-    /// The layout of a chunk: the workgroup pipelines and patterns per era
-    /// dispatch, or None for thread per instance.
-    fn chunk_layout(
+    /// The pipelines of a chunk, with its patterns and eras per era
+    /// dispatch set in `flat`: of `shape`, that of each of its instances
+    /// alone (`instance_shape`), if given, so that the chunk never changes
+    /// how an instance is cut across invocations or where its solves are
+    /// capped.
+    fn chunk_steps(
         &self,
         chunk: &[&(Instance, Arc<Params>)],
         flat: &mut Flat,
-    ) -> Option<Arc<GroupSteps>> {
+        shape: Option<GroupShape>,
+    ) -> Arc<GroupSteps> {
         let slots = flat.slots;
         let degree = chunk
             .iter()
@@ -486,67 +432,45 @@ impl Gpu {
             slots.outputs as u64,
             flat.max_patterns,
         );
-        match plan {
-            Some((shape, pps, eras)) => {
-                flat.patterns_per_step = pps;
-                flat.eras_per_step = eras;
-                Some(self.group_steps(shape))
-            }
-            None if self.choice == Layout::Group => panic!(
-                "GPU backend: the workgroup layout does not fit this chunk on {} (checked up front \
-                 per grid point; a chunk mixing networks can exceed them)",
+        let Some((planned, pps, eras)) = plan else {
+            panic!(
+                "GPU backend: no kernel shape fits this chunk on {} (checked up front per grid \
+                 point; a chunk mixing networks can exceed it)",
                 self.adapter.describe()
-            ),
-            None => None,
+            )
+        };
+        let shape = shape.unwrap_or(planned);
+        if !shape.large {
+            flat.patterns_per_step = pps;
+            flat.eras_per_step = eras;
         }
+        self.group_steps(shape)
     }
 
     /// Refuse, before any work, a grid point whose single instance cannot
-    /// fit the adapter's buffers (or, on lavapipe, its loop budget); the
-    /// message states the limit.
+    /// fit the adapter (its buffers, its workgroup memory, or on lavapipe
+    /// its loop budget); the message states the limit.
     pub fn check(&self, params: &Params) -> Result<(), String> {
         if params.training.model != ModelKind::Circuit {
             return Ok(());
         }
         let (n, m) = (params.n_nodes(), params.max_edges());
         let slots = Slots::of_params(params);
-        let group = self.group_plan(
+        let degree = max_degree(params);
+        let plan = self.group_plan(
             slots,
-            max_degree(params),
+            degree,
             params.training.n_sub as u64,
             params.network.n_out as u64,
             params.n_patterns(),
         );
-        if self.choice == Layout::Group && group.is_none() {
-            let shape = GroupShape::of(slots, &self.knobs);
-            return Err(format!(
-                "the workgroup layout cannot take a network of {n} nodes and up to {m} edges on {}: \
-                 it needs {} bytes of workgroup memory and {} invocations (the adapter allows {} \
-                 and {}){}; use --gpu-layout thread or auto",
-                self.adapter.describe(),
-                shape.workgroup_bytes(),
-                shape.wg,
-                self.limits.workgroup_bytes,
-                self.limits.invocations,
-                if self.is_lavapipe() {
-                    format!(", or one pattern overruns lavapipe's loop budget of {LAVAPIPE_LOOP_BUDGET}")
-                } else {
-                    String::new()
-                }
-            ));
-        }
-        if self.is_lavapipe() && group.is_none() {
-            let bound = loop_iterations_bound(params);
-            if bound > LAVAPIPE_LOOP_BUDGET {
-                return Err(format!(
-                    "{} (lavapipe) ends every shader loop after {LAVAPIPE_LOOP_BUDGET} iterations \
-                     per invocation, and one step of a network of {} nodes and up to {} edges may \
-                     need {bound}; use --backend cpu or a hardware GPU",
-                    self.adapter.describe(),
-                    params.n_nodes(),
-                    params.max_edges()
-                ));
-            }
+        // A random network's degrees are drawn, and its bound (every node
+        // joined to every other) would refuse any size on lavapipe: there
+        // each instance's budget is checked when it is planned, with its
+        // own degrees (`Gpu::train` stops on one that does not fit).
+        let drawn = params.network.topology == Topology::RandomBulk && self.is_lavapipe();
+        if plan.is_none() && !drawn {
+            return Err(self.refusal(slots, degree));
         }
         let p = params.n_patterns();
         let one = ChunkNeeds {
@@ -556,7 +480,6 @@ impl Gpu {
             trace_entries: params.training.max_eras * p,
             current_words: p * params.network.n_out,
             max_eras: params.training.max_eras,
-            splits: group.is_some() && self.knobs.cache,
         };
         let limit = self.limits.buffer_bytes;
         for (what, bytes) in one.sizes().each() {
@@ -579,26 +502,40 @@ impl Gpu {
         Ok(())
     }
 
-    /// Lanes per chunk at most: the workgroup layout (`group`) dispatches
-    /// one workgroup per lane, in one dimension.
-    fn lane_cap(&self, group: bool) -> usize {
-        if group {
-            self.limits.lanes.min(self.limits.groups)
+    /// Why no shape fits networks of `slots` whose nodes have at most
+    /// `degree` edges (`group_plan` returned None): one line.
+    fn refusal(&self, slots: Slots, degree: u64) -> String {
+        let (n, m) = (slots.nodes, slots.edges);
+        let large = GroupShape::large(slots, &self.knobs);
+        if self.is_lavapipe() {
+            let (step, iteration) =
+                large.large_loop_iterations(n as u64, degree, slots.outputs as u64);
+            format!(
+                "{} (lavapipe) ends every shader loop after {LAVAPIPE_LOOP_BUDGET} iterations \
+                 per invocation, and one step of a network of {n} nodes and up to {m} edges \
+                 may need {step} besides {MIN_CG_CAP} iterations of its solve at {iteration} \
+                 each; use --backend cpu or a hardware GPU",
+                self.adapter.describe(),
+            )
         } else {
-            self.limits.lanes
+            format!(
+                "a network of {n} nodes and up to {m} edges needs {} bytes of workgroup \
+                 memory and {} invocations on {} (the adapter allows {} and {}); use \
+                 --backend cpu",
+                large.workgroup_bytes(),
+                large.wg,
+                self.adapter.describe(),
+                self.limits.workgroup_bytes,
+                self.limits.invocations,
+            )
         }
     }
 
-    /// Cut `batch` into chunks that respect the adapter's limits, for the
-    /// workgroup layout if `group`.
-    fn plan(&self, batch: &[&(Instance, Arc<Params>)], group: bool) -> Vec<Range<usize>> {
+    /// Cut `batch` into chunks that respect the adapter's limits.
+    fn plan(&self, batch: &[&(Instance, Arc<Params>)]) -> Vec<Range<usize>> {
         let mut chunks = Vec::new();
         let mut start = 0;
-        let splits = group && self.knobs.cache;
-        let mut needs = ChunkNeeds {
-            splits,
-            ..ChunkNeeds::default()
-        };
+        let mut needs = ChunkNeeds::default();
         let mut seen: HashSet<SameNetwork> = HashSet::new();
         let keys = SameNetwork::of_chunk(batch);
         let slots = Slots::of_chunk(batch);
@@ -612,7 +549,7 @@ impl Gpu {
             next.trace_entries += params.training.max_eras * inst.task.n_patterns();
             next.current_words += inst.task.n_patterns() * net.n_out;
             next.max_eras = next.max_eras.max(params.training.max_eras);
-            let fits = next.lanes <= self.lane_cap(group)
+            let fits = next.lanes <= self.limits.lanes
                 && next
                     .sizes()
                     .each()
@@ -629,7 +566,6 @@ impl Gpu {
                     trace_entries: params.training.max_eras * inst.task.n_patterns(),
                     current_words: inst.task.n_patterns() * net.n_out,
                     max_eras: params.training.max_eras,
-                    splits,
                 };
             }
             if !next
@@ -675,25 +611,49 @@ impl Gpu {
         }
     }
 
-    /// The dispatches of pulse `pulse` of pattern `k`.
-    fn pulse_steps<'s>(&'s self, flat: &Flat, k: usize, pulse: u32, out: &mut Vec<Dispatch<'s>>) {
-        out.push((&self.steps.pulse_begin, flat.entry(k, pulse, 0)));
+    /// The iterative path's dispatches of pulse `pulse` of pattern `k`.
+    fn pulse_steps<'s>(
+        steps: &'s LargeSteps,
+        flat: &Flat,
+        k: usize,
+        pulse: u32,
+        out: &mut Vec<Dispatch<'s>>,
+    ) {
+        out.push((&steps.pulse_begin, flat.entry(k, pulse, 0)));
         for sub in 0..flat.max_substeps {
-            out.push((&self.steps.pulse_substep, flat.entry(k, pulse, sub)));
+            out.push((&steps.pulse_substep, flat.entry(k, pulse, sub)));
         }
     }
 
-    /// The dispatches of one era: per pattern a read, a punish pulse and a
-    /// normalize pulse; then the era's end.
-    fn era_steps<'s>(&'s self, flat: &Flat) -> Vec<Dispatch<'s>> {
+    /// The dispatches of one era of a chunk with pipelines `g`: on the dense
+    /// path, its patterns cut as `flat` says; on the iterative path, per
+    /// pattern a read, a punish pulse and a normalize pulse, then the era's
+    /// end.
+    fn era_steps<'s>(g: &'s GroupSteps, flat: &Flat) -> Vec<Dispatch<'s>> {
+        let Some(large) = &g.steps else {
+            return (0..flat.group_steps())
+                .map(|q| (&g.era, flat.group_step(q)))
+                .collect();
+        };
         let mut steps = Vec::new();
         for k in 0..flat.max_patterns {
-            steps.push((&self.steps.read, flat.entry(k, PULSE_PUNISH, 0)));
-            self.pulse_steps(flat, k, PULSE_PUNISH, &mut steps);
-            self.pulse_steps(flat, k, PULSE_NORMALIZE, &mut steps);
+            steps.push((&large.read, flat.entry(k, PULSE_PUNISH, 0)));
+            Gpu::pulse_steps(large, flat, k, PULSE_PUNISH, &mut steps);
+            Gpu::pulse_steps(large, flat, k, PULSE_NORMALIZE, &mut steps);
         }
-        steps.push((&self.steps.end_era, 0));
+        steps.push((&g.era, flat.group_end_era()));
         steps
+    }
+
+    /// The dispatches of the final read: every pattern at once on the
+    /// dense path, one a dispatch on the iterative path.
+    fn final_steps<'s>(g: &'s GroupSteps, flat: &Flat) -> Vec<Dispatch<'s>> {
+        match g.steps {
+            None => vec![(&g.final_read, flat.group_final())],
+            Some(_) => (0..flat.max_patterns)
+                .map(|k| (&g.final_read, flat.entry(k, PULSE_PUNISH, 0)))
+                .collect(),
+        }
     }
 
     /// Submit `encoder`, whose last commands copied `size` bytes into the
@@ -725,7 +685,7 @@ impl Gpu {
     }
 
     /// Train one chunk: eras until none trains, the final read, readback.
-    fn train_chunk(&self, chunk: &[&(Instance, Arc<Params>)], group: bool) -> Vec<Outcome> {
+    fn train_chunk(&self, chunk: &[&(Instance, Arc<Params>)], shape: GroupShape) -> Vec<Outcome> {
         let timing = std::env::var_os("MEMSWEEP_GPU_TIMING").is_some();
         let clock = std::time::Instant::now();
         let lap = |what: &str| {
@@ -737,43 +697,23 @@ impl Gpu {
                 );
             }
         };
-        let mut flat = self.flatten(chunk, None, group && self.knobs.cache);
-        let group = self.chunk_layout(chunk, &mut flat);
-        lap(&match &group {
-            Some(g) => format!(
-                "flattened; workgroup layout {:?}, {} patterns, {} eras per dispatch",
-                g.shape, flat.patterns_per_step, flat.eras_per_step
-            ),
-            None => "flattened; thread layout".to_string(),
-        });
+        let mut flat = self.flatten(chunk, None);
+        let g = self.chunk_steps(chunk, &mut flat, Some(shape));
+        lap(&format!(
+            "flattened; {:?}, {} patterns, {} eras per dispatch",
+            g.shape, flat.patterns_per_step, flat.eras_per_step
+        ));
         let lanes = chunk.len();
-        // The era's dispatches, their workgroups, and the final read's.
-        let (era_steps, final_steps, workgroups): (Vec<Dispatch>, Vec<Dispatch>, u32) = match &group
-        {
-            Some(g) => (
-                (0..flat.group_steps())
-                    .map(|q| (&g.era, flat.group_step(q)))
-                    .collect(),
-                vec![(&g.final_read, flat.group_final())],
-                lanes as u32,
-            ),
-            None => (
-                self.era_steps(&flat),
-                (0..flat.max_patterns)
-                    .map(|k| (&self.steps.final_read, flat.entry(k, PULSE_PUNISH, 0)))
-                    .collect(),
-                (lanes as u32).div_ceil(WORKGROUP),
-            ),
-        };
+        let workgroups = lanes as u32;
+        let era_steps = Gpu::era_steps(&g, &flat);
+        let final_steps = Gpu::final_steps(&g, &flat);
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         let b = self.buffers(&mut guard, flat.sizes);
         self.upload(b, &flat);
         lap("uploaded");
         let mut encoder = self.encoder();
         encoder.clear_buffer(&b.running, 0, None);
-        if let Some((at, size)) = flat.split_region() {
-            encoder.clear_buffer(&b.us, at, Some(size));
-        }
+        self.clear_scratch(&mut encoder, b, &flat);
         // Eras per workgroup-layout dispatch: one until an era's time is
         // known, then as many as keep a dispatch under MULTI_ERA_SECONDS.
         let mut eras_per_dispatch = 1;
@@ -781,19 +721,16 @@ impl Gpu {
         while era < flat.max_eras {
             let eras = ERAS_PER_CHECK.min(flat.max_eras - era);
             let since = std::time::Instant::now();
-            match &group {
-                Some(g) if eras_per_dispatch > 1 => {
-                    let mut left = eras;
-                    while left > 0 {
-                        let e = left.min(eras_per_dispatch);
-                        self.dispatch(&mut encoder, b, &[(&g.era, flat.group_eras(e))], workgroups);
-                        left -= e;
-                    }
+            if eras_per_dispatch > 1 {
+                let mut left = eras;
+                while left > 0 {
+                    let e = left.min(eras_per_dispatch);
+                    self.dispatch(&mut encoder, b, &[(&g.era, flat.group_eras(e))], workgroups);
+                    left -= e;
                 }
-                _ => {
-                    for _ in 0..eras {
-                        self.dispatch(&mut encoder, b, &era_steps, workgroups);
-                    }
+            } else {
+                for _ in 0..eras {
+                    self.dispatch(&mut encoder, b, &era_steps, workgroups);
                 }
             }
             era += eras;
@@ -892,24 +829,6 @@ impl Gpu {
     }
 }
 
-/// An upper bound on the loop iterations of one invocation in any one
-/// dispatch (a read, a pulse's start, a substep, an era's end), for
-/// networks of `params`: prepare, solve, power, device update, pruning.
-fn loop_iterations_bound(params: &Params) -> u64 {
-    let net = &params.network;
-    let (n, m) = (params.n_nodes() as u64, params.max_edges() as u64);
-    let d = dense_bound(n as usize) as u64;
-    let max_degree = max_degree(params);
-    let sum_degree_squared = max_degree * 2 * m;
-    let prepare = 6 * n + 8 * m + n * n / 2 + sum_degree_squared / 2;
-    let fill_sums = n + m;
-    let solve = 3 * n + 5 * m + sum_degree_squared / 2 + d * d * d / 6 + 3 * d * d + 4 * d;
-    let read = prepare + fill_sums + solve + m + net.n_out as u64 * (max_degree + 2);
-    let substep = solve + m + 5 * m;
-    let end_era = 5 * m;
-    read.max(prepare + fill_sums + m).max(substep).max(end_era) + 16
-}
-
 /// The most edges a node of a network of `params` can have.
 fn max_degree(params: &Params) -> u64 {
     let net = &params.network;
@@ -965,7 +884,7 @@ impl Executor for Gpu {
         let shapes: HashSet<GroupShape> = batch
             .par_iter()
             .filter(|(_, params)| params.training.model == ModelKind::Circuit)
-            .filter_map(|(inst, params)| self.instance_layout(inst, params))
+            .filter_map(|(inst, params)| self.instance_shape(inst, params))
             .collect();
         for shape in shapes {
             self.group_steps(shape);
@@ -985,16 +904,26 @@ impl Executor for Gpu {
         );
         let circuit: Vec<usize> = (0..batch.len()).collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-        // Instances of one layout and workgroup shape train together, so
-        // that how an instance's work is cut across invocations (and so
-        // the rounding of its sums) depends on its own network alone, never
-        // on what shares its chunk.
-        let mut kinds: Vec<(Option<GroupShape>, Vec<usize>)> = Vec::new();
-        let layouts: Vec<Option<GroupShape>> = circuit
+        // Instances of one shape train together, so that how an
+        // instance's work is cut across invocations (and so the rounding of
+        // its sums) depends on its own network alone, never on what shares
+        // its chunk.
+        let mut kinds: Vec<(GroupShape, Vec<usize>)> = Vec::new();
+        let shapes: Vec<GroupShape> = circuit
             .par_iter()
-            .map(|&i| self.instance_layout(&batch[i].0, &batch[i].1))
+            .map(|&i| {
+                let inst = &batch[i].0;
+                self.instance_shape(inst, &batch[i].1).unwrap_or_else(|| {
+                    let degree = inst.adjacency.max_degree() as u64;
+                    panic!(
+                        "GPU backend: instance {}: {}",
+                        inst.seed,
+                        self.refusal(Slots::of(&inst.network), degree)
+                    )
+                })
+            })
             .collect();
-        for (&i, key) in circuit.iter().zip(layouts) {
+        for (&i, key) in circuit.iter().zip(shapes) {
             match kinds.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, members)) => members.push(i),
                 None => kinds.push((key, vec![i])),
@@ -1003,10 +932,10 @@ impl Executor for Gpu {
         for (shape, members) in kinds {
             let on_gpu: Vec<&(Instance, Arc<Params>)> =
                 members.iter().map(|&i| &batch[i]).collect();
-            for range in self.plan(&on_gpu, shape.is_some()) {
+            for range in self.plan(&on_gpu) {
                 let first = range.start;
                 for (j, out) in self
-                    .train_chunk(&on_gpu[range], shape.is_some())
+                    .train_chunk(&on_gpu[range], shape)
                     .into_iter()
                     .enumerate()
                 {
@@ -1032,7 +961,7 @@ mod tests {
     }
 
     fn module() -> naga::Module {
-        parse(&thread_source())
+        parse(&format!("{COMMON}\n{GROUP_SHADER}"))
     }
 
     fn validate(source: &str) {
@@ -1050,19 +979,29 @@ mod tests {
         let mut shapes: Vec<GroupShape> = crate::bench::standard_configs(1.0)
             .iter()
             .filter(|c| c.bulk.is_none())
+            .take(4)
             .map(|c| GroupShape::of(Slots::of_params(&c.params()), &GroupKnobs::default()))
             .collect();
         shapes.push(GroupShape::of(
             Slots {
                 edges: 1,
                 nodes: 2,
-                dense: 1,
                 outputs: 1,
                 group_dense: 1,
             },
             &GroupKnobs::default(),
         ));
         shapes
+    }
+
+    /// The iterative path's shapes for the large bench configurations
+    /// (bulk-1040, 32-128-32, 64-256-64).
+    fn large_shapes() -> Vec<GroupShape> {
+        crate::bench::standard_configs(1.0)
+            .iter()
+            .filter(|c| ["bulk-1040", "32-128-32", "64-256-64"].contains(&c.name.as_str()))
+            .map(|c| GroupShape::large(Slots::of_params(&c.params()), &GroupKnobs::default()))
+            .collect()
     }
 
     /// Size and alignment of the WGSL struct `name`.
@@ -1073,14 +1012,13 @@ mod tests {
             .types
             .iter()
             .find(|(_, t)| t.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("no struct {name} in train.wgsl"));
+            .unwrap_or_else(|| panic!("no struct {name} in common.wgsl"));
         let l = layouter[handle];
         (l.size, l.alignment.round_up(1))
     }
 
     #[test]
     fn shader_is_valid_wgsl() {
-        validate(&thread_source());
         validate(&format!("{COMMON}\n{GROUP_SHADER}"));
         for shape in shapes() {
             validate(&shape.source());
@@ -1090,6 +1028,16 @@ mod tests {
                 &GroupShape {
                     reuse: !shape.reuse,
                     cache: !shape.cache,
+                    ..shape
+                }
+                .source(),
+            );
+        }
+        for shape in large_shapes() {
+            validate(&shape.source());
+            validate(
+                &GroupShape {
+                    cg_cap: 256,
                     ..shape
                 }
                 .source(),
@@ -1119,11 +1067,17 @@ mod tests {
         assert!(bench[1].workgroup_bytes() < 6 << 10);
         assert!(bench[2].workgroup_bytes() < 28 << 10);
         assert!(bench[3].workgroup_bytes() < 40 << 10);
+        // The iterative path keeps nothing per edge or node in workgroup
+        // memory: a few KiB whatever the size, most of it the reductions'.
+        for shape in large_shapes() {
+            assert!(shape.large && shape.wg == 256);
+            assert!(shape.workgroup_bytes() < 8 << 10, "{shape:?}");
+        }
     }
 
     #[test]
     fn rust_mirrors_of_shader_structs_have_the_wgsl_layout() {
-        // The structs live in common.wgsl, which both kernels begin with.
+        // The structs live in common.wgsl, which the kernel begins with.
         let module = module();
         for (name, size, align) in [
             (

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::buffers::*;
-use super::{check_status, Gpu, Layout, WORKGROUP};
+use super::{check_status, Gpu};
 use crate::instance::Instance;
 use crate::params::Params;
 
@@ -66,27 +66,20 @@ impl Gpu {
             .map(|c| (c.instance.clone(), Arc::new(c.params.clone())))
             .collect();
         let chunk: Vec<&(Instance, Arc<Params>)> = owned.iter().collect();
-        assert_eq!(
-            self.plan(&chunk, self.choice != Layout::Thread).len(),
-            1,
-            "probe cases must fit one chunk"
-        );
+        assert_eq!(self.plan(&chunk).len(), 1, "probe cases must fit one chunk");
         let initial: Vec<(&[f32], &[bool])> = cases
             .iter()
             .map(|c| (c.r.as_slice(), c.alive.as_slice()))
             .collect();
-        let group_layout = self.choice != Layout::Thread;
-        let mut flat = self.flatten(&chunk, Some(&initial), group_layout && self.knobs.cache);
-        let group = self.chunk_layout(&chunk, &mut flat);
+        let mut flat = self.flatten(&chunk, Some(&initial));
+        let g = self.chunk_steps(&chunk, &mut flat, None);
         let lanes = cases.len();
         let mut guard = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
         let b = self.buffers(&mut guard, flat.sizes);
         self.upload(b, &flat);
-        if let Some((at, size)) = flat.split_region() {
-            let mut encoder = self.encoder();
-            encoder.clear_buffer(&b.us, at, Some(size));
-            self.queue.submit(Some(encoder.finish()));
-        }
+        let mut encoder = self.encoder();
+        self.clear_scratch(&mut encoder, b, &flat);
+        self.queue.submit(Some(encoder.finish()));
         let u = flat.uniform;
         let (m, n, l) = (u.m_max as u64, u.n_max as u64, lanes as u64);
         let mut states = flat.states.clone();
@@ -117,24 +110,24 @@ impl Gpu {
                 .write_buffer(&b.state, 0, bytemuck::cast_slice(&states));
             let k = pattern as usize;
             let mut dispatches = Vec::new();
-            match (&group, pulse) {
-                (Some(g), _) => {
-                    dispatches.push((&g.probe, flat.group_probe(k, pulse.unwrap_or(PROBE_READ))))
+            match (&g.probe, &g.steps, pulse) {
+                (Some(probe), ..) => {
+                    dispatches.push((probe, flat.group_probe(k, pulse.unwrap_or(PROBE_READ))))
                 }
-                (None, None) => dispatches.push((&self.steps.read, flat.entry(k, PULSE_PUNISH, 0))),
-                (None, Some(pulse)) => self.pulse_steps(&flat, k, pulse, &mut dispatches),
+                (None, Some(large), None) => {
+                    dispatches.push((&large.read, flat.entry(k, PULSE_PUNISH, 0)))
+                }
+                (None, Some(large), Some(pulse)) => {
+                    Gpu::pulse_steps(large, &flat, k, pulse, &mut dispatches)
+                }
+                (None, None, _) => unreachable!("a shape has a probe or steps"),
             }
-            let workgroups = match group {
-                Some(_) => lanes as u32,
-                None => (lanes as u32).div_ceil(WORKGROUP),
-            };
             let mut encoder = self.encoder();
-            self.dispatch(&mut encoder, b, &dispatches, workgroups);
-            // States; then fs from r to the currents: r, g, v, diag, inject,
-            // rhs, currents.
+            self.dispatch(&mut encoder, b, &dispatches, lanes as u32);
+            // States; then fs from r to the currents: r, g, v, currents.
             let state_bytes = l * size_of::<InstanceState>() as u64;
             let fs_from = 4 * 3 * m * l;
-            let fs_size = 4 * (2 * m + 4 * n + u.o_max as u64) * l;
+            let fs_size = 4 * (2 * m + n + u.o_max as u64) * l;
             encoder.copy_buffer_to_buffer(&b.state, 0, &b.staging, 0, state_bytes);
             encoder.copy_buffer_to_buffer(&b.fs, fs_from, &b.staging, state_bytes, fs_size);
             let bytes = self.read_back(b, encoder, state_bytes + fs_size);
@@ -146,7 +139,7 @@ impl Gpu {
                 check_status(&self.adapter, states[lane].status, case.instance.seed);
                 let net = &case.instance.network;
                 let v0 = 2 * m;
-                let cur0 = 2 * m + 4 * n;
+                let cur0 = 2 * m + n;
                 out[lane].push(ProbeSnapshot {
                     v: (0..net.n_nodes() as u64)
                         .map(|i| at(v0 + i, lane))
