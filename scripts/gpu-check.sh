@@ -30,21 +30,21 @@
 #   LARGE_ERAS     eras of the large whole-training agreement test
 #                  (MEMSWEEP_LARGE_ERAS; 20, the default max_eras)
 #   GROUP_WG_SWEEP workgroup sizes to time 8-16-8 with besides the default
-#                  (MEMSWEEP_GROUP_WG; "32 128"; empty: none)
-#   REUSE_SWEEP    MEMSWEEP_GROUP_REUSE values to time 8-16-8 with besides
+#                  (wg in MEMSWEEP_GPU_PROFILE; "32 128"; empty: none)
+#   REUSE_SWEEP    reuse values (MEMSWEEP_GPU_PROFILE) to time 8-16-8 with besides
 #                  the default ("0": the greedy split, with the eliminated
 #                  nodes' share recomputed every substep; empty: none)
-#   CACHE_SWEEP    MEMSWEEP_GROUP_CACHE values to time 8-16-8 with besides
+#   CACHE_SWEEP    cache values (MEMSWEEP_GPU_PROFILE) to time 8-16-8 with besides
 #                  the default ("0": every read's and normalize pulse's
 #                  split computed anew; empty: none)
 #   PIVOTS_SWEEP   Cholesky pivots per barrier to time 8-16-8 and 16-64-16
-#                  with besides the default 2 (MEMSWEEP_GROUP_PIVOTS; "1";
+#                  with besides the default 2 (pivots in MEMSWEEP_GPU_PROFILE; "1";
 #                  empty: none)
 #   ERAS_SWEEP     whole eras per dispatch to time 8-16-8 and 16-64-16 with
-#                  besides the default 4 (MEMSWEEP_GROUP_ERAS; "1"; empty:
+#                  besides the default 4 (eras in MEMSWEEP_GPU_PROFILE; "1"; empty:
 #                  none)
 #   REPEAT_SWEEP   stages of the workgroup kernel to run twice, one at a
-#                  time, timing 8-16-8 and 16-64-16 (MEMSWEEP_GROUP_REPEAT:
+#                  time, timing 8-16-8 and 16-64-16 (repeat in MEMSWEEP_GPU_PROFILE:
 #                  prepare, sums, solve; "prepare sums solve"; empty: none).
 #                  The rows stay the same; the time added is the stage's
 #   SCALING_SWEEP  instance counts to time 8-16-8 with, few enough that
@@ -53,7 +53,7 @@
 #                  per multiprocessor is one instance's latency; where the
 #                  rate stops growing with the count, the GPU is full
 #   CHECKS_SWEEP   runtime checks to time 8-16-8 and 16-64-16 with besides
-#                  the default (MEMSWEEP_GPU_CHECKS: all, none; empty: none)
+#                  the default (checks in MEMSWEEP_GPU_PROFILE: all, none; empty: none)
 #   CPU_THREADS    worker threads of the CPU backend (2: the baseline)
 #   CPU_SCALE      multiplies the CPU's bench instance counts (4)
 #   MID_SIZE       instances per mid-size agreement configuration (200)
@@ -140,42 +140,43 @@ bench cpu --backend cpu --threads "$CPU_THREADS" --scale "$CPU_SCALE" \
 bench group --backend gpu --gpu-instances "$GPU_INSTANCES" \
     --config 2-4-2 --config 8-16-8
 bench group --backend gpu --gpu-instances "$GPU_MID" --config 16-64-16
-MEMSWEEP_GPU_TIMING=1 bench group-large --backend gpu \
+MEMSWEEP_GPU_PROFILE=timing bench group-large --backend gpu \
     --gpu-instances "$GPU_LARGE" --config 8-16-8
 for wg in $GROUP_WG_SWEEP; do
-    MEMSWEEP_GROUP_WG=$wg bench "group-wg$wg" --backend gpu \
+    MEMSWEEP_GPU_PROFILE=wg=$wg bench "group-wg$wg" --backend gpu \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
 for u in $REUSE_SWEEP; do
-    MEMSWEEP_GROUP_REUSE=$u bench "group-u$u" --backend gpu \
+    MEMSWEEP_GPU_PROFILE=reuse=$u bench "group-u$u" --backend gpu \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
 for c in $CACHE_SWEEP; do
-    MEMSWEEP_GROUP_CACHE=$c bench "group-c$c" --backend gpu \
+    MEMSWEEP_GPU_PROFILE=cache=$c bench "group-c$c" --backend gpu \
         --gpu-instances "$GPU_INSTANCES" --config 8-16-8
 done
-# sweep KNOB LABEL VALUES...: 8-16-8 and 16-64-16 with the environment variable KNOB at each value, labelled LABEL<value>.
+# sweep KNOB LABEL VALUES...: 8-16-8 and 16-64-16 with the item KNOB of
+# MEMSWEEP_GPU_PROFILE at each value, labelled LABEL<value>.
 sweep() {
     local knob=$1 label=$2 value
     shift 2
     for value in "$@"; do
-        export "$knob=$value"
+        export MEMSWEEP_GPU_PROFILE="$knob=$value"
         bench "$label$value" --backend gpu \
             --gpu-instances "$GPU_INSTANCES" --config 8-16-8
         bench "$label$value" --backend gpu \
             --gpu-instances "$GPU_MID" --config 16-64-16
-        unset "$knob"
+        unset MEMSWEEP_GPU_PROFILE
     done
 }
 # shellcheck disable=SC2086 # the sweeps are word lists
 {
-    sweep MEMSWEEP_GROUP_PIVOTS group-p $PIVOTS_SWEEP
-    sweep MEMSWEEP_GROUP_ERAS group-e $ERAS_SWEEP
-    sweep MEMSWEEP_GPU_CHECKS group- $CHECKS_SWEEP
-    sweep MEMSWEEP_GROUP_REPEAT group-r $REPEAT_SWEEP
+    sweep pivots group-p $PIVOTS_SWEEP
+    sweep eras group-e $ERAS_SWEEP
+    sweep checks group- $CHECKS_SWEEP
+    sweep repeat group-r $REPEAT_SWEEP
 }
 for n in $SCALING_SWEEP; do
-    MEMSWEEP_GPU_TIMING=1 bench "group-n$n" --backend gpu \
+    MEMSWEEP_GPU_PROFILE=timing bench "group-n$n" --backend gpu \
         --gpu-instances "$n" --config 8-16-8
 done
 if [[ $GPU_DEEP -gt 0 ]]; then
@@ -188,7 +189,7 @@ if [[ $GPU_BIG -gt 0 ]]; then
     for config in bulk-1040 32-128-32 64-256-64; do
         TIMEOUT=$BIG_TIMEOUT bench cpu --backend cpu --threads "$CPU_THREADS" \
             --scale "$CPU_BIG_SCALE" --config "$config"
-        TIMEOUT=$BIG_TIMEOUT MEMSWEEP_GPU_TIMING=1 bench big --backend gpu \
+        TIMEOUT=$BIG_TIMEOUT MEMSWEEP_GPU_PROFILE=timing bench big --backend gpu \
             --gpu-instances "$GPU_BIG" --config "$config"
     done
 fi

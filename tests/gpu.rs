@@ -560,7 +560,7 @@ fn kept_splits_train_as_splits_computed_anew() {
     workgroup_variant_trains_as_default(gpu, 8, 48, |g| g.with_split_cache(false));
 }
 
-/// Each stage of the workgroup kernel run twice (MEMSWEEP_GROUP_REPEAT, a
+/// Each stage of the workgroup kernel run twice (`repeat` in MEMSWEEP_GPU_PROFILE, a
 /// knob for measuring what a stage costs on a GPU) gives the rows of one
 /// run.
 #[test]

@@ -82,7 +82,7 @@ pub struct GroupShape {
 /// workgroup memory (4.9 KiB more for 8-[32,32,32]-8, 13%).
 const REUSE_MAX_DENSE: u32 = 16;
 
-/// Stages of the workgroup kernel that `MEMSWEEP_GROUP_REPEAT` can run
+/// Stages of the workgroup kernel that `repeat` (MEMSWEEP_GPU_PROFILE) can run
 /// twice, as bits of `GroupShape::repeat` (REPEAT_* in train_group.wgsl).
 /// A stage run twice gives the same rows bit for bit; what the second run
 /// adds to the time is what the stage costs.
@@ -96,10 +96,11 @@ impl Stages {
     /// The solve: Schur complement, Cholesky, back substitution.
     pub const SOLVE: u32 = 4;
 
-    /// The bits of a comma-separated list of `prepare`, `sums`, `solve`;
+    /// The bits of a list of `prepare`, `sums`, `solve` joined by `+` (or
+    /// by commas);
     /// None if a name is unknown.
     pub fn parse(list: &str) -> Option<u32> {
-        list.split(',')
+        list.split(['+', ','])
             .map(str::trim)
             .filter(|name| !name.is_empty())
             .try_fold(0, |bits, name| match name {
@@ -112,23 +113,23 @@ impl Stages {
 }
 
 /// The workgroup layout's knobs for measuring, read once per `Gpu` from
-/// the environment: none changes the model, and the rows stay the same
+/// MEMSWEEP_GPU_PROFILE: none changes the model, and the rows stay the same
 /// except that the workgroup size changes how a few sums are cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct GroupKnobs {
-    /// MEMSWEEP_GROUP_WG: invocations per workgroup, a power of two from 32
+    /// `wg`: invocations per workgroup, a power of two from 32
     /// to 256 (default: from the edges).
     pub(super) wg: Option<u32>,
-    /// MEMSWEEP_GROUP_PIVOTS: Cholesky pivots per barrier, 1 or 2.
+    /// `pivots`: Cholesky pivots per barrier, 1 or 2.
     pub(super) pivots: u32,
-    /// MEMSWEEP_GROUP_ERAS: the most whole eras per dispatch, 1 to
+    /// `eras`: the most whole eras per dispatch, 1 to
     /// ERAS_PER_CHECK (see `Gpu::group_plan`).
     pub(super) eras: usize,
-    /// MEMSWEEP_GROUP_REPEAT: the stages to run twice (`Stages`).
+    /// `repeat`: the stages to run twice (`Stages`).
     pub(super) repeat: u32,
-    /// MEMSWEEP_GROUP_REUSE: 0 or 1 overrides REUSE_MAX_DENSE.
+    /// `reuse`: 0 or 1 overrides REUSE_MAX_DENSE.
     pub(super) reuse: Option<bool>,
-    /// MEMSWEEP_GROUP_CACHE=0: compute every boundary's split anew.
+    /// `cache=0`: compute every boundary's split anew.
     pub(super) cache: bool,
 }
 
@@ -145,30 +146,41 @@ impl Default for GroupKnobs {
     }
 }
 
+/// The one variable that holds every knob a kernel developer measures
+/// with (docs/gpu.md): comma-separated `key=value` items, `timing` alone,
+/// e.g. `MEMSWEEP_GPU_PROFILE=wg=64,repeat=sums+solve,timing`. None changes
+/// the model; users never need it.
+pub(super) const PROFILE_VARIABLE: &str = "MEMSWEEP_GPU_PROFILE";
+
+/// The value of `key` in `MEMSWEEP_GPU_PROFILE` (empty for a bare key), if
+/// the variable names it.
+pub(super) fn profile(key: &str) -> Option<String> {
+    let all = std::env::var(PROFILE_VARIABLE).ok()?;
+    all.split(',').map(str::trim).find_map(|item| {
+        let (k, v) = item.split_once('=').unwrap_or((item, ""));
+        (k.trim() == key).then(|| v.trim().to_string())
+    })
+}
+
 impl GroupKnobs {
+    /// The knobs `MEMSWEEP_GPU_PROFILE` sets: `wg`, `pivots`, `eras`,
+    /// `repeat`, `reuse`, `cache`.
     pub(super) fn from_env() -> Self {
-        let var = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|s| s.parse::<usize>().ok())
-        };
+        let var = |name: &str| profile(name).and_then(|s| s.parse::<usize>().ok());
         let default = GroupKnobs::default();
         GroupKnobs {
-            wg: var("MEMSWEEP_GROUP_WG")
+            wg: var("wg")
                 .filter(|w| w.is_power_of_two() && (32..=256).contains(w))
                 .map(|w| w as u32),
-            pivots: var("MEMSWEEP_GROUP_PIVOTS")
+            pivots: var("pivots")
                 .filter(|p| (1..=2).contains(p))
                 .map_or(default.pivots, |p| p as u32),
-            eras: var("MEMSWEEP_GROUP_ERAS").map_or(default.eras, |e| e.clamp(1, ERAS_PER_CHECK)),
-            repeat: std::env::var("MEMSWEEP_GROUP_REPEAT")
-                .ok()
+            eras: var("eras").map_or(default.eras, |e| e.clamp(1, ERAS_PER_CHECK)),
+            repeat: profile("repeat")
                 .and_then(|list| Stages::parse(&list))
                 .unwrap_or(default.repeat),
-            reuse: var("MEMSWEEP_GROUP_REUSE")
-                .filter(|&r| r <= 1)
-                .map(|r| r == 1),
-            cache: var("MEMSWEEP_GROUP_CACHE").map_or(default.cache, |c| c != 0),
+            reuse: var("reuse").filter(|&r| r <= 1).map(|r| r == 1),
+            cache: var("cache").map_or(default.cache, |c| c != 0),
         }
     }
 }
@@ -430,7 +442,7 @@ impl Gpu {
 /// every array and buffer access, and guarded integer division, but no
 /// loop bounding (a counter wgpu adds to every loop so that a driver can
 /// never see an infinite one; what it costs is in docs/performance.md).
-/// MEMSWEEP_GPU_CHECKS=all keeps loop bounding too, `none` drops
+/// `checks=all` in MEMSWEEP_GPU_PROFILE keeps loop bounding too, `none` drops
 /// every check: knobs for measuring (docs/gpu.md).
 ///
 /// Safety of dropping loop bounding: the kernel has no infinite loop. Every
@@ -441,9 +453,9 @@ impl Gpu {
 /// stops growing, and the scans of set bits, each of which clears a bit
 /// per turn.
 pub(super) fn group_checks() -> wgpu::ShaderRuntimeChecks {
-    match std::env::var("MEMSWEEP_GPU_CHECKS").as_deref() {
-        Ok("all") => wgpu::ShaderRuntimeChecks::checked(),
-        Ok("none") => wgpu::ShaderRuntimeChecks::unchecked(),
+    match profile("checks").as_deref() {
+        Some("all") => wgpu::ShaderRuntimeChecks::checked(),
+        Some("none") => wgpu::ShaderRuntimeChecks::unchecked(),
         _ => {
             let mut checks = wgpu::ShaderRuntimeChecks::unchecked();
             checks.bounds_checks = true;
@@ -460,6 +472,10 @@ mod tests {
     #[test]
     fn stage_lists_parse_to_their_bits() {
         assert_eq!(Stages::parse(""), Some(0));
+        assert_eq!(
+            Stages::parse("sums+solve"),
+            Some(Stages::SUMS | Stages::SOLVE)
+        );
         assert_eq!(Stages::parse("solve"), Some(Stages::SOLVE));
         assert_eq!(
             Stages::parse("prepare, sums,solve"),

@@ -301,7 +301,7 @@ impl Gpu {
 
     /// Tests only: whether the workgroup kernel keeps the split reads and
     /// normalize pulses share (default) or computes it anew, as
-    /// MEMSWEEP_GROUP_CACHE=0 does.
+    /// `cache=0` in MEMSWEEP_GPU_PROFILE does.
     #[doc(hidden)]
     pub fn with_split_cache(mut self, cache: bool) -> Self {
         self.knobs.cache = cache;
@@ -309,7 +309,7 @@ impl Gpu {
     }
 
     /// Tests only: run the workgroup kernel's `stages` (bits of `Stages`)
-    /// twice, as MEMSWEEP_GROUP_REPEAT does.
+    /// twice, as `repeat` in MEMSWEEP_GPU_PROFILE does.
     #[doc(hidden)]
     pub fn with_repeated_stages(mut self, stages: u32) -> Self {
         self.knobs.repeat = stages;
@@ -338,7 +338,7 @@ impl Gpu {
     /// The kernel's shape for a chunk of `slots` whose nodes have at most
     /// `degree` edges, with the patterns per era dispatch and the whole eras
     /// per dispatch of the dense path (more than 1 only where a dispatch
-    /// takes a whole era: up to ERAS_PER_CHECK, or MEMSWEEP_GROUP_ERAS, a
+    /// takes a whole era: up to ERAS_PER_CHECK, or `eras` in MEMSWEEP_GPU_PROFILE, a
     /// knob for measuring that leaves the rows as they are). The dense path
     /// wherever its shape fits the adapter's workgroup memory and
     /// invocations and (lavapipe) one pattern fits its loop budget, else the
@@ -686,7 +686,7 @@ impl Gpu {
 
     /// Train one chunk: eras until none trains, the final read, readback.
     fn train_chunk(&self, chunk: &[&(Instance, Arc<Params>)], shape: GroupShape) -> Vec<Outcome> {
-        let timing = std::env::var_os("MEMSWEEP_GPU_TIMING").is_some();
+        let timing = group::profile("timing").is_some();
         let clock = std::time::Instant::now();
         let lap = |what: &str| {
             if timing {
