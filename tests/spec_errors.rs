@@ -787,6 +787,17 @@ fn work_bound_follows_the_formula_and_skips_abstract_points() {
     let mut abstract_params = p.clone();
     abstract_params.training.model = ModelKind::Abstract;
     assert_eq!(work_bound(&abstract_params, 5).memristor_updates, 0.0);
+
+    // A random network counts the edges it has but for six standard
+    // deviations, not every pair of its bulk nodes.
+    let mut bulk = p.clone();
+    bulk.network.topology = Topology::RandomBulk;
+    bulk.network.n_bulk = 1024;
+    bulk.network.p_bulk = 0.0098;
+    bulk.network.k_attach = 4;
+    let per_update = (5 * 20 * 2 * 2 * 10) as f64;
+    let edges = work_bound(&bulk, 5).memristor_updates / per_update;
+    assert!((5_000.0..6_000.0).contains(&edges), "{edges} edges");
 }
 
 #[test]

@@ -118,7 +118,7 @@ fn dense_sizes(params: &Params, nodes: f64, edges: f64) -> (f64, f64) {
 /// practice), capped at every pair; for nanowire every wire and
 /// `nanowire::edge_bound` (the expected junctions plus six standard
 /// deviations); for graph the file's counts.
-fn network_size(params: &Params) -> (f64, f64) {
+pub(crate) fn network_size(params: &Params) -> (f64, f64) {
     let n = &params.network;
     let (n_in, n_out) = (n.n_in as f64, n.n_out as f64);
     match n.topology {

@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use rayon::prelude::*;
 
+use super::limits;
 use super::spec::{Spec, SpecError};
 use crate::model::network::Network;
 use crate::params::{ModelKind, Params, Topology};
@@ -16,7 +17,9 @@ use crate::params::{ModelKind, Params, Topology};
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Work {
     /// Edge-state Euler updates: `replicas * max_eras * P * 2 pulses * n_sub
-    /// * max_edges`.
+    /// * edges`, `edges` the most a network of the point has but for odds
+    /// below six standard deviations (`limits::network_size`: every pair
+    /// of a layered network, not every pair of a random one).
     pub memristor_updates: f64,
     /// Nodal solves: `replicas * max_eras * P * (1 read + 2 pulses * n_sub)`.
     /// The final read (`replicas * P` more) is left out.
@@ -35,7 +38,7 @@ pub fn work_bound(params: &Params, replicas: usize) -> Work {
     let presentations = replicas as f64 * t.max_eras as f64 * params.n_patterns() as f64;
     let n_sub = t.n_sub as f64;
     Work {
-        memristor_updates: presentations * 2.0 * n_sub * params.max_edges() as f64,
+        memristor_updates: presentations * 2.0 * n_sub * limits::network_size(params).1,
         nodal_solves: presentations * (1.0 + 2.0 * n_sub),
     }
 }
