@@ -184,7 +184,7 @@ impl<F: Real> Edges<F> {
             // The tail's changes, per lane.
             let mut tail = TailSums::default();
             for j0 in (0..whole).step_by(LANES) {
-                view.step_block::<NOISE, L>(j0, LANES, &step, &mut acc, &mut tail);
+                view.step_block::<NOISE, L>(j0, &step, &mut acc, &mut tail);
             }
             if whole < len {
                 view.step_short::<NOISE, L>(whole, len - whole, &step, &mut acc, &mut tail);
@@ -283,28 +283,20 @@ struct RunView<'a, F> {
 }
 
 impl<F: Real> RunView<'_, F> {
-    /// Step the `n <= LANES` edges from `j0`. Every lane is computed without
-    /// branches, so the block becomes vector code; a short block is padded
-    /// with pruned edges (`g = 0`), which move nothing and add nothing, and
-    /// a pruned edge keeps its state. If no device of the block is above
-    /// threshold, nothing but the power is touched.
+    /// Step the `LANES` edges from `j0`. Every lane is computed without
+    /// branches, so the block becomes vector code; a pruned edge (`g = 0`)
+    /// keeps its state. If no device of the block is above threshold,
+    /// nothing but the power is touched.
     #[inline(always)]
     fn step_block<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
         j0: usize,
-        n: usize,
         c: &DeviceStep<'_, F, L>,
         acc: &mut StepSums<F>,
         tail: &mut TailSums<F>,
     ) {
-        let at = j0..j0 + n;
-        let load = |x: &[F]| {
-            if n == LANES {
-                lanes::block(&x[j0..])
-            } else {
-                lanes::load(&x[at.clone()])
-            }
-        };
+        let at = j0..j0 + LANES;
+        let load = |x: &[F]| lanes::block(&x[j0..]);
         let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
         let (polarity, vt) = (load(self.polarity), load(self.vt));
         let (ron, roff) = (load(self.ron), load(self.roff));
@@ -371,10 +363,10 @@ impl<F: Real> RunView<'_, F> {
         tail.moved = true;
     }
 
-    /// `step_block` for a block of `n < LANES` edges, lane by lane: the
-    /// same arithmetic on the real lanes, skipping what the padded lanes
-    /// and the lanes at rate zero would add (exact zeros), so the bits are
-    /// `step_block`'s. Runs of random, nanowire and graph networks are
+    /// `step_block` for the last `n < LANES` edges of a run, lane by lane:
+    /// the same arithmetic, each lane in its own accumulators, skipping the
+    /// lanes at rate zero (which would add exact zeros), so the bits are
+    /// those of a block padded with pruned edges. Runs of random, nanowire and graph networks are
     /// mostly one or two edges long, where padding and copying a block
     /// would cost several times the work.
     #[inline(always)]
