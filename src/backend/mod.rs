@@ -51,41 +51,49 @@ pub trait Executor: Sync {
 
 /// Set up, train and measure a batch of jobs.
 pub fn simulate(executor: &dyn Executor, jobs: &[Job]) -> Vec<InstanceRecord> {
-    let batch: Vec<(Instance, Arc<Params>)> = jobs
-        .par_iter()
-        .map(|j| {
-            (
-                Instance::build(&j.params, j.point, j.replica, j.seed),
-                j.params.clone(),
-            )
-        })
-        .collect();
     // The abstract model (MODEL.md section 11) has no circuit to solve:
     // its walk runs here, on the CPU, whatever the executor, and its rows
     // say so.
     let (circuit, walks): (Vec<usize>, Vec<usize>) =
-        (0..batch.len()).partition(|&i| batch[i].1.training.model == ModelKind::Circuit);
-    let on_executor: Vec<(Instance, Arc<Params>)> =
-        circuit.iter().map(|&i| batch[i].clone()).collect();
-    let mut outcomes: Vec<Option<(&'static str, Outcome)>> = vec![None; batch.len()];
-    for (&i, out) in circuit.iter().zip(executor.train(&on_executor)) {
-        outcomes[i] = Some((executor.name(), out));
-    }
-    let walked: Vec<Outcome> = walks
+        (0..jobs.len()).partition(|&i| jobs[i].params.training.model == ModelKind::Circuit);
+    let build = |which: &[usize]| -> Vec<(Instance, Arc<Params>)> {
+        which
+            .par_iter()
+            .map(|&i| {
+                let j = &jobs[i];
+                (
+                    Instance::build(&j.params, j.point, j.replica, j.seed),
+                    j.params.clone(),
+                )
+            })
+            .collect()
+    };
+    let on_executor = build(&circuit);
+    let trained = executor.train(&on_executor);
+    let walking = build(&walks);
+    let walked: Vec<Outcome> = walking
         .par_iter()
-        .map(|&i| abstract_model::train(&batch[i].0, &batch[i].1))
+        .map(|(inst, params)| abstract_model::train(inst, params))
         .collect();
-    for (&i, out) in walks.iter().zip(walked) {
-        outcomes[i] = Some((WALK_BACKEND, out));
-    }
-    batch
-        .into_par_iter()
-        .zip(outcomes)
-        .map(|((inst, params), out)| {
-            let (backend, out) = out.expect("every instance was trained");
-            record(backend, &inst, params, out)
-        })
-        .collect()
+    let records = |batch: Vec<(Instance, Arc<Params>)>, outs: Vec<Outcome>, backend| {
+        batch
+            .into_par_iter()
+            .zip(outs)
+            .map(move |((inst, params), out)| record(backend, &inst, params, out))
+            .collect::<Vec<_>>()
+    };
+    // Back in the order of `jobs`.
+    let mut keyed: Vec<(usize, InstanceRecord)> = circuit
+        .into_iter()
+        .chain(walks)
+        .zip(
+            records(on_executor, trained, executor.name())
+                .into_iter()
+                .chain(records(walking, walked, WALK_BACKEND)),
+        )
+        .collect();
+    keyed.sort_by_key(|&(i, _)| i);
+    keyed.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The `backend` column of abstract-model rows: their walk runs on the CPU.
