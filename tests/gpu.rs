@@ -763,9 +763,7 @@ fn every_shared_rule_gives_the_rust_mirrors_bits() {
             })
             .collect();
         let desc = InstanceDesc::of_params(&params, seed);
-        let on_gpu = gpu
-            .probe_rules(&desc, &inputs)
-            .expect("the rule probe runs");
+        let on_gpu = gpu.probe_rules(&desc, &inputs);
         let mut worst = [0u64; RULE_NAMES.len()];
         let mut worst_rel = [0f64; RULE_NAMES.len()];
         let mut same = [0usize; RULE_NAMES.len()];

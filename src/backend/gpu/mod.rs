@@ -656,11 +656,16 @@ impl Gpu {
         }
     }
 
-    /// Submit `encoder`, whose last commands copied `size` bytes into the
-    /// staging buffer, wait, and return those bytes.
-    fn read_back(&self, b: &Buffers, encoder: wgpu::CommandEncoder, size: u64) -> Vec<u8> {
+    /// Submit `encoder`, whose last commands copied `size` bytes into
+    /// `staging` (a mappable buffer), wait, and return those bytes.
+    fn read_back(
+        &self,
+        staging: &wgpu::Buffer,
+        encoder: wgpu::CommandEncoder,
+        size: u64,
+    ) -> Vec<u8> {
         self.queue.submit(Some(encoder.finish()));
-        let slice = b.staging.slice(0..size.next_multiple_of(4).max(4));
+        let slice = staging.slice(0..size.next_multiple_of(4).max(4));
         let (tx, rx) = mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -675,7 +680,7 @@ impl Gpu {
             .get_mapped_range()
             .unwrap_or_else(|e| panic!("GPU backend: reading results back failed: {e}"))
             .to_vec();
-        b.staging.unmap();
+        staging.unmap();
         bytes
     }
 
@@ -736,7 +741,7 @@ impl Gpu {
             era += eras;
             if era < flat.max_eras {
                 encoder.copy_buffer_to_buffer(&b.running, 4 * (era as u64 - 1), &b.staging, 0, 4);
-                let bytes = self.read_back(b, encoder, 4);
+                let bytes = self.read_back(&b.staging, encoder, 4);
                 encoder = self.encoder();
                 let running = u32::from_le_bytes(bytes[..4].try_into().unwrap());
                 let per_era = since.elapsed().as_secs_f64() / eras as f64;
@@ -773,7 +778,7 @@ impl Gpu {
             spans.push(at as usize..(at + size) as usize);
             at += size;
         }
-        let bytes = self.read_back(b, encoder, at);
+        let bytes = self.read_back(&b.staging, encoder, at);
         drop(guard);
         lap("final read, read back");
         let part = |i: usize| &bytes[spans[i].clone()];

@@ -130,7 +130,7 @@ impl Gpu {
             let fs_size = 4 * (2 * m + n + u.o_max as u64) * l;
             encoder.copy_buffer_to_buffer(&b.state, 0, &b.staging, 0, state_bytes);
             encoder.copy_buffer_to_buffer(&b.fs, fs_from, &b.staging, state_bytes, fs_size);
-            let bytes = self.read_back(b, encoder, state_bytes + fs_size);
+            let bytes = self.read_back(&b.staging, encoder, state_bytes + fs_size);
             states.copy_from_slice(bytemuck::cast_slice(&bytes[..state_bytes as usize]));
             let fs: &[f32] = bytemuck::cast_slice(&bytes[state_bytes as usize..]);
             // Slot s (counted from r) of lane `lane`.

@@ -3,11 +3,9 @@
 //! given inputs and returns the results' bits, for comparison with their
 //! Rust mirrors (`tests/gpu.rs`; the mirror table of `docs/numerics.md`).
 
-use std::sync::mpsc;
-
 use bytemuck::{Pod, Zeroable};
 
-use super::{Gpu, GpuError, InstanceDesc, COMMON};
+use super::{Gpu, InstanceDesc, COMMON};
 
 /// The probe shader, after `COMMON`.
 pub const RULES_SHADER: &str = include_str!("../../../shaders/rules.wgsl");
@@ -50,7 +48,7 @@ impl Gpu {
         &self,
         desc: &InstanceDesc,
         inputs: &[RuleInput],
-    ) -> Result<Vec<[u32; RULE_NAMES.len()]>, GpuError> {
+    ) -> Vec<[u32; RULE_NAMES.len()]> {
         use wgpu::util::DeviceExt;
         let device = &self.device;
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -113,28 +111,12 @@ impl Gpu {
             pass.dispatch_workgroups((inputs.len() as u32).div_ceil(64), 1, 1);
         }
         encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, size);
-        self.queue.submit(Some(encoder.finish()));
-        let slice = staging.slice(..);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError(format!("waiting for the rule probe: {e}")))?;
-        rx.recv()
-            .map_err(|e| GpuError(format!("rule probe mapping: {e}")))?
-            .map_err(|e| GpuError(format!("rule probe mapping: {e}")))?;
-        let words: Vec<u32> = bytemuck::cast_slice(
-            &slice
-                .get_mapped_range()
-                .map_err(|e| GpuError(format!("rule probe read-back: {e}")))?,
-        )
-        .to_vec();
-        Ok(words
+        let bytes = self.read_back(&staging, encoder, size);
+        let words: &[u32] = bytemuck::cast_slice(&bytes);
+        words
             .chunks_exact(RULE_NAMES.len())
             .take(inputs.len())
             .map(|row| row.try_into().expect("a row of RULE_NAMES.len() words"))
-            .collect())
+            .collect()
     }
 }
