@@ -907,18 +907,16 @@ impl Executor for Gpu {
             "GPU backend: an abstract-model instance reached the GPU executor \
              (backend::simulate routes them to the CPU)"
         );
-        let circuit: Vec<usize> = (0..batch.len()).collect();
         let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
         // Instances of one shape train together, so that how an
         // instance's work is cut across invocations (and so the rounding of
         // its sums) depends on its own network alone, never on what shares
         // its chunk.
         let mut kinds: Vec<(GroupShape, Vec<usize>)> = Vec::new();
-        let shapes: Vec<GroupShape> = circuit
+        let shapes: Vec<GroupShape> = batch
             .par_iter()
-            .map(|&i| {
-                let inst = &batch[i].0;
-                self.instance_shape(inst, &batch[i].1).unwrap_or_else(|| {
+            .map(|(inst, params)| {
+                self.instance_shape(inst, params).unwrap_or_else(|| {
                     let degree = inst.adjacency.max_degree() as u64;
                     panic!(
                         "GPU backend: instance {}: {}",
@@ -928,7 +926,7 @@ impl Executor for Gpu {
                 })
             })
             .collect();
-        for (&i, key) in circuit.iter().zip(shapes) {
+        for (i, key) in shapes.into_iter().enumerate() {
             match kinds.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, members)) => members.push(i),
                 None => kinds.push((key, vec![i])),
