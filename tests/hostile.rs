@@ -4,6 +4,8 @@
 //! directory is written by one run per shard, made whole by `run`, and a
 //! file in it that is not its sweep's stops `run`, `status` and `report`.
 
+#[path = "common/refusal.rs"]
+mod refusal;
 #[path = "common/tables.rs"]
 mod tables;
 
@@ -22,6 +24,7 @@ use memsweep::shard::Shard;
 use memsweep::status::Inventory;
 use memsweep::sweep::Spec;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use refusal::{assert_refused, stderr};
 use tables::read_sorted;
 
 const SWEEP: &str = r#"
@@ -67,20 +70,6 @@ fn memsweep(args: &[&str], cwd: &Path) -> Command {
 
 fn output(args: &[&str], cwd: &Path) -> Output {
     memsweep(args, cwd).output().expect("memsweep runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Exit status 2 and one line on stderr that contains every `mention`.
-fn assert_refused(out: &Output, mentions: &[&str], what: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{what}: one line: {err}");
-    for m in mentions {
-        assert!(err.contains(m), "{what}: `{m}` not in: {err}");
-    }
 }
 
 /// The tiny sweep run into `dir/res` with the library, `batch` instances

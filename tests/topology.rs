@@ -2,6 +2,8 @@
 //! geometry against brute force and MODEL.md's rules, graph files and
 //! their refusals, and `export-graph` round trips.
 
+#[path = "common/refusal.rs"]
+mod refusal;
 #[path = "common/tables.rs"]
 mod tables;
 
@@ -14,6 +16,7 @@ use arrow::datatypes::{Float64Type, Int64Type};
 use memsweep::model::nanowire::{self, Wire};
 use memsweep::model::network::Network;
 use memsweep::params::{Params, Topology};
+use refusal::{assert_refused, stderr};
 use tables::read_sorted;
 
 fn nanowire_params(n_wires: usize, wire_density: f64) -> Params {
@@ -40,20 +43,6 @@ fn memsweep(args: &[&str], cwd: &Path) -> Output {
         ]);
     }
     cmd.output().expect("memsweep runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Exit status 2, one line on stderr holding every `mention`.
-fn assert_refused(out: &Output, mentions: &[&str], what: &str) {
-    let err = stderr(out);
-    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{what}: one line: {err}");
-    for m in mentions {
-        assert!(err.contains(m), "{what}: `{m}` not in: {err}");
-    }
 }
 
 #[test]
