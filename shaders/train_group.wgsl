@@ -831,14 +831,17 @@ const KIND_FIXED: u32 = 2u;
 fn at_kind(i: u32) -> u32 { return at(chunk.m_max + i); }
 
 // Node vectors of the solve in `fs`, after v and the currents: the
-// voltages before the last solve, the diagonal (gmin + total conductance),
-// the injected current b, the residual r, the search direction p, A p.
-const CG_PREV: u32 = 0u;
+// voltages of the solves one, two and three before the last (H1..H3; v
+// holds the last), the diagonal (gmin + total conductance), the injected
+// current b, the residual r, the search direction p, A p.
+const CG_H1: u32 = 0u;
 const CG_DIAG: u32 = 1u;
 const CG_B: u32 = 2u;
 const CG_R: u32 = 3u;
 const CG_P: u32 = 4u;
 const CG_Q: u32 = 5u;
+const CG_H2: u32 = 6u;
+const CG_H3: u32 = 7u;
 fn at_cg(vector: u32, i: u32) -> u32 {
     return at(5u * chunk.m_max + chunk.n_max + chunk.o_max + vector * chunk.n_max + i);
 }
@@ -848,9 +851,22 @@ fn at_cg(vector: u32, i: u32) -> u32 {
 var<workgroup> spread: array<atomic<u32>, 3>;
 var<workgroup> wg_pair: vec2<f32>;
 var<workgroup> partial2: array<vec2<f32>, (WG - 1u) * LARGE + 1u>;
-// Solves since the boundary was prepared: from the second on, a solve
-// starts from the voltages extrapolated from the last two.
+// Solves since the boundary was prepared (the substeps of the pulse so
+// far): a solve starts from the extrapolation of the last ones
+// (`start_of`).
 var<private> boundary_solves: u32;
+
+// circuit.rs EXTRAPOLATION: the start of a solve after `solves` solves of
+// this pulse, from the voltages of the last four (latest first): the
+// polynomial through the last min(solves, 4), one substep on.
+fn start_of(solves: u32, h0: f32, h1: f32, h2: f32, h3: f32) -> f32 {
+    switch min(solves, 4u) {
+        case 2u: { return 2.0 * h0 - h1; }
+        case 3u: { return 3.0 * h0 - 3.0 * h1 + h2; }
+        case 4u: { return 4.0 * h0 - 6.0 * h1 + 4.0 * h2 - h3; }
+        default: { return h0; }
+    }
+}
 
 // Storage written by one invocation, read by another: a barrier for both
 // address spaces.
@@ -966,7 +982,7 @@ fn sums_large() {
     sync();
 }
 
-// Row i of A p (circuit.rs CgVectors::product): p is 0 at every node that
+// Row i of A p (sliced.rs SlicedRows::product): p is 0 at every node that
 // is not an unknown, so no neighbour's kind needs a look.
 fn cg_product(i: u32) -> f32 {
     var sum = 0.0;
@@ -979,7 +995,7 @@ fn cg_product(i: u32) -> f32 {
 // circuit.rs Solver::solve_iterative and CgVectors::solve: the voltages
 // of the unknowns (into v), the undriven free nodes at 0 V.
 fn solve_large() {
-    let extrapolate = boundary_solves > 0u;
+    let solves = boundary_solves;
     boundary_solves++;
     // The start, and p = x there (0 off the unknowns) for r = b - A x.
     for (var i = tid; i < n_nodes; i += WG) {
@@ -987,14 +1003,15 @@ fn solve_large() {
         var x = 0.0;
         if kind != KIND_FIXED {
             let now = fs[at_v(i)];
+            let h1 = fs[at_cg(CG_H1, i)];
+            let h2 = fs[at_cg(CG_H2, i)];
             if kind == KIND_DRIVEN {
-                x = now;
-                if extrapolate {
-                    // Voltages move smoothly from substep to substep.
-                    x = now + (now - fs[at_cg(CG_PREV, i)]);
-                }
+                // Voltages move smoothly from substep to substep.
+                x = start_of(solves, now, h1, h2, fs[at_cg(CG_H3, i)]);
             }
-            fs[at_cg(CG_PREV, i)] = now;
+            fs[at_cg(CG_H3, i)] = h2;
+            fs[at_cg(CG_H2, i)] = h1;
+            fs[at_cg(CG_H1, i)] = now;
             fs[at_v(i)] = x;
         }
         fs[at_cg(CG_P, i)] = x;

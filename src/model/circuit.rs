@@ -48,6 +48,7 @@ use std::collections::HashMap;
 
 use crate::lanes::{self, Isa, LANES};
 use crate::model::network::{Adjacency, Network};
+use crate::model::sliced::SlicedRows;
 use crate::real::Real;
 
 /// Which nodes a phase fixes, and at what voltage (volt). A fixed node at 0 V
@@ -176,6 +177,27 @@ impl std::str::FromStr for SolverChoice {
     }
 }
 
+/// Unknowns of the iterative path ordered by their number of links
+/// together (`Solver::free_components`): enough for chunks of rows with
+/// little padding, few enough to keep the breadth-first order's locality.
+const DEGREE_WINDOW: usize = 256;
+
+/// The order of the polynomial through the last solves of a pulse that
+/// starts the next one (`Solver::solve_iterative`). Within a pulse the
+/// voltages move smoothly, so each order takes off a few iterations; on
+/// random networks of a thousand nodes a linear start takes 18, a cubic
+/// one 13 (`docs/performance.md`).
+const EXTRAPOLATION_ORDER: usize = 3;
+
+/// The weights of the extrapolation of order `n` (row `n`) one step on
+/// from the values at steps `0, -1, -2, ...`: `(-1)^m C(n + 1, m + 1)`.
+const EXTRAPOLATION: [&[f64]; EXTRAPOLATION_ORDER + 1] = [
+    &[1.0],
+    &[2.0, -1.0],
+    &[3.0, -3.0, 1.0],
+    &[4.0, -6.0, 4.0, -1.0],
+];
+
 /// Iterations that the cost estimate of the iterative path assumes per
 /// solve: a random network of a thousand nodes takes about this many, a
 /// punish pulse of a layered one fewer.
@@ -253,12 +275,10 @@ struct Layout<F> {
     /// rule relative to its own drive.
     component_start: Vec<usize>,
     unknown_node: Vec<usize>,
-    /// The alive links between unknowns, row by row: unknown `a` links to
-    /// `link_to[k]` through edge `link_via[k]` for `k` in
-    /// `row_start[a]..row_start[a + 1]`.
-    row_start: Vec<u32>,
-    link_to: Vec<u32>,
-    link_via: Vec<u32>,
+    /// The alive links between unknowns, row by row, in chunks of rows;
+    /// component `c` owns chunks `component_chunk[c]..component_chunk[c + 1]`.
+    rows: SlicedRows,
+    component_chunk: Vec<usize>,
 }
 
 impl<F: Real> Layout<F> {
@@ -335,12 +355,13 @@ pub struct Solver<F> {
     no_touches: Vec<F>,
     /// The vectors of the conjugate-gradient iteration.
     cg: CgVectors<F>,
-    /// Whether the last solve took the iterative path under the layout
-    /// still prepared (the previous substep of the same pulse), and the
-    /// voltages of its unknowns before it: such a solve starts from the
-    /// linear extrapolation of the two.
-    continues_pulse: bool,
-    before_last: Vec<F>,
+    /// How many iterative solves in a row were made under the layout
+    /// still prepared (the substeps of the pulse so far), and the last
+    /// `EXTRAPOLATION_ORDER + 1` of their solutions, latest first, in the
+    /// layout's unknown order: the next solve starts from their
+    /// extrapolation.
+    pulse_solves: usize,
+    history: Vec<Vec<F>>,
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
 }
@@ -378,8 +399,8 @@ pub(crate) struct CgVectors<F> {
 impl<F: Real> CgVectors<F> {
     /// The system `A x = b` of a weighted Laplacian with some nodes held
     /// at 0 V: `diag` each unknown's total conductance, `link_g` the
-    /// conductance of each link in the rows of the caller's `row_start`
-    /// and `link_to`; `x` starts at 0.
+    /// conductance of each link of the caller's `SlicedRows`, in their
+    /// order (0 for padding); `x` starts at 0.
     pub(crate) fn laplacian(diag: Vec<F>, link_g: Vec<F>, b: Vec<F>) -> Self {
         let n = diag.len();
         CgVectors {
@@ -395,44 +416,20 @@ impl<F: Real> CgVectors<F> {
         }
     }
 
-    /// `q = A p` on the rows `rows`, whose links stay inside them. Each
-    /// row's links are summed in four interleaved chains, so that
-    /// consecutive additions do not wait on each other.
-    #[inline(always)]
-    fn product(&mut self, row_start: &[u32], link_to: &[u32], rows: std::ops::Range<usize>) {
-        let p = &self.p;
-        let bounds = &row_start[rows.start..=rows.end];
-        let q = &mut self.q[rows.clone()];
-        let (diag, p_rows) = (&self.diag[rows.clone()], &p[rows]);
-        for (((q, &d), &p_a), ends) in q.iter_mut().zip(diag).zip(p_rows).zip(bounds.windows(2)) {
-            let links = ends[0] as usize..ends[1] as usize;
-            let mut to = link_to[links.clone()].chunks_exact(4);
-            let mut g = self.link_g[links].chunks_exact(4);
-            let mut sum = [F::ZERO; 4];
-            for (t, w) in (&mut to).zip(&mut g) {
-                for c in 0..4 {
-                    sum[c] += w[c] * p[t[c] as usize];
-                }
-            }
-            for (c, (&t, &w)) in to.remainder().iter().zip(g.remainder()).enumerate() {
-                sum[c] += w * p[t as usize];
-            }
-            *q = d * p_a - ((sum[0] + sum[1]) + (sum[2] + sum[3]));
-        }
-    }
-
     /// Preconditioned conjugate gradients on one component, from the
     /// voltages in `x`, until `r^T D^-1 r <= tol^2 b^T D^-1 b`. Returns
     /// the iterations taken, or `None` at the cap (four per unknown, far
     /// more than exact arithmetic needs).
+    #[inline(always)]
     pub(crate) fn solve(
         &mut self,
-        row_start: &[u32],
-        link_to: &[u32],
-        rows: std::ops::Range<usize>,
+        isa: Isa,
+        rows: &SlicedRows,
+        chunks: std::ops::Range<usize>,
+        unknowns: std::ops::Range<usize>,
         tol: F,
     ) -> Option<usize> {
-        let s = rows.clone();
+        let s = unknowns;
         let mut b_norm = F::ZERO;
         for a in s.clone() {
             b_norm += self.b[a] * self.b[a] * self.inv_diag[a];
@@ -446,7 +443,14 @@ impl<F: Real> CgVectors<F> {
         // r = b - A x, the current each node would have to take from
         // ground to balance its edges at the voltages `x`.
         self.p[s.clone()].copy_from_slice(&self.x[s.clone()]);
-        self.product(row_start, link_to, s.clone());
+        rows.product(
+            isa,
+            chunks.clone(),
+            &self.diag,
+            &self.link_g,
+            &self.p,
+            &mut self.q,
+        );
         for a in s.clone() {
             self.r[a] = self.b[a] - self.q[a];
             self.z[a] = self.r[a] * self.inv_diag[a];
@@ -461,8 +465,15 @@ impl<F: Real> CgVectors<F> {
                 return None;
             }
             iterations += 1;
-            self.product(row_start, link_to, s.clone());
-            let alpha = rz / lanes::dot(&self.p[s.clone()], &self.q[s.clone()]);
+            let pq = rows.product(
+                isa,
+                chunks.clone(),
+                &self.diag,
+                &self.link_g,
+                &self.p,
+                &mut self.q,
+            );
+            let alpha = rz / pq;
             let (x, r, z) = (
                 &mut self.x[s.clone()],
                 &mut self.r[s.clone()],
@@ -530,8 +541,8 @@ impl<F: Real> Solver<F> {
             choice,
             no_touches: Vec::new(),
             cg: CgVectors::default(),
-            continues_pulse: false,
-            before_last: Vec::new(),
+            pulse_solves: 0,
+            history: vec![Vec::new(); EXTRAPOLATION_ORDER + 1],
             stats: SolveStats::default(),
         }
     }
@@ -562,7 +573,7 @@ impl<F: Real> Solver<F> {
     /// few distinct boundaries (a read per pattern, normalize, a punish per
     /// pattern and winner), each applied many times.
     pub fn prepare_cached(&mut self, adj: &Adjacency, alive: &[bool], boundary: &Boundary<F>) {
-        self.continues_pulse = false;
+        self.pulse_solves = 0;
         self.key.clear();
         self.key.resize(boundary.fixed.len().div_ceil(64), 0);
         for (i, _) in boundary.fixed.iter().enumerate().filter(|f| *f.1) {
@@ -595,7 +606,7 @@ impl<F: Real> Solver<F> {
     /// Tell the solver that edges were pruned since the last solve.
     pub fn alive_changed(&mut self) {
         self.generation += 1;
-        self.continues_pulse = false;
+        self.pulse_solves = 0;
     }
 
     /// Number of nodes in the dense system of the last `prepare`.
@@ -605,7 +616,7 @@ impl<F: Real> Solver<F> {
 
     /// Classify the nodes for `boundary` given which edges are `alive`.
     pub fn prepare(&mut self, adj: &Adjacency, alive: &[bool], boundary: &Boundary<F>) {
-        self.continues_pulse = false;
+        self.pulse_solves = 0;
         if let Some(active) = self.active_slot.take() {
             // the active layout belongs to a slot: leave it there
             std::mem::swap(&mut self.layout, &mut self.cache[active]);
@@ -814,27 +825,47 @@ impl<F: Real> Solver<F> {
                     }
                 }
             }
-            layout.unknown_node[start..].sort_unstable();
         }
         layout.component_start.push(layout.unknown_node.len());
+        // Within a component, unknowns in windows of `DEGREE_WINDOW`, each
+        // ordered by decreasing number of links (then by node): the rows
+        // of a chunk then have about as many links each, and little
+        // padding.
+        let mut links = vec![0u32; layout.role.len()];
+        for &i in &layout.unknown_node {
+            links[i] = adj
+                .range(i)
+                .filter(|&k| {
+                    alive[adj.edge[k] as usize]
+                        && layout.role[adj.other[k] as usize] == NodeRole::Dense
+                })
+                .count() as u32;
+        }
+        for c in 0..layout.component_start.len() - 1 {
+            let unknowns = layout.component_start[c]..layout.component_start[c + 1];
+            for window in layout.unknown_node[unknowns].chunks_mut(DEGREE_WINDOW) {
+                window.sort_unstable_by_key(|&i| (std::cmp::Reverse(links[i]), i));
+            }
+        }
         // (`pos` of a free node: its unknown's number.)
         for (a, &i) in layout.unknown_node.iter().enumerate() {
             layout.pos[i] = a;
         }
-        layout.row_start.clear();
-        layout.link_to.clear();
-        layout.link_via.clear();
-        for &i in &layout.unknown_node {
-            layout.row_start.push(layout.link_to.len() as u32);
-            for k in adj.range(i) {
-                let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
-                if alive[e] && layout.role[j] == NodeRole::Dense {
-                    layout.link_to.push(layout.pos[j] as u32);
-                    layout.link_via.push(e as u32);
-                }
-            }
+        layout.rows.clear();
+        layout.component_chunk.clear();
+        for c in 0..layout.component_start.len() - 1 {
+            let unknowns = layout.component_start[c]..layout.component_start[c + 1];
+            let chunks = layout.rows.push_rows(unknowns, |a| {
+                let i = layout.unknown_node[a];
+                adj.range(i).filter_map(|k| {
+                    let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
+                    (alive[e] && layout.role[j] == NodeRole::Dense)
+                        .then(|| (layout.pos[j] as u32, e as u32))
+                })
+            });
+            layout.component_chunk.push(chunks.start);
         }
-        layout.row_start.push(layout.link_to.len() as u32);
+        layout.component_chunk.push(layout.rows.n_chunks());
     }
 
     /// The cut-off nodes of `mark_cut_off`.
@@ -935,7 +966,6 @@ impl<F: Real> Solver<F> {
     /// substitution). Rows are padded to whole blocks of `LANES` (see
     /// `crate::lanes`) so that every row update is vector code; entries left
     /// of the diagonal hold values that are never read.
-    #[inline(always)]
     pub fn solve_from_sums(
         &mut self,
         g: &[F],
@@ -944,12 +974,27 @@ impl<F: Real> Solver<F> {
         v: &mut [F],
         reuse: bool,
     ) {
+        self.solve_with(Isa::Portable, g, gmin, boundary, v, reuse)
+    }
+
+    /// `solve_from_sums`, its kernels compiled for (the inlining caller's)
+    /// instruction set `isa`.
+    #[inline(always)]
+    fn solve_with(
+        &mut self,
+        isa: Isa,
+        g: &[F],
+        gmin: F,
+        boundary: &Boundary<F>,
+        v: &mut [F],
+        reuse: bool,
+    ) {
         if self.layout.iterative {
-            self.solve_iterative(g, gmin, boundary, v);
+            self.solve_iterative(isa, g, gmin, boundary, v);
             return;
         }
         self.stats.dense_solves += 1;
-        self.continues_pulse = false;
+        self.pulse_solves = 0;
         let layout = &self.layout;
         // (Fixed and isolated nodes get a diagonal too, never read.)
         for (d, &c) in self.diag.iter_mut().zip(&self.sums.conductance) {
@@ -1076,7 +1121,8 @@ impl<F: Real> Solver<F> {
     /// streams through memory but for one gather of the search direction.
     /// Sums run in one fixed order, so the result is the same on every
     /// machine and thread.
-    fn solve_iterative(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
+    #[inline(always)]
+    fn solve_iterative(&mut self, isa: Isa, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
         self.stats.iterative_solves += 1;
         let layout = &self.layout;
         for &i in &layout.fixed {
@@ -1101,15 +1147,30 @@ impl<F: Real> Solver<F> {
             x.resize(nf, F::ZERO);
         }
         cg.link_g.clear();
-        cg.link_g
-            .extend(layout.link_via.iter().map(|&e| g[e as usize]));
-        let continues = self.continues_pulse;
+        // (A padding link's edge is out of range: conductance 0.)
+        cg.link_g.extend(
+            layout
+                .rows
+                .via()
+                .iter()
+                .map(|&e| g.get(e as usize).copied().unwrap_or(F::ZERO)),
+        );
+        // The start: the polynomial through the last solves of this pulse
+        // (up to `EXTRAPOLATION_ORDER + 1` of them), one substep on.
+        let weights: &[f64] = match self.pulse_solves {
+            0 => &[],
+            n => EXTRAPOLATION[(n - 1).min(EXTRAPOLATION_ORDER)],
+        };
         for (a, &i) in layout.unknown_node.iter().enumerate() {
             // Voltages move smoothly from substep to substep.
-            cg.x[a] = if continues {
-                v[i] + (v[i] - self.before_last[a])
-            } else {
+            cg.x[a] = if weights.is_empty() {
                 v[i]
+            } else {
+                let mut x = F::ZERO;
+                for (w, h) in weights.iter().zip(&self.history) {
+                    x += F::from_f64(*w) * h[a];
+                }
+                x
             };
             cg.diag[a] = gmin + self.sums.conductance[i];
             cg.inv_diag[a] = F::ONE / cg.diag[a];
@@ -1118,18 +1179,21 @@ impl<F: Real> Solver<F> {
         let tol = F::CG_TOLERANCE;
         for c in 0..layout.component_start.len() - 1 {
             let unknowns = layout.component_start[c]..layout.component_start[c + 1];
-            let iterations = cg.solve(&layout.row_start, &layout.link_to, unknowns.clone(), tol);
+            let chunks = layout.component_chunk[c]..layout.component_chunk[c + 1];
+            let iterations = cg.solve(isa, &layout.rows, chunks, unknowns, tol);
             match iterations {
                 Some(iterations) => self.stats.cg_iterations += iterations as u64,
                 None => self.stats.cg_capped += 1,
             }
         }
-        self.before_last.clear();
         for (a, &i) in layout.unknown_node.iter().enumerate() {
-            self.before_last.push(v[i]);
             v[i] = cg.x[a];
         }
-        self.continues_pulse = true;
+        // (The oldest solve's vector is reused for this one.)
+        self.history.rotate_right(1);
+        self.history[0].clear();
+        self.history[0].extend_from_slice(&cg.x);
+        self.pulse_solves += 1;
     }
 
     /// `solve_from_sums` compiled for the instruction set `isa`, which the
@@ -1152,7 +1216,7 @@ impl<F: Real> Solver<F> {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Isa::Avx2 => unsafe { self.solve_avx2(g, gmin, boundary, v, reuse) },
-            _ => self.solve_from_sums(g, gmin, boundary, v, reuse),
+            _ => self.solve_with(Isa::Portable, g, gmin, boundary, v, reuse),
         }
     }
 
@@ -1160,14 +1224,14 @@ impl<F: Real> Solver<F> {
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
     #[inline(never)]
     fn solve_avx512(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F], reuse: bool) {
-        self.solve_from_sums(g, gmin, boundary, v, reuse)
+        self.solve_with(Isa::Avx512, g, gmin, boundary, v, reuse)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
     fn solve_avx2(&mut self, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F], reuse: bool) {
-        self.solve_from_sums(g, gmin, boundary, v, reuse)
+        self.solve_with(Isa::Avx2, g, gmin, boundary, v, reuse)
     }
 
     /// Per edge: whether it touches a node the current layout eliminates

@@ -5,4 +5,5 @@ pub mod circuit;
 pub mod device;
 pub mod nanowire;
 pub mod network;
+pub mod sliced;
 pub mod step;

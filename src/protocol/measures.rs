@@ -6,8 +6,10 @@
 //! training loop.
 
 use crate::lanes;
+use crate::lanes::Isa;
 use crate::model::circuit::CgVectors;
 use crate::model::network::Network;
+use crate::model::sliced::SlicedRows;
 use crate::params::Params;
 use crate::real::Real;
 
@@ -325,9 +327,8 @@ impl ControlMatrix {
 /// its links to other reduced nodes (`row_start`, `link_to`, through edge
 /// `link_via`), and every alive edge at it for the diagonal.
 struct ReducedRows {
-    row_start: Vec<u32>,
-    link_to: Vec<u32>,
-    link_via: Vec<u32>,
+    n: usize,
+    rows: SlicedRows,
     /// Per reduced node, the alive edges at it (`edge_start` rows).
     edge_start: Vec<u32>,
     edges: Vec<u32>,
@@ -349,25 +350,22 @@ impl ReducedRows {
             }
         }
         let mut rows = ReducedRows {
-            row_start: Vec::with_capacity(n + 1),
-            link_to: Vec::new(),
-            link_via: Vec::new(),
+            n,
+            rows: SlicedRows::default(),
             edge_start: Vec::with_capacity(n + 1),
             edges: Vec::new(),
         };
         for list in &at {
-            rows.row_start.push(rows.link_to.len() as u32);
             rows.edge_start.push(rows.edges.len() as u32);
-            for &(e, other) in list {
-                rows.edges.push(e);
-                if other != usize::MAX {
-                    rows.link_to.push(other as u32);
-                    rows.link_via.push(e);
-                }
-            }
+            rows.edges.extend(list.iter().map(|&(e, _)| e));
         }
-        rows.row_start.push(rows.link_to.len() as u32);
         rows.edge_start.push(rows.edges.len() as u32);
+        rows.rows.push_rows(0..n, |a| {
+            at[a]
+                .iter()
+                .filter(|&&(_, other)| other != usize::MAX)
+                .map(|&(e, other)| (other as u32, e))
+        });
         rows
     }
 
@@ -375,7 +373,7 @@ impl ReducedRows {
     /// the alive edges, by conjugate gradients (`circuit::CgVectors`) to a
     /// relative residual of 1e-13.
     fn solve(&self, r: &[f64], b: Vec<f64>) -> Vec<f64> {
-        let n = self.row_start.len() - 1;
+        let n = self.n;
         let diag: Vec<f64> = (0..n)
             .map(|a| {
                 self.edges[self.edge_start[a] as usize..self.edge_start[a + 1] as usize]
@@ -384,11 +382,14 @@ impl ReducedRows {
                     .sum()
             })
             .collect();
-        let link_g = self.link_via.iter().map(|&e| 1.0 / r[e as usize]).collect();
+        let link_g = (self.rows.via().iter())
+            .map(|&e| r.get(e as usize).map_or(0.0, |r| 1.0 / r))
+            .collect();
         let mut cg = CgVectors::laplacian(diag, link_g, b);
         // (The cap is never met on a connected reduced system; a capped
         // solve would still be the best iterate.)
-        let _ = cg.solve(&self.row_start, &self.link_to, 0..n, 1e-13);
+        let chunks = 0..self.rows.n_chunks();
+        let _ = cg.solve(Isa::detect(), &self.rows, chunks, 0..n, 1e-13);
         cg.x
     }
 }

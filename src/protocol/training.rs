@@ -276,8 +276,14 @@ impl<'a, F: Real> Trainer<'a, F> {
         self.solver
             .prepare_cached(&self.adj, &self.alive, &self.boundary);
         self.refresh_sums();
-        self.solver
-            .solve_from_sums(&self.edges.g, gmin, &self.boundary, &mut self.v, false);
+        self.solver.solve_from_sums_on(
+            self.isa,
+            &self.edges.g,
+            gmin,
+            &self.boundary,
+            &mut self.v,
+            false,
+        );
     }
 
     /// Bring the solver's node sums to the current boundary: the injected

@@ -227,10 +227,10 @@ impl Slots {
     }
 
     /// f32 words per lane: ron, roff, vt, r, g (per edge); v (per node);
-    /// currents (per output); the iterative path's six vectors (per node,
+    /// currents (per output); the iterative path's eight vectors (per node,
     /// train_group.wgsl `at_cg`).
     pub(super) fn f32_words(self) -> usize {
-        5 * self.edges + 7 * self.nodes + self.outputs
+        5 * self.edges + 9 * self.nodes + self.outputs
     }
 
     /// u32 words per lane: alive (per edge); then the dense path's kept
