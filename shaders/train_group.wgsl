@@ -807,7 +807,7 @@ fn solve_split(sp: vec3<u32>, fresh: bool) {
 // live in `fs`, each node's kind in `us`, and the solve is circuit.rs
 // Solver::solve_iterative: Jacobi-preconditioned conjugate gradients on
 // the free nodes that something drives, started from the last solve's
-// voltages (extrapolated linearly within a pulse), until
+// voltages (within a pulse, extrapolated from the last four: start_of), until
 // r^T D^-1 r <= tol^2 b^T D^-1 b (tol: real.rs CG_TOLERANCE, f32). Nodes
 // are strided over the invocations: each computes its nodes' rows of the
 // product A p from their adjacency, and the two dot products of an

@@ -210,17 +210,34 @@ fn every_instruction_set_trains_to_the_same_bits() {
     params.network.skip = 0.3;
     params.network.random_polarity = true;
     params.device.alpha = 1e3;
-    for replica in 0..4 {
+    // Replicas 4 on: a random network on the iterative path (its passes
+    // over rows in chunks of 8, some partial, and its extrapolated starts).
+    let mut bulk = params.clone();
+    bulk.network.topology = memsweep::params::Topology::RandomBulk;
+    bulk.network.n_bulk = 61;
+    bulk.network.p_bulk = 0.1;
+    bulk.network.k_attach = 3;
+    for replica in 0..6 {
         // With and without cycle-to-cycle noise (two code paths).
+        let mut params = if replica < 4 {
+            params.clone()
+        } else {
+            bulk.clone()
+        };
         params.device.sigma_c2c = if replica % 2 == 0 { 0.0 } else { 0.2 };
-        let params = params.clone();
+        let choice = if replica < 4 {
+            memsweep::model::circuit::SolverChoice::Auto
+        } else {
+            memsweep::model::circuit::SolverChoice::Sparse
+        };
         let inst = Instance::build(&params, 0, replica, 77 + replica as u64);
         let train_with = |isa: Isa| {
-            let mut t = Trainer::<f64>::new(&inst, &params);
+            let mut t = Trainer::<f64>::with_choice(&inst, &params, choice);
             if !t.set_isa(isa) {
                 return None;
             }
             let eras = run_eras(&mut t, params.training.max_eras, |_, _| ());
+            assert_eq!(t.solve_stats().iterative_solves > 0, replica >= 4);
             Some((eras, t.r().to_vec(), t.energy_write))
         };
         let portable = train_with(Isa::Portable).expect("portable always runs");

@@ -36,8 +36,9 @@
 //! every split is large (random graphs have large separators, so any direct
 //! factorisation fills in), `prepare` chooses the iterative path instead:
 //! conjugate gradients on all free nodes, preconditioned by the diagonal
-//! and started from the voltages of the previous solve, which during a
-//! pulse barely move. Each iteration is one pass over the free nodes'
+//! and started from the voltages extrapolated from the pulse's last
+//! solves, which move smoothly. The links are stored in chunks of rows
+//! (`model::sliced`) so that the product is vector arithmetic. Each iteration is one pass over the free nodes'
 //! edges, so a substep costs a small multiple of the memristor count. The
 //! choice is made per boundary by estimated cost (`SolverChoice::Auto`), or
 //! forced for comparison (`Dense`, `Sparse`); it never changes the model,
