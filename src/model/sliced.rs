@@ -258,7 +258,7 @@ mod tests {
             for a in 0..n {
                 let mut want = diag[a] * p[a];
                 for &(b, e) in &links[a] {
-                    want = want - g_edge[e as usize] * p[b as usize];
+                    want -= g_edge[e as usize] * p[b as usize];
                 }
                 assert_eq!(q[a], want, "row {a} on {isa:?}");
             }
