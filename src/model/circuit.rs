@@ -37,13 +37,13 @@
 //! factorisation fills in), `prepare` chooses the iterative path instead:
 //! conjugate gradients on all free nodes, preconditioned by the diagonal
 //! and started from the voltages extrapolated from the pulse's last
-//! solves, which move smoothly. The links are stored in chunks of rows
-//! (`model::sliced`) so that the product is vector arithmetic. Each iteration is one pass over the free nodes'
-//! edges, so a substep costs a small multiple of the memristor count. The
-//! choice is made per boundary by estimated cost (`SolverChoice::Auto`), or
-//! forced for comparison (`Dense`, `Sparse`); it never changes the model,
-//! only how its equations are solved, within the stopping rule of
-//! `Real::CG_TOLERANCE`.
+//! solves, which move smoothly. Each iteration is one pass over the free
+//! nodes' edges, stored in chunks of rows so that it is vector arithmetic
+//! (`model::sliced`); a substep costs a small multiple of the memristor
+//! count. The choice is made per boundary by estimated cost
+//! (`SolverChoice::Auto`), or forced for comparison (`Dense`, `Sparse`); it
+//! never changes the model, only how its equations are solved, within the
+//! stopping rule of `Real::CG_TOLERANCE`.
 
 use std::collections::HashMap;
 
@@ -1116,12 +1116,12 @@ impl<F: Real> Solver<F> {
     }
 
     /// The voltages of the free nodes by preconditioned conjugate
-    /// gradients, component by component, each started from `v` (see the
-    /// module comment and `Real::CG_TOLERANCE`). The system is gathered once per
-    /// solve into contiguous rows (`Layout::row_start`), so an iteration
-    /// streams through memory but for one gather of the search direction.
-    /// Sums run in one fixed order, so the result is the same on every
-    /// machine and thread.
+    /// gradients, component by component, each started from `v` or, after
+    /// the first solve of a pulse, from the extrapolation of the pulse's
+    /// last solves (see the module comment and `Real::CG_TOLERANCE`). The
+    /// link conductances are gathered once per solve into the layout's
+    /// chunked rows (`Layout::rows`). Sums run in one fixed order, so the
+    /// result is the same on every machine, instruction set and thread.
     #[inline(always)]
     fn solve_iterative(&mut self, isa: Isa, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
         self.stats.iterative_solves += 1;
