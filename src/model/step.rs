@@ -59,11 +59,20 @@ impl<F: Real> Edges<F> {
             let v_tail = v[u];
             let heads = v[heads].chunks(LANES);
             for (v_head, g) in heads.zip(self.g[edges].chunks(LANES)) {
-                // A short block is padded with g = 0.
-                let (v_head, g) = (lanes::load(v_head), lanes::load(g));
-                for l in 0..LANES {
-                    let dv = v_tail - v_head[l];
-                    acc[l] += g[l] * dv * dv;
+                if let (Ok(v_head), Ok(g)) =
+                    (<&[F; LANES]>::try_from(v_head), <&[F; LANES]>::try_from(g))
+                {
+                    for l in 0..LANES {
+                        let dv = v_tail - v_head[l];
+                        acc[l] += g[l] * dv * dv;
+                    }
+                } else {
+                    // A short block, lane by lane (as if padded with g = 0,
+                    // which adds nothing).
+                    for (l, (&v_head, &g)) in v_head.iter().zip(g).enumerate() {
+                        let dv = v_tail - v_head;
+                        acc[l] += g * dv * dv;
+                    }
                 }
             }
         }
