@@ -173,6 +173,39 @@ impl<F: Real> Edges<F> {
         for run in &self.runs {
             let (u, heads, edges) = run.span();
             let len = edges.len();
+            if len == 1 {
+                // Random, nanowire and graph networks are mostly one-edge
+                // runs: the run's view and its per-lane tail sums would
+                // cost more than the device.
+                let (h, j) = (heads.start, edges.start);
+                let device = Device {
+                    dv: pass.v[u] - pass.v[h],
+                    polarity: self.polarity[j],
+                    vt: self.vt[j],
+                    ron: self.ron[j],
+                    roff: self.roff[j],
+                    edge_id: self.edge_id[j],
+                    touches_eliminated: touches[j],
+                };
+                let stepped =
+                    device.step::<NOISE, L>(&step, &mut self.r[j], &mut self.g[j], &mut acc, 0);
+                if let Stepped::Moved(dg) = stepped {
+                    // (The tail's sums as `lanes::sum` of lane 0 alone:
+                    // `0 + x`.)
+                    sums.conductance[u] += F::ZERO + dg;
+                    if heads_driven {
+                        sums.inject[u] += F::ZERO + dg * pass.fixed_volts[h];
+                    }
+                    sums.conductance[h] += dg;
+                    sums.inject[h] += dg * pass.fixed_volts[u];
+                } else if let Stepped::Pruned = stepped {
+                    sums.conductance[u] += F::ZERO;
+                    if heads_driven {
+                        sums.inject[u] += F::ZERO;
+                    }
+                }
+                continue;
+            }
             let mut view = RunView {
                 edge_id: &self.edge_id[edges.clone()],
                 v_tail: pass.v[u],
@@ -372,12 +405,14 @@ impl<F: Real> RunView<'_, F> {
         tail.moved = true;
     }
 
-    /// `step_block` for the last `n < LANES` edges of a run, lane by lane:
-    /// the same arithmetic, each lane in its own accumulators, skipping the
-    /// lanes at rate zero (which would add exact zeros), so the bits are
-    /// those of a block padded with pruned edges. Runs of random, nanowire and graph networks are
-    /// mostly one or two edges long, where padding and copying a block
-    /// would cost several times the work.
+    /// `step_block` for the last `n < LANES` edges of a run, lane by lane
+    /// (`Device::step`): the same arithmetic, each lane in its own
+    /// accumulators, skipping the lanes at rate zero (which would add exact
+    /// zeros), so the bits are those of a block padded with pruned edges.
+    /// Runs of random, nanowire and graph networks are mostly one or two
+    /// edges long, where padding and copying a block would cost several
+    /// times the work (and a one-edge run skips even the run's view:
+    /// `step_runs`).
     #[inline(always)]
     fn step_short<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
@@ -389,47 +424,96 @@ impl<F: Real> RunView<'_, F> {
     ) {
         for l in 0..n {
             let j = j0 + l;
-            let dv = self.v_tail - self.v_head[j];
-            let g_old = self.g[j];
-            acc.power[l] += g_old * dv * dv;
-            let v = self.polarity[j] * dv;
-            if !c.law.may_move(v, self.vt[j]) {
-                continue;
-            }
-            let r_old = self.r[j];
-            let (ron, roff) = (self.ron[j], self.roff[j]);
-            let rate = c.law.rate(v, self.vt[j], r_old, ron, roff);
-            if rate == F::ZERO {
-                continue;
-            }
-            tail.moved = true;
-            if g_old <= F::ZERO {
-                // Pruned: it keeps its state.
-                continue;
-            }
-            let noise = if NOISE {
-                let z =
-                    c.rng
-                        .normal::<F>([c.counter[0], c.counter[1], c.counter[2], self.edge_id[j]]);
-                device::c2c_factor(c.sigma, z)
-            } else {
-                F::ONE
+            let device = Device {
+                dv: self.v_tail - self.v_head[j],
+                polarity: self.polarity[j],
+                vt: self.vt[j],
+                ron: self.ron[j],
+                roff: self.roff[j],
+                edge_id: self.edge_id[j],
+                touches_eliminated: self.touches_eliminated[j],
             };
-            let stepped = c.law.step(r_old, rate, c.dt, noise, ron, roff);
-            let g_new = F::ONE / stepped;
-            if stepped != r_old {
-                acc.moved[l] = F::ONE;
-                if self.touches_eliminated[j] != F::ZERO {
-                    acc.moved_touching[l] = F::ONE;
+            match device.step::<NOISE, L>(c, &mut self.r[j], &mut self.g[j], acc, l) {
+                Stepped::Still => (),
+                Stepped::Pruned => tail.moved = true,
+                Stepped::Moved(dg) => {
+                    tail.moved = true;
+                    tail.conductance[l] += dg;
+                    tail.inject[l] += dg * self.volts_head[j];
+                    self.conductance_head[j] += dg;
+                    self.inject_head[j] += dg * self.volts_tail;
                 }
             }
-            let dg = g_new - g_old;
-            self.r[j] = stepped;
-            self.g[j] = g_new;
-            tail.conductance[l] += dg;
-            tail.inject[l] += dg * self.volts_head[j];
-            self.conductance_head[j] += dg;
-            self.inject_head[j] += dg * self.volts_tail;
         }
+    }
+}
+
+/// One device of a substep's step, as `step_short` and `Edges::step_single`
+/// see it: the voltage across it (before polarity) and its fixed values.
+struct Device<F> {
+    dv: F,
+    polarity: F,
+    vt: F,
+    ron: F,
+    roff: F,
+    edge_id: u32,
+    touches_eliminated: F,
+}
+
+/// What `Device::step` did: nothing (below threshold or at rate zero), a
+/// pruned device at a nonzero rate (which keeps its state), or a step
+/// that changed its conductance by `dg`.
+enum Stepped<F> {
+    Still,
+    Pruned,
+    Moved(F),
+}
+
+impl<F: Real> Device<F> {
+    /// `step_block`'s lane, scalar: the power into lane `l` of `acc`, an
+    /// Euler step of `r` and `g`, the lane's moved flags.
+    #[inline(always)]
+    fn step<const NOISE: bool, L: DeviceLaw<F>>(
+        &self,
+        c: &DeviceStep<'_, F, L>,
+        r: &mut F,
+        g: &mut F,
+        acc: &mut StepSums<F>,
+        l: usize,
+    ) -> Stepped<F> {
+        let (dv, g_old) = (self.dv, *g);
+        acc.power[l] += g_old * dv * dv;
+        let v = self.polarity * dv;
+        if !c.law.may_move(v, self.vt) {
+            return Stepped::Still;
+        }
+        let r_old = *r;
+        let rate = c.law.rate(v, self.vt, r_old, self.ron, self.roff);
+        if rate == F::ZERO {
+            return Stepped::Still;
+        }
+        if g_old <= F::ZERO {
+            // Pruned: it keeps its state.
+            return Stepped::Pruned;
+        }
+        let noise = if NOISE {
+            let z = c
+                .rng
+                .normal::<F>([c.counter[0], c.counter[1], c.counter[2], self.edge_id]);
+            device::c2c_factor(c.sigma, z)
+        } else {
+            F::ONE
+        };
+        let stepped = c.law.step(r_old, rate, c.dt, noise, self.ron, self.roff);
+        let g_new = F::ONE / stepped;
+        if stepped != r_old {
+            acc.moved[l] = F::ONE;
+            if self.touches_eliminated != F::ZERO {
+                acc.moved_touching[l] = F::ONE;
+            }
+        }
+        *r = stepped;
+        *g = g_new;
+        Stepped::Moved(g_new - g_old)
     }
 }
