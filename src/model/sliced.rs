@@ -72,21 +72,35 @@ impl SlicedRows {
         self.entry_start.pop();
         assert_eq!(rows.start, closing, "runs of rows continue each other");
         let first = self.chunk_row.len();
-        let mut lists: Vec<Vec<(u32, u32)>> = Vec::with_capacity(CHUNK);
+        // A chunk's links, row after row: row `lane`'s are
+        // `flat[bounds[lane]..bounds[lane + 1]]`.
+        let mut flat: Vec<(u32, u32)> = Vec::new();
         let mut start = rows.start;
         while start < rows.end {
             let end = (start + CHUNK).min(rows.end);
-            lists.clear();
-            lists.extend((start..end).map(|a| links(a).into_iter().collect::<Vec<_>>()));
-            let width = lists.iter().map(Vec::len).max().unwrap_or(0);
+            flat.clear();
+            let mut bounds = [0; CHUNK + 1];
+            for (lane, a) in (start..end).enumerate() {
+                flat.extend(links(a));
+                bounds[lane + 1] = flat.len();
+            }
+            for lane in end - start..CHUNK {
+                bounds[lane + 1] = flat.len();
+            }
+            let width = (0..CHUNK)
+                .map(|l| bounds[l + 1] - bounds[l])
+                .max()
+                .unwrap_or(0);
             self.chunk_row.push(start as u32);
             self.entry_start.push(self.to.len() as u32);
             for j in 0..width {
                 for lane in 0..CHUNK {
-                    let (to, via) = lists
-                        .get(lane)
-                        .and_then(|list| list.get(j).copied())
-                        .unwrap_or((start as u32, NO_EDGE));
+                    let k = bounds[lane] + j;
+                    let (to, via) = if k < bounds[lane + 1] {
+                        flat[k]
+                    } else {
+                        (start as u32, NO_EDGE)
+                    };
                     assert!(rows.contains(&(to as usize)), "a link leaves its run");
                     self.to.push(to);
                     self.via.push(via);
