@@ -2,15 +2,17 @@
 //! nodal solve: rows in chunks of `CHUNK` consecutive rows, each chunk's
 //! links column by column (a chunk's `j`-th column holds the `j`-th link of
 //! each of its rows), padded to the chunk's longest row. One step down a
-//! column then serves `CHUNK` rows at once, which is one vector gather of
-//! `p` on a machine that has one.
+//! column then serves `CHUNK` rows at once: a chunk's rows are the lanes of
+//! one block (`crate::lanes`), and the product is vector arithmetic on them,
+//! with the linked rows' values loaded lane by lane (on the development
+//! machine faster than the gather instruction; docs/performance.md).
 //!
 //! Every row is summed in the same order on every instruction set:
 //! `q_a = d_a p_a - g_1 p_(to_1) - g_2 p_(to_2) - ...`, link by link in
 //! column order, padding included (a padding link has conductance 0 and
-//! points at a row of its own chunk, so it subtracts an exact zero). The
-//! vector kernels compute the rows of a chunk side by side; nothing is
-//! reassociated, so they give the scalar kernel's bits.
+//! points at the first row of its own chunk, so it subtracts an exact
+//! zero). One source is compiled for each instruction set, and nothing is
+//! fused or reassociated, so every instruction set gives the same bits.
 
 use std::ops::Range;
 
