@@ -189,20 +189,15 @@ impl<F: Real> Edges<F> {
                 };
                 let stepped =
                     device.step::<NOISE, L>(&step, &mut self.r[j], &mut self.g[j], &mut acc, 0);
+                // (A pruned device at a nonzero rate would add exact zeros
+                // to the tail's sums, which no sum is changed by.)
                 if let Stepped::Moved(dg) = stepped {
-                    // (The tail's sums as `lanes::sum` of lane 0 alone:
-                    // `0 + x`.)
-                    sums.conductance[u] += F::ZERO + dg;
+                    sums.conductance[u] += dg;
                     if heads_driven {
-                        sums.inject[u] += F::ZERO + dg * pass.fixed_volts[h];
+                        sums.inject[u] += dg * pass.fixed_volts[h];
                     }
                     sums.conductance[h] += dg;
                     sums.inject[h] += dg * pass.fixed_volts[u];
-                } else if let Stepped::Pruned = stepped {
-                    sums.conductance[u] += F::ZERO;
-                    if heads_driven {
-                        sums.inject[u] += F::ZERO;
-                    }
                 }
                 continue;
             }
