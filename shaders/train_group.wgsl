@@ -982,7 +982,8 @@ fn sums_large() {
     sync();
 }
 
-// Row i of A p (sliced.rs SlicedRows::product): p is 0 at every node that
+// Row i of A p (the links summed as in sliced.rs SlicedRows::sweep; the
+// CPU preconditions by Gauss-Seidel, this path by the diagonal): p is 0 at every node that
 // is not an unknown, so no neighbour's kind needs a look.
 fn cg_product(i: u32) -> f32 {
     var sum = 0.0;

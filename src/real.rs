@@ -29,12 +29,14 @@ pub trait Real:
     const TIE_REL: Self;
     /// The conjugate-gradient stopping rule of the nodal solve
     /// (`model::circuit`), in residual terms: iterate until the current
-    /// imbalance `r` at the free nodes, weighted by each node's inverse
-    /// total conductance `D^-1`, satisfies `r^T D^-1 r <= tol^2 b^T D^-1 b`,
-    /// `b` being the current the fixed nodes inject. f64 stops at
-    /// `tol = 1e-12`, which leaves node voltages and output currents within
-    /// 1e-10 (relative) of a direct solve on the networks of
-    /// `tests/sparse.rs`; f32, whose rounding floor is near 1e-7, at 1e-6.
+    /// imbalance `r` at the free nodes, weighted by the inverse of the
+    /// solve's preconditioner `M`, satisfies `r^T M^-1 r <= tol^2 b^T M^-1 b`,
+    /// `b` being the current the fixed nodes inject (the CPU's `M` is
+    /// symmetric Gauss-Seidel, the GPU's the diagonal `D`, each node's total
+    /// conductance). f64 stops at `tol = 1e-12`, which leaves node voltages
+    /// and output currents within 1e-10 (relative) of a direct solve on the
+    /// networks of `tests/sparse.rs` (within 1.2e-12 there); f32, whose
+    /// rounding floor is near 1e-7, at 1e-6.
     const CG_TOLERANCE: Self;
     fn from_f64(x: f64) -> Self;
     fn to_f64(self) -> f64;

@@ -35,12 +35,13 @@
 //! Large sparse networks take another path. Where the dense remainder of
 //! every split is large (random graphs have large separators, so any direct
 //! factorisation fills in), `prepare` chooses the iterative path instead:
-//! conjugate gradients on all free nodes, preconditioned by the diagonal
-//! and started from the voltages extrapolated from the pulse's last
-//! solves, which move smoothly. Each iteration is one pass over the free
-//! nodes' edges, stored in chunks of rows so that it is vector arithmetic
-//! (`model::sliced`); a substep costs a small multiple of the memristor
-//! count. The choice is made per boundary by estimated cost
+//! conjugate gradients on all free nodes, preconditioned by symmetric
+//! Gauss-Seidel in a colour order of the free nodes, and started from the
+//! voltages extrapolated from the pulse's last solves, which move
+//! smoothly. Each iteration is one backward and one forward sweep, together
+//! one pass over the free nodes' edges, stored in chunks of rows so that it
+//! is vector arithmetic (`model::sliced`); a substep costs a small multiple
+//! of the memristor count. The choice is made per boundary by estimated cost
 //! (`SolverChoice::Auto`), or forced for comparison (`Dense`, `Sparse`); it
 //! never changes the model, only how its equations are solved, within the
 //! stopping rule of `Real::CG_TOLERANCE`.
@@ -49,7 +50,8 @@ use std::collections::HashMap;
 
 use crate::lanes::{self, Isa, LANES};
 use crate::model::network::{Adjacency, Network};
-use crate::model::sliced::SlicedRows;
+use crate::model::sliced::{self, rows_of, set_rows, ColouredRows, RowStep};
+use std::ops::Range;
 use crate::real::Real;
 
 /// Which nodes a phase fixes, and at what voltage (volt). A fixed node at 0 V
@@ -178,9 +180,10 @@ impl std::str::FromStr for SolverChoice {
     }
 }
 
-/// Unknowns of the iterative path ordered by their number of links
-/// together (`Solver::free_components`): enough for chunks of rows with
-/// little padding, few enough to keep the breadth-first order's locality.
+/// Unknowns of one colour of the iterative path ordered by their numbers
+/// of links together (`sliced::Colouring::runs`): enough for chunks of rows
+/// with little padding, few enough to keep the breadth-first order's
+/// locality.
 const DEGREE_WINDOW: usize = 256;
 
 /// The order of the polynomial through the last solves of a pulse that
@@ -276,9 +279,12 @@ struct Layout<F> {
     /// rule relative to its own drive.
     component_start: Vec<usize>,
     unknown_node: Vec<usize>,
-    /// The alive links between unknowns, row by row, in chunks of rows;
-    /// component `c` owns chunks `component_chunk[c]..component_chunk[c + 1]`.
-    rows: SlicedRows,
+    /// The alive links between unknowns, row by row, split by colour for
+    /// the preconditioner's sweeps, in chunks of rows; component `c` owns
+    /// chunks `component_chunk[c]..component_chunk[c + 1]`.
+    rows: ColouredRows,
+    /// Scratch of the colouring.
+    colouring: sliced::Colouring,
     component_chunk: Vec<usize>,
 }
 
@@ -363,6 +369,10 @@ pub struct Solver<F> {
     /// extrapolation.
     pulse_solves: usize,
     history: Vec<Vec<F>>,
+    /// Scratch of `free_components`: the unknowns' links, and each node's
+    /// range of them.
+    links: Vec<(u32, u32)>,
+    link_range: Vec<(u32, u32)>,
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
 }
@@ -380,85 +390,195 @@ pub struct SolveStats {
 }
 
 /// The system of the iterative path, one entry per unknown: the diagonal
-/// (total conductance, `gmin` included), its inverse (the preconditioner),
-/// the injected current `b`, each link's conductance; and the iterates:
-/// voltages `x`, residual `r`, preconditioned residual `z`, search
-/// direction `p` and `A p` in `q`.
+/// `D` (total conductance, `gmin` included), its inverse, the injected
+/// current `b`, the conductance of each link of the caller's
+/// `ColouredRows` (`lower_g`, `upper_g`, in their link order); and the
+/// iterates: voltages `x`, residual `r`, search direction `p`, and the two
+/// sweeps' vectors `t` and `w`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CgVectors<F> {
     diag: Vec<F>,
     inv_diag: Vec<F>,
     b: Vec<F>,
-    link_g: Vec<F>,
+    lower_g: Vec<F>,
+    upper_g: Vec<F>,
     pub(crate) x: Vec<F>,
     r: Vec<F>,
-    z: Vec<F>,
     p: Vec<F>,
-    q: Vec<F>,
+    t: Vec<F>,
+    w: Vec<F>,
+}
+
+/// `sum_a x_a d_a x_a` over `x` and `d`, accumulated per lane as
+/// `lanes::dot` accumulates.
+#[inline(always)]
+fn weighted_square<F: Real>(x: &[F], d: &[F]) -> F {
+    let (x_blocks, x_rest) = x.as_chunks::<LANES>();
+    let (d_blocks, d_rest) = d.as_chunks::<LANES>();
+    let mut acc = [F::ZERO; LANES];
+    for (xb, db) in x_blocks.iter().zip(d_blocks) {
+        acc = std::array::from_fn(|l| acc[l] + xb[l] * (db[l] * xb[l]));
+    }
+    for (l, (&x, &d)) in x_rest.iter().zip(d_rest).enumerate() {
+        acc[l] += x * (d * x);
+    }
+    lanes::sum(acc)
+}
+
+/// The sweeps of `CgVectors::solve`, row block by row block
+/// (`sliced::RowStep`).
+///
+/// `x = (x + sums) D^-1`: solves `(D - G_lower) x = u` in place of `u`.
+#[derive(Clone, Copy)]
+struct SolveLower<'a, F> {
+    inv_diag: &'a [F],
+}
+
+impl<F: Real> RowStep<F> for SolveLower<'_, F> {
+    #[inline(always)]
+    fn step(&mut self, rows: Range<usize>, sums: [F; LANES], x: &mut [F]) {
+        let (u, inv) = (rows_of(x, &rows), rows_of(self.inv_diag, &rows));
+        set_rows(x, &rows, std::array::from_fn(|l| (u[l] + sums[l]) * inv[l]));
+    }
+}
+
+/// `sum = to + sums`: `to + G x` for the links swept.
+struct AddLinks<'a, F> {
+    to: &'a [F],
+    sum: &'a mut [F],
+}
+
+impl<F: Real> RowStep<F> for AddLinks<'_, F> {
+    #[inline(always)]
+    fn step(&mut self, rows: Range<usize>, sums: [F; LANES], _: &mut [F]) {
+        let to = rows_of(self.to, &rows);
+        set_rows(self.sum, &rows, std::array::from_fn(|l| to[l] + sums[l]));
+    }
+}
+
+/// `t = (p + sums) D^-1`, solving `(D - G_upper) t = p` when swept
+/// backwards, and `u = p - D t`.
+struct SolveUpper<'a, F> {
+    p: &'a [F],
+    diag: &'a [F],
+    inv_diag: &'a [F],
+    u: &'a mut [F],
+}
+
+impl<F: Real> RowStep<F> for SolveUpper<'_, F> {
+    #[inline(always)]
+    fn step(&mut self, rows: Range<usize>, sums: [F; LANES], t: &mut [F]) {
+        let (p, d, inv) = (
+            rows_of(self.p, &rows),
+            rows_of(self.diag, &rows),
+            rows_of(self.inv_diag, &rows),
+        );
+        let t_rows: [F; LANES] = std::array::from_fn(|l| (p[l] + sums[l]) * inv[l]);
+        set_rows(t, &rows, t_rows);
+        set_rows(self.u, &rows, std::array::from_fn(|l| p[l] - d[l] * t_rows[l]));
+    }
+}
+
+/// `SolveLower` on `w`, and `p . (t + w)` lane by lane.
+struct SolveLowerProduct<'a, F> {
+    inv_diag: &'a [F],
+    t: &'a [F],
+    p: &'a [F],
+    dot: [F; LANES],
+}
+
+impl<F: Real> RowStep<F> for &mut SolveLowerProduct<'_, F> {
+    #[inline(always)]
+    fn step(&mut self, rows: Range<usize>, sums: [F; LANES], w: &mut [F]) {
+        let (u, inv, t, p) = (
+            rows_of(w, &rows),
+            rows_of(self.inv_diag, &rows),
+            rows_of(self.t, &rows),
+            rows_of(self.p, &rows),
+        );
+        let w_rows: [F; LANES] = std::array::from_fn(|l| (u[l] + sums[l]) * inv[l]);
+        set_rows(w, &rows, w_rows);
+        self.dot = std::array::from_fn(|l| self.dot[l] + p[l] * (t[l] + w_rows[l]));
+    }
 }
 
 impl<F: Real> CgVectors<F> {
     /// The system `A x = b` of a weighted Laplacian with some nodes held
-    /// at 0 V: `diag` each unknown's total conductance, `link_g` the
-    /// conductance of each link of the caller's `SlicedRows`, in their
-    /// order (0 for padding); `x` starts at 0.
-    pub(crate) fn laplacian(diag: Vec<F>, link_g: Vec<F>, b: Vec<F>) -> Self {
+    /// at 0 V: `diag` each unknown's total conductance, `lower_g` and
+    /// `upper_g` the conductance of each link of the caller's
+    /// `ColouredRows`, in their order (0 for padding); `x` starts at 0.
+    pub(crate) fn laplacian(diag: Vec<F>, lower_g: Vec<F>, upper_g: Vec<F>, b: Vec<F>) -> Self {
         let n = diag.len();
         CgVectors {
             inv_diag: diag.iter().map(|&d| F::ONE / d).collect(),
             diag,
             b,
-            link_g,
+            lower_g,
+            upper_g,
             x: vec![F::ZERO; n],
             r: vec![F::ZERO; n],
-            z: vec![F::ZERO; n],
             p: vec![F::ZERO; n],
-            q: vec![F::ZERO; n],
+            t: vec![F::ZERO; n],
+            w: vec![F::ZERO; n],
         }
     }
 
-    /// Preconditioned conjugate gradients on one component, from the
-    /// voltages in `x`, until `r^T D^-1 r <= tol^2 b^T D^-1 b`. Returns
-    /// the iterations taken, or `None` at the cap (four per unknown, far
-    /// more than exact arithmetic needs).
+    /// Conjugate gradients on one component, preconditioned by symmetric
+    /// Gauss-Seidel in the colour order of `rows`, from the voltages in
+    /// `x`, until `r^T M^-1 r <= tol^2 b^T M^-1 b`, `M` the
+    /// preconditioner. Returns the iterations taken, or `None` at the cap
+    /// (four per unknown, far more than exact arithmetic needs).
+    ///
+    /// With `A = D - G_lower - G_upper` and `L = D - G_lower`, the
+    /// preconditioner is `M = L D^-1 L^T`, applied in Eisenstat's form:
+    /// the iteration runs on `L^-1 A L^-T` (preconditioned by `D^-1`),
+    /// whose product with `p` is `t + L^-1 (p - D t)`, `t = L^-T p`: one
+    /// backward sweep and one forward sweep, together one pass over the
+    /// links, as the plain product would be. The voltages follow as
+    /// `x += alpha t`, and the residual `r` is `L^-1 (b - A x)`.
     #[inline(always)]
     pub(crate) fn solve(
         &mut self,
         isa: Isa,
-        rows: &SlicedRows,
+        rows: &ColouredRows,
         chunks: std::ops::Range<usize>,
         unknowns: std::ops::Range<usize>,
         tol: F,
     ) -> Option<usize> {
         let s = unknowns;
-        let mut b_norm = F::ZERO;
-        for a in s.clone() {
-            b_norm += self.b[a] * self.b[a] * self.inv_diag[a];
-        }
+        let CgVectors {
+            diag,
+            inv_diag,
+            b,
+            lower_g,
+            upper_g,
+            x,
+            r,
+            p,
+            t,
+            w,
+        } = self;
+        // b^T M^-1 b = |L^-1 b|^2 in D.
+        r[s.clone()].copy_from_slice(&b[s.clone()]);
+        let solve_lower = SolveLower { inv_diag };
+        rows.lower.sweep(isa, chunks.clone(), false, lower_g, r, solve_lower);
+        let b_norm = weighted_square(&r[s.clone()], &diag[s.clone()]);
         if b_norm == F::ZERO {
             // Nothing drives this component (one that pruning cut off among
             // them): it sits at 0 V.
-            self.x[s].fill(F::ZERO);
+            x[s].fill(F::ZERO);
             return Some(0);
         }
-        // r = b - A x, the current each node would have to take from
-        // ground to balance its edges at the voltages `x`.
-        self.p[s.clone()].copy_from_slice(&self.x[s.clone()]);
-        rows.product(
-            isa,
-            chunks.clone(),
-            &self.diag,
-            &self.link_g,
-            &self.p,
-            &mut self.q,
-        );
+        // r = L^-1 (b - A x) = L^-1 (b + G_upper x) - x.
+        let add_links = AddLinks { to: b, sum: w };
+        rows.upper.sweep(isa, chunks.clone(), false, upper_g, x, add_links);
+        rows.lower.sweep(isa, chunks.clone(), false, lower_g, w, solve_lower);
         for a in s.clone() {
-            self.r[a] = self.b[a] - self.q[a];
-            self.z[a] = self.r[a] * self.inv_diag[a];
+            r[a] = w[a] - x[a];
+            p[a] = diag[a] * r[a];
         }
-        self.p[s.clone()].copy_from_slice(&self.z[s.clone()]);
         let stop = tol * tol * b_norm;
-        let mut rz = lanes::dot(&self.r[s.clone()], &self.z[s.clone()]);
+        let mut rz = weighted_square(&r[s.clone()], &diag[s.clone()]);
         let cap = 4 * s.len() + 100;
         let mut iterations = 0;
         while rz > stop {
@@ -466,40 +586,29 @@ impl<F: Real> CgVectors<F> {
                 return None;
             }
             iterations += 1;
-            let pq = rows.product(
-                isa,
-                chunks.clone(),
-                &self.diag,
-                &self.link_g,
-                &self.p,
-                &mut self.q,
-            );
-            let alpha = rz / pq;
-            let (x, r, z) = (
-                &mut self.x[s.clone()],
-                &mut self.r[s.clone()],
-                &mut self.z[s.clone()],
-            );
-            let (p, q, inv) = (
-                &self.p[s.clone()],
-                &self.q[s.clone()],
-                &self.inv_diag[s.clone()],
-            );
-            for (((x, r), z), ((&p, &q), &inv)) in x
-                .iter_mut()
-                .zip(r.iter_mut())
-                .zip(z.iter_mut())
-                .zip(p.iter().zip(q).zip(inv))
-            {
-                *x += alpha * p;
-                *r -= alpha * q;
-                *z = *r * inv;
+            // t = L^-T p, and p - D t into w.
+            let backward = SolveUpper { p, diag, inv_diag, u: w };
+            rows.upper.sweep(isa, chunks.clone(), true, upper_g, t, backward);
+            // w = L^-1 (p - D t); the product is q = t + w.
+            let mut forward = SolveLowerProduct {
+                inv_diag,
+                t,
+                p,
+                dot: [F::ZERO; LANES],
+            };
+            rows.lower.sweep(isa, chunks.clone(), false, lower_g, w, &mut forward);
+            let alpha = rz / lanes::sum(forward.dot);
+            let (x, r) = (&mut x[s.clone()], &mut r[s.clone()]);
+            let (t, w) = (&t[s.clone()], &w[s.clone()]);
+            for ((x, r), (&t, &w)) in x.iter_mut().zip(r.iter_mut()).zip(t.iter().zip(w)) {
+                *x += alpha * t;
+                *r -= alpha * (t + w);
             }
-            let rz_next = lanes::dot(r, z);
+            let rz_next = weighted_square(r, &diag[s.clone()]);
             let beta = rz_next / rz;
             rz = rz_next;
-            for (p, &z) in self.p[s.clone()].iter_mut().zip(&self.z[s.clone()]) {
-                *p = z + beta * *p;
+            for ((p, &r), &d) in p[s.clone()].iter_mut().zip(&*r).zip(&diag[s.clone()]) {
+                *p = d * r + beta * *p;
             }
         }
         Some(iterations)
@@ -544,6 +653,8 @@ impl<F: Real> Solver<F> {
             cg: CgVectors::default(),
             pulse_solves: 0,
             history: vec![Vec::new(); EXTRAPOLATION_ORDER + 1],
+            links: Vec::new(),
+            link_range: Vec::new(),
             stats: SolveStats::default(),
         }
     }
@@ -804,6 +915,11 @@ impl<F: Real> Solver<F> {
         let layout = &mut self.layout;
         layout.component_start.clear();
         layout.unknown_node.clear();
+        // Each unknown's alive links to other unknowns (node, edge), listed
+        // as the search meets them: `links[link_range[i]]` for node `i`.
+        let links = &mut self.links;
+        links.clear();
+        self.link_range.resize(layout.role.len(), (0, 0));
         // Fixed and isolated nodes count as seen.
         let mut seen: Vec<bool> = layout.role.iter().map(|&r| r != NodeRole::Dense).collect();
         for root in 0..layout.role.len() {
@@ -818,51 +934,56 @@ impl<F: Real> Solver<F> {
             while next < layout.unknown_node.len() {
                 let i = layout.unknown_node[next];
                 next += 1;
+                let first = links.len() as u32;
                 for k in adj.range(i) {
-                    let j = adj.other[k] as usize;
-                    if alive[adj.edge[k] as usize] && !seen[j] {
-                        seen[j] = true;
-                        layout.unknown_node.push(j);
+                    let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
+                    if alive[e] && layout.role[j] == NodeRole::Dense {
+                        links.push((j as u32, e as u32));
+                        if !seen[j] {
+                            seen[j] = true;
+                            layout.unknown_node.push(j);
+                        }
                     }
                 }
+                self.link_range[i] = (first, links.len() as u32);
             }
         }
         layout.component_start.push(layout.unknown_node.len());
-        // Within a component, unknowns in windows of `DEGREE_WINDOW`, each
-        // ordered by decreasing number of links (then by node): the rows
-        // of a chunk then have about as many links each, and little
-        // padding.
-        let mut links = vec![0u32; layout.role.len()];
-        for &i in &layout.unknown_node {
-            links[i] = adj
-                .range(i)
-                .filter(|&k| {
-                    alive[adj.edge[k] as usize]
-                        && layout.role[adj.other[k] as usize] == NodeRole::Dense
-                })
-                .count() as u32;
-        }
-        for c in 0..layout.component_start.len() - 1 {
-            let unknowns = layout.component_start[c]..layout.component_start[c + 1];
-            for window in layout.unknown_node[unknowns].chunks_mut(DEGREE_WINDOW) {
-                window.sort_unstable_by_key(|&i| (std::cmp::Reverse(links[i]), i));
-            }
-        }
-        // (`pos` of a free node: its unknown's number.)
-        for (a, &i) in layout.unknown_node.iter().enumerate() {
-            layout.pos[i] = a;
-        }
+        let (links, link_range) = (&self.links, &self.link_range);
+        let links_of = |i: usize| {
+            let (first, end) = link_range[i];
+            &links[first as usize..end as usize]
+        };
+        // Within a component, unknowns colour by colour for the
+        // preconditioner's sweeps, and within a colour as
+        // `sliced::Colouring::runs` orders them, for little padding.
         layout.rows.clear();
         layout.component_chunk.clear();
+        let mut runs = Vec::new();
         for c in 0..layout.component_start.len() - 1 {
             let unknowns = layout.component_start[c]..layout.component_start[c + 1];
-            let chunks = layout.rows.push_rows(unknowns, |a| {
-                let i = layout.unknown_node[a];
-                adj.range(i).filter_map(|k| {
-                    let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
-                    (alive[e] && layout.role[j] == NodeRole::Dense)
-                        .then(|| (layout.pos[j] as u32, e as u32))
-                })
+            runs.clear();
+            runs.extend(
+                layout
+                    .colouring
+                    .runs(
+                        &mut layout.unknown_node[unknowns.clone()],
+                        layout.role.len(),
+                        DEGREE_WINDOW,
+                        |i| links_of(i).iter().map(|&(j, _)| j as usize),
+                    )
+                    .into_iter()
+                    .map(|r| r.start + unknowns.start..r.end + unknowns.start),
+            );
+            // (`pos` of a free node: its unknown's number.)
+            for a in unknowns {
+                layout.pos[layout.unknown_node[a]] = a;
+            }
+            let (pos, unknown_node) = (&layout.pos, &layout.unknown_node);
+            let chunks = layout.rows.push_component(&runs, |a| {
+                links_of(unknown_node[a])
+                    .iter()
+                    .map(|&(j, e)| (pos[j as usize] as u32, e))
             });
             layout.component_chunk.push(chunks.start);
         }
@@ -1137,9 +1258,9 @@ impl<F: Real> Solver<F> {
         for x in [
             &mut cg.x,
             &mut cg.r,
-            &mut cg.z,
             &mut cg.p,
-            &mut cg.q,
+            &mut cg.t,
+            &mut cg.w,
             &mut cg.diag,
             &mut cg.inv_diag,
             &mut cg.b,
@@ -1147,35 +1268,45 @@ impl<F: Real> Solver<F> {
             x.clear();
             x.resize(nf, F::ZERO);
         }
-        cg.link_g.clear();
         // (A padding link's edge is out of range: conductance 0.)
-        cg.link_g.extend(
-            layout
-                .rows
-                .via()
-                .iter()
-                .map(|&e| g.get(e as usize).copied().unwrap_or(F::ZERO)),
-        );
+        let gather = |to: &mut Vec<F>, via: &[u32]| {
+            to.clear();
+            to.extend(via.iter().map(|&e| match g.get(e as usize) {
+                // (Read one by one: the compiler's gather instruction is
+                // slower.)
+                // SAFETY: a reference, read as a value.
+                Some(g) => unsafe { std::ptr::read_volatile(g) },
+                None => F::ZERO,
+            }));
+        };
+        gather(&mut cg.lower_g, layout.rows.lower.via());
+        gather(&mut cg.upper_g, layout.rows.upper.via());
         // The start: the polynomial through the last solves of this pulse
         // (up to `EXTRAPOLATION_ORDER + 1` of them), one substep on.
         let weights: &[f64] = match self.pulse_solves {
             0 => &[],
             n => EXTRAPOLATION[(n - 1).min(EXTRAPOLATION_ORDER)],
         };
-        for (a, &i) in layout.unknown_node.iter().enumerate() {
-            // Voltages move smoothly from substep to substep.
-            cg.x[a] = if weights.is_empty() {
-                v[i]
-            } else {
-                let mut x = F::ZERO;
-                for (w, h) in weights.iter().zip(&self.history) {
-                    x += F::from_f64(*w) * h[a];
+        // (Term by term over all unknowns, each still summed in the order
+        // of `weights`.)
+        if weights.is_empty() {
+            for (x, &i) in cg.x.iter_mut().zip(&layout.unknown_node) {
+                *x = v[i];
+            }
+        } else {
+            for (w, h) in weights.iter().zip(&self.history) {
+                let w = F::from_f64(*w);
+                for (x, &h) in cg.x.iter_mut().zip(h) {
+                    *x += w * h;
                 }
-                x
-            };
+            }
+        }
+        for (a, &i) in layout.unknown_node.iter().enumerate() {
             cg.diag[a] = gmin + self.sums.conductance[i];
-            cg.inv_diag[a] = F::ONE / cg.diag[a];
             cg.b[a] = self.sums.inject[i];
+        }
+        for (inv, &d) in cg.inv_diag.iter_mut().zip(&cg.diag) {
+            *inv = F::ONE / d;
         }
         let tol = F::CG_TOLERANCE;
         for c in 0..layout.component_start.len() - 1 {
@@ -1397,3 +1528,4 @@ pub fn edge_voltage<F: Real>(net: &Network, v: &[F], e: usize) -> F {
         dv
     }
 }
+

@@ -1,18 +1,24 @@
-//! Sparse symmetric rows stored for the product `q = A p` of the iterative
-//! nodal solve: rows in chunks of `CHUNK` consecutive rows, each chunk's
-//! links column by column (a chunk's `j`-th column holds the `j`-th link of
-//! each of its rows), padded to the chunk's longest row. One step down a
-//! column then serves `CHUNK` rows at once: a chunk's rows are the lanes of
-//! one block (`crate::lanes`), and the product is vector arithmetic on them,
-//! with the linked rows' values loaded lane by lane (on the development
-//! machine faster than the gather instruction; docs/performance.md).
+//! Sparse symmetric rows stored for the sweeps of the iterative nodal
+//! solve: rows in chunks of `CHUNK` consecutive rows, each chunk's links
+//! column by column (a chunk's `j`-th column holds the `j`-th link of each
+//! of its rows), padded to the chunk's longest row. One step down a column
+//! then serves `CHUNK` rows at once: a chunk's rows are the lanes of one
+//! block (`crate::lanes`), and a sweep is vector arithmetic on them, with
+//! the linked rows' values loaded lane by lane (on the development machine
+//! faster than the gather instruction; docs/performance.md).
+//!
+//! `ColouredRows` splits a system's links by a colouring of its unknowns
+//! (`Colouring`), so that a forward sweep over the links to earlier
+//! colours, or a backward one over the links to later colours, solves a
+//! triangle of the system a chunk at a time: the symmetric Gauss-Seidel
+//! preconditioner of `circuit::CgVectors::solve`.
 //!
 //! Every row is summed in the same order on every instruction set:
-//! `q_a = d_a p_a - g_1 p_(to_1) - g_2 p_(to_2) - ...`, link by link in
-//! column order, padding included (a padding link has conductance 0 and
-//! points at the first row of its own chunk, so it subtracts an exact
-//! zero). One source is compiled for each instruction set, and nothing is
-//! fused or reassociated, so every instruction set gives the same bits.
+//! `s_a = g_1 x_(to_1) + g_2 x_(to_2) + ...` from 0, link by link in column
+//! order, padding included (a padding link has conductance 0 and points at
+//! the first row of its own chunk, so it adds an exact zero). One source is
+//! compiled for each instruction set, and nothing is fused or
+//! reassociated, so every instruction set gives the same bits.
 
 use std::ops::Range;
 
@@ -20,8 +26,7 @@ use crate::lanes::{self, Isa, LANES};
 use crate::real::Real;
 
 /// Rows per chunk: one block of `crate::lanes`, so a chunk's rows are one
-/// block of every per-row vector and the fused `p . q` of `product` adds in
-/// the order of `lanes::dot`.
+/// block of every per-row vector.
 pub const CHUNK: usize = LANES;
 
 /// The `via` of a padding link: no edge.
@@ -60,9 +65,20 @@ impl SlicedRows {
     /// first run starts at row 0), row `a` linking to `(to, via)` for each
     /// pair of `links(a)`, in that order; every `to` lies in `rows`.
     /// Returns the chunks they took.
-    pub fn push_rows<I>(
+    pub fn push_rows<I>(&mut self, rows: Range<usize>, links: impl FnMut(usize) -> I) -> Range<usize>
+    where
+        I: IntoIterator<Item = (u32, u32)>,
+    {
+        self.push_run(rows.clone(), rows, links)
+    }
+
+    /// `push_rows` for rows whose links may lead anywhere in `within`
+    /// (the rows of one colour of `ColouredRows`, linked to the other
+    /// colours of their component).
+    pub fn push_run<I>(
         &mut self,
         rows: Range<usize>,
+        within: Range<usize>,
         mut links: impl FnMut(usize) -> I,
     ) -> Range<usize>
     where
@@ -103,7 +119,7 @@ impl SlicedRows {
                     } else {
                         (start as u32, NO_EDGE)
                     };
-                    assert!(rows.contains(&(to as usize)), "a link leaves its run");
+                    assert!(within.contains(&(to as usize)), "a link leaves its run");
                     self.to.push(to);
                     self.via.push(via);
                 }
@@ -122,114 +138,274 @@ impl SlicedRows {
         &self.via
     }
 
-    /// Chunks `chunks` of `q = A p`, `A` having the diagonal `diag` and
-    /// `-g[k]` at each link `k`; returns `p . q` over their rows, each
-    /// chunk's rows added lane by lane (lanes past a run's end add 0), then
-    /// the lanes summed as `lanes::sum` sums them.
+    /// For each chunk of `chunks`, forwards or `backwards`, the sums
+    /// `sum_k g_k x_(to_k)` of its rows' links (from 0, link by link in
+    /// column order, padding included), handed to `row` with the chunk's
+    /// rows and `x`, which `row` may write before the next chunk reads it:
+    /// a triangular solve's sweep when each chunk's links lead only to
+    /// chunks before it.
     ///
-    /// Each instruction set gets a function of its own (`product_avx512`,
-    /// `product_avx2`), although the solve that calls it is already
-    /// compiled for `isa`: inlined into that large function, the same
-    /// source trained a 1,040-node network about 25% slower.
+    /// Each instruction set gets a function of its own (`sweep_avx512`,
+    /// `sweep_avx2`), with `row` inlined into it: inlined into the solve,
+    /// which is already compiled for `isa`, the same source ran several
+    /// times slower (the compiler left `row` as a call and made the loads a
+    /// gather).
     #[inline(always)]
-    pub fn product<F: Real>(
+    pub fn sweep<F: Real, R: RowStep<F>>(
         &self,
         isa: Isa,
         chunks: Range<usize>,
-        diag: &[F],
+        backwards: bool,
         g: &[F],
-        p: &[F],
-        q: &mut [F],
-    ) -> F {
-        assert!(g.len() == self.to.len() && diag.len() == p.len() && q.len() == p.len());
-        assert!(self.chunk_row.last().is_none_or(|&n| n as usize <= p.len()));
+        x: &mut [F],
+        row: R,
+    ) {
+        assert!(g.len() == self.to.len());
+        assert!(self.chunk_row.last().is_none_or(|&n| n as usize <= x.len()));
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the caller passes only an instruction set the running
             // CPU has.
-            Isa::Avx512 => unsafe { self.product_avx512(chunks, diag, g, p, q) },
+            Isa::Avx512 => unsafe { self.sweep_avx512(chunks, backwards, g, x, row) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 => unsafe { self.product_avx2(chunks, diag, g, p, q) },
-            _ => self.product_lanes(chunks, diag, g, p, q),
+            Isa::Avx2 => unsafe { self.sweep_avx2(chunks, backwards, g, x, row) },
+            _ => self.sweep_lanes(chunks, backwards, g, x, row),
         }
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
     #[inline(never)]
-    fn product_avx512<F: Real>(
+    fn sweep_avx512<F: Real, R: RowStep<F>>(
         &self,
         chunks: Range<usize>,
-        diag: &[F],
+        backwards: bool,
         g: &[F],
-        p: &[F],
-        q: &mut [F],
-    ) -> F {
-        self.product_lanes(chunks, diag, g, p, q)
+        x: &mut [F],
+        row: R,
+    ) {
+        self.sweep_lanes(chunks, backwards, g, x, row)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     #[inline(never)]
-    fn product_avx2<F: Real>(
+    fn sweep_avx2<F: Real, R: RowStep<F>>(
         &self,
         chunks: Range<usize>,
-        diag: &[F],
+        backwards: bool,
         g: &[F],
-        p: &[F],
-        q: &mut [F],
-    ) -> F {
-        self.product_lanes(chunks, diag, g, p, q)
+        x: &mut [F],
+        row: R,
+    ) {
+        self.sweep_lanes(chunks, backwards, g, x, row)
     }
 
-    /// `product`, a chunk's rows in the lanes of one block.
     #[inline(always)]
-    fn product_lanes<F: Real>(
+    fn sweep_lanes<F: Real, R: RowStep<F>>(
         &self,
         chunks: Range<usize>,
-        diag: &[F],
+        backwards: bool,
         g: &[F],
-        p: &[F],
-        q: &mut [F],
-    ) -> F {
-        let mut dot = [F::ZERO; LANES];
-        for c in chunks {
+        x: &mut [F],
+        mut row: R,
+    ) {
+        let n = chunks.len();
+        for k in 0..n {
+            let c = if backwards { chunks.end - 1 - k } else { chunks.start + k };
             let rows = self.chunk_row[c] as usize..self.chunk_row[c + 1] as usize;
             let entries = self.entry_start[c] as usize..self.entry_start[c + 1] as usize;
-            let whole = rows.len() == CHUNK;
-            // (Past a partial chunk's rows: diagonal and p 0, links of
-            // conductance 0, so those lanes stay 0.)
-            let (d, p_rows) = if whole {
-                (
-                    lanes::block(&diag[rows.start..]),
-                    lanes::block(&p[rows.start..]),
-                )
-            } else {
-                (
-                    lanes::load(&diag[rows.clone()]),
-                    lanes::load(&p[rows.clone()]),
-                )
-            };
-            let mut acc: [F; LANES] = std::array::from_fn(|l| d[l] * p_rows[l]);
+            let mut sums = [F::ZERO; LANES];
             let (to, g) = (&self.to[entries.clone()], &g[entries]);
             for (to, g) in to.chunks_exact(CHUNK).zip(g.chunks_exact(CHUNK)) {
-                // SAFETY: every `to` is a row of its run (`push_rows`), so
-                // below `p.len()` (asserted by `product`).
-                let linked: [F; LANES] =
-                    std::array::from_fn(|l| unsafe { *p.get_unchecked(to[l] as usize) });
-                acc = std::array::from_fn(|l| acc[l] - g[l] * linked[l]);
+                // SAFETY: every `to` lies in the run's `within` (`push_run`),
+                // so below the last row, which is at most `x.len()`
+                // (asserted by `sweep`). (A volatile read keeps the compiler
+                // from making the eight loads one gather instruction, which
+                // is slower.)
+                let linked: [F; LANES] = std::array::from_fn(|l| unsafe {
+                    std::ptr::read_volatile(x.as_ptr().add(to[l] as usize))
+                });
+                sums = std::array::from_fn(|l| sums[l] + g[l] * linked[l]);
             }
-            if whole {
-                *q[rows.start..]
-                    .first_chunk_mut::<LANES>()
-                    .expect("a whole chunk") = acc;
-            } else {
-                lanes::store(&mut q[rows], &acc);
-            }
-            dot = std::array::from_fn(|l| dot[l] + p_rows[l] * acc[l]);
+            row.step(rows, sums, x);
         }
-        lanes::sum(dot)
+    }
+}
+
+/// What a sweep (`SlicedRows::sweep`) does with a chunk's rows once their
+/// link sums are known: `x` is the vector the links read.
+pub trait RowStep<F> {
+    fn step(&mut self, rows: Range<usize>, sums: [F; LANES], x: &mut [F]);
+}
+
+/// The block of rows `rows` (at most `CHUNK`) of `x`, zero-padded.
+#[inline(always)]
+pub fn rows_of<F: Real>(x: &[F], rows: &Range<usize>) -> [F; LANES] {
+    if rows.len() == CHUNK {
+        lanes::block(&x[rows.start..])
+    } else {
+        lanes::load(&x[rows.clone()])
+    }
+}
+
+/// Write the first `rows.len()` lanes of `block` to rows `rows` of `x`.
+#[inline(always)]
+pub fn set_rows<F: Real>(x: &mut [F], rows: &Range<usize>, block: [F; LANES]) {
+    if rows.len() == CHUNK {
+        *x[rows.start..].first_chunk_mut::<LANES>().expect("a whole chunk") = block;
+    } else {
+        lanes::store(&mut x[rows.clone()], &block);
+    }
+}
+
+/// A symmetric system's links split for symmetric Gauss-Seidel sweeps:
+/// the unknowns of a component are numbered colour by colour (no link
+/// joins two unknowns of one colour), each colour a run of rows; `lower`
+/// holds each row's links to earlier colours, `upper` to later ones, both
+/// in the same chunks. A forward sweep over `lower` then solves
+/// `(D - G_lower) w = u` chunk by chunk, a backward sweep over `upper`
+/// `(D - G_upper) t = p`: a chunk's rows never depend on each other.
+#[derive(Clone, Debug, Default)]
+pub struct ColouredRows {
+    pub lower: SlicedRows,
+    pub upper: SlicedRows,
+}
+
+impl ColouredRows {
+    pub fn clear(&mut self) {
+        self.lower.clear();
+        self.upper.clear();
+    }
+
+    pub fn n_chunks(&self) -> usize {
+        self.lower.n_chunks()
+    }
+
+    /// Append a component whose rows are `runs` (consecutive, one per
+    /// colour, continuing the rows already pushed), row `a` linking to
+    /// `(to, via)` for each pair of `links(a)`; no link joins two rows of
+    /// one run. Returns the chunks they took.
+    pub fn push_component<I>(
+        &mut self,
+        runs: &[Range<usize>],
+        mut links: impl FnMut(usize) -> I,
+    ) -> Range<usize>
+    where
+        I: IntoIterator<Item = (u32, u32)>,
+    {
+        let within = runs.first().map_or(0, |r| r.start)..runs.last().map_or(0, |r| r.end);
+        let first = self.lower.n_chunks();
+        for run in runs {
+            let below = run.start;
+            self.lower.push_run(run.clone(), within.clone(), |a| {
+                links(a).into_iter().filter(move |&(to, _)| (to as usize) < below)
+            });
+            let above = run.end;
+            self.upper.push_run(run.clone(), within.clone(), |a| {
+                links(a).into_iter().filter(move |&(to, _)| {
+                    assert!(to as usize >= above || (to as usize) < below, "a link within a colour");
+                    (to as usize) >= above
+                })
+            });
+        }
+        first..self.lower.n_chunks()
+    }
+}
+
+/// Orders unknowns for `ColouredRows` (`runs`); keeps its scratch, one
+/// entry per node, from one call to the next.
+#[derive(Clone, Debug, Default)]
+pub struct Colouring {
+    colour: Vec<u32>,
+    /// Per node, the sort key within a colour.
+    key: Vec<(u32, u32)>,
+    /// `taken[c] == stamp` when a neighbour of the node being coloured
+    /// has colour `c`.
+    taken: Vec<usize>,
+    sorted: Vec<usize>,
+}
+
+impl Colouring {
+    /// Order `nodes` (one component, in the caller's order; `n_nodes`
+    /// nodes in all) for `ColouredRows`: colour them greedily in that order
+    /// (each takes the lowest colour none of its `links` has), then gather
+    /// them colour by colour, keeping the caller's order, and within
+    /// windows of `window` order them by decreasing number of links to
+    /// earlier colours, then to later ones (then by node), so that a
+    /// chunk's rows have about as many of each. Returns each colour's run,
+    /// as offsets into `nodes`.
+    pub fn runs<I>(
+        &mut self,
+        nodes: &mut [usize],
+        n_nodes: usize,
+        window: usize,
+        links: impl Fn(usize) -> I,
+    ) -> Vec<Range<usize>>
+    where
+        I: IntoIterator<Item = usize>,
+    {
+        const NONE: u32 = u32::MAX;
+        self.colour.resize(n_nodes, NONE);
+        self.key.resize(n_nodes, (0, 0));
+        for &i in nodes.iter() {
+            self.colour[i] = NONE;
+        }
+        let colour = &mut self.colour;
+        self.taken.clear();
+        let mut n_colours = 0;
+        for (stamp, &i) in nodes.iter().enumerate() {
+            for j in links(i) {
+                let c = colour[j];
+                if c != NONE {
+                    if self.taken.len() <= c as usize {
+                        self.taken.resize(c as usize + 1, usize::MAX);
+                    }
+                    self.taken[c as usize] = stamp;
+                }
+            }
+            let c = (0..)
+                .find(|&c| self.taken.get(c) != Some(&stamp))
+                .expect("a free colour");
+            colour[i] = c as u32;
+            n_colours = n_colours.max(c + 1);
+        }
+        let mut start = vec![0; n_colours + 1];
+        for &i in nodes.iter() {
+            start[colour[i] as usize + 1] += 1;
+            let (mut lower, mut upper) = (0, 0);
+            for j in links(i) {
+                if colour[j] < colour[i] {
+                    lower += 1;
+                } else {
+                    upper += 1;
+                }
+            }
+            self.key[i] = (lower, upper);
+        }
+        for c in 0..n_colours {
+            start[c + 1] += start[c];
+        }
+        let mut next = start.clone();
+        self.sorted.clear();
+        self.sorted.resize(nodes.len(), 0);
+        for &i in nodes.iter() {
+            let c = colour[i] as usize;
+            self.sorted[next[c]] = i;
+            next[c] += 1;
+        }
+        nodes.copy_from_slice(&self.sorted);
+        let runs: Vec<Range<usize>> = (0..n_colours).map(|c| start[c]..start[c + 1]).collect();
+        let key = &self.key;
+        for run in &runs {
+            for w in nodes[run.clone()].chunks_mut(window.max(1)) {
+                w.sort_unstable_by_key(|&i| {
+                    (std::cmp::Reverse(key[i].0), std::cmp::Reverse(key[i].1), i)
+                });
+            }
+        }
+        runs
     }
 }
 
@@ -238,51 +414,113 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    /// Two runs (components) of 13 and 6 rows, random symmetric links:
-    /// the product is row by row `d p - g p ...` in link order, exactly,
-    /// partial chunks and padding included, and `p . q` is `lanes::dot`.
+    /// `x = (x + sums) / d`, lane by lane.
+    struct Divide<'a>(&'a [f64]);
+
+    impl RowStep<f64> for Divide<'_> {
+        fn step(&mut self, rows: Range<usize>, sums: [f64; LANES], x: &mut [f64]) {
+            let (u, d) = (rows_of(x, &rows), rows_of(self.0, &rows));
+            set_rows(x, &rows, std::array::from_fn(|l| (u[l] + sums[l]) / d[l]));
+        }
+    }
+
+    /// Two components (19 and 6 nodes, random links) coloured, ordered
+    /// and pushed: no link joins two rows of one colour, every node keeps
+    /// its links, and the two sweeps solve `(D - G_lower) w = u` and
+    /// `(D - G_upper) t = p` row by row in link order, with the same bits
+    /// on every instruction set.
     #[test]
-    fn the_product_sums_each_row_in_link_order() {
-        let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
-        let runs = [0..13, 13..19];
-        let n = 19;
-        let mut links: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n];
+    fn coloured_sweeps_solve_the_two_triangles() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(5);
+        let n = 25;
+        let components = [0..19, 19..25];
+        let mut adj: Vec<Vec<(usize, u32)>> = vec![Vec::new(); n];
         let mut g_edge = Vec::new();
-        for run in &runs {
-            for a in run.clone() {
-                for b in a + 1..run.end {
-                    if rng.random::<f64>() < 0.4 {
+        for comp in &components {
+            for a in comp.clone() {
+                for b in a + 1..comp.end {
+                    if rng.random::<f64>() < 0.35 {
                         let e = g_edge.len() as u32;
-                        g_edge.push(rng.random::<f64>());
-                        links[a].push((b as u32, e));
-                        links[b].push((a as u32, e));
+                        g_edge.push(0.5 + rng.random::<f64>());
+                        adj[a].push((b, e));
+                        adj[b].push((a, e));
                     }
                 }
             }
         }
-        let mut rows = SlicedRows::default();
-        let chunks: Vec<Range<usize>> = runs
-            .iter()
-            .map(|run| rows.push_rows(run.clone(), |a| links[a].clone()))
-            .collect();
-        let g: Vec<f64> = (rows.via().iter())
-            .map(|&e| g_edge.get(e as usize).copied().unwrap_or(0.0))
-            .collect();
-        let diag: Vec<f64> = (0..n).map(|_| 1.0 + rng.random::<f64>()).collect();
-        let p: Vec<f64> = (0..n).map(|_| rng.random::<f64>() - 0.5).collect();
-        for isa in [Isa::Portable, Isa::detect()] {
-            let mut q = vec![0.0; n];
-            for (run, chunks) in runs.iter().zip(&chunks) {
-                let dot = rows.product(isa, chunks.clone(), &diag, &g, &p, &mut q);
-                assert_eq!(dot, lanes::dot(&p[run.clone()], &q[run.clone()]));
-            }
-            for a in 0..n {
-                let mut want = diag[a] * p[a];
-                for &(b, e) in &links[a] {
-                    want -= g_edge[e as usize] * p[b as usize];
-                }
-                assert_eq!(q[a], want, "row {a} on {isa:?}");
-            }
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut colouring = Colouring::default();
+        let mut rows = ColouredRows::default();
+        let mut all_runs = Vec::new();
+        for comp in &components {
+            let runs: Vec<Range<usize>> = colouring
+                .runs(&mut order[comp.clone()], n, 4, |i| adj[i].iter().map(|&(j, _)| j))
+                .into_iter()
+                .map(|r| r.start + comp.start..r.end + comp.start)
+                .collect();
+            all_runs.push(runs);
         }
+        let mut pos = vec![0; n];
+        for (a, &i) in order.iter().enumerate() {
+            pos[i] = a;
+        }
+        let mut chunks = Vec::new();
+        for runs in &all_runs {
+            for run in runs {
+                for a in run.clone() {
+                    for &(j, _) in &adj[order[a]] {
+                        assert!(!run.contains(&pos[j]), "a link within a colour");
+                    }
+                }
+            }
+            chunks.push(rows.push_component(runs, |a| {
+                adj[order[a]].iter().map(|&(j, e)| (pos[j] as u32, e))
+            }));
+        }
+        let g = |via: &[u32]| -> Vec<f64> {
+            via.iter()
+                .map(|&e| g_edge.get(e as usize).copied().unwrap_or(0.0))
+                .collect()
+        };
+        let (lower_g, upper_g) = (g(rows.lower.via()), g(rows.upper.via()));
+        let d: Vec<f64> = (0..n).map(|_| 4.0 + rng.random::<f64>()).collect();
+        let u: Vec<f64> = (0..n).map(|_| rng.random::<f64>() - 0.5).collect();
+        let mut results = Vec::new();
+        for isa in [Isa::Portable, Isa::detect()] {
+            let (mut w, mut t) = (u.clone(), u.clone());
+            for c in &chunks {
+                rows.lower.sweep(isa, c.clone(), false, &lower_g, &mut w, Divide(&d));
+                rows.upper.sweep(isa, c.clone(), true, &upper_g, &mut t, Divide(&d));
+            }
+            // Row by row, links in their order: the lower triangle from
+            // the first row on, the upper one from the last.
+            let (mut w_rows, mut t_rows) = (u.clone(), u.clone());
+            let links = |a: usize, earlier: bool| -> Vec<(usize, f64)> {
+                adj[order[a]]
+                    .iter()
+                    .filter(|&&(j, _)| {
+                        let before = all_runs
+                            .iter()
+                            .flatten()
+                            .find(|r| r.contains(&a))
+                            .is_some_and(|r| pos[j] < r.start);
+                        before == earlier
+                    })
+                    .map(|&(j, e)| (pos[j], g_edge[e as usize]))
+                    .collect()
+            };
+            for a in 0..n {
+                let sums = links(a, true).iter().fold(0.0, |s, &(b, g)| s + g * w_rows[b]);
+                w_rows[a] = (w_rows[a] + sums) / d[a];
+            }
+            for a in (0..n).rev() {
+                let sums = links(a, false).iter().fold(0.0, |s, &(b, g)| s + g * t_rows[b]);
+                t_rows[a] = (t_rows[a] + sums) / d[a];
+            }
+            assert_eq!(w, w_rows, "forward sweep on {isa:?}");
+            assert_eq!(t, t_rows, "backward sweep on {isa:?}");
+            results.push((w, t));
+        }
+        assert_eq!(results[0], results[1]);
     }
 }

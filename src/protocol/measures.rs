@@ -6,10 +6,10 @@
 //! training loop.
 
 use crate::lanes;
-use crate::lanes::Isa;
 use crate::model::circuit::CgVectors;
 use crate::model::network::Network;
-use crate::model::sliced::SlicedRows;
+use crate::lanes::Isa;
+use crate::model::sliced::{self, ColouredRows};
 use crate::params::Params;
 use crate::real::Real;
 
@@ -202,7 +202,7 @@ impl ControlMatrix {
                 let rows = ReducedRows::new(net, alive, &index, n_reduced);
                 let mut phi = vec![0.0; n_reduced * nt];
                 for s in 0..nt {
-                    let x = rows.solve(r, unit[s * n_reduced..(s + 1) * n_reduced].to_vec());
+                    let x = rows.solve(r, &unit[s * n_reduced..(s + 1) * n_reduced]);
                     for (a, &x) in x.iter().enumerate() {
                         phi[a * nt + s] = x;
                     }
@@ -323,12 +323,14 @@ impl ControlMatrix {
     }
 }
 
-/// The reduced Laplacian of `reduced_laplacian`, sparse: per reduced node,
-/// its links to other reduced nodes (`row_start`, `link_to`, through edge
-/// `link_via`), and every alive edge at it for the diagonal.
+/// The reduced Laplacian of `reduced_laplacian`, sparse: the reduced
+/// nodes in colour order (`sliced::colour_runs`; `order[a]` is the reduced
+/// node of row `a`), each row's links to other rows, and every alive edge
+/// at a reduced node for the diagonal.
 struct ReducedRows {
     n: usize,
-    rows: SlicedRows,
+    order: Vec<usize>,
+    rows: ColouredRows,
     /// Per reduced node, the alive edges at it (`edge_start` rows).
     edge_start: Vec<u32>,
     edges: Vec<u32>,
@@ -349,9 +351,21 @@ impl ReducedRows {
                 at[b].push((e as u32, a));
             }
         }
+        let mut order: Vec<usize> = (0..n).collect();
+        let runs = sliced::Colouring::default().runs(&mut order, n, 256, |a| {
+            at[a]
+                .iter()
+                .filter(move |&&(_, other)| other != usize::MAX && other != a)
+                .map(|&(_, other)| other)
+        });
+        let mut row_of = vec![0; n];
+        for (row, &a) in order.iter().enumerate() {
+            row_of[a] = row;
+        }
         let mut rows = ReducedRows {
             n,
-            rows: SlicedRows::default(),
+            order,
+            rows: ColouredRows::default(),
             edge_start: Vec::with_capacity(n + 1),
             edges: Vec::new(),
         };
@@ -360,11 +374,12 @@ impl ReducedRows {
             rows.edges.extend(list.iter().map(|&(e, _)| e));
         }
         rows.edge_start.push(rows.edges.len() as u32);
-        rows.rows.push_rows(0..n, |a| {
-            at[a]
+        let order = &rows.order;
+        rows.rows.push_component(&runs, |row| {
+            at[order[row]]
                 .iter()
                 .filter(|&&(_, other)| other != usize::MAX)
-                .map(|&(e, other)| (other as u32, e))
+                .map(|&(e, other)| (row_of[other] as u32, e))
         });
         rows
     }
@@ -372,25 +387,33 @@ impl ReducedRows {
     /// The potentials `x` of `L x = b` with the conductances `1 / r` of
     /// the alive edges, by conjugate gradients (`circuit::CgVectors`) to a
     /// relative residual of 1e-13.
-    fn solve(&self, r: &[f64], b: Vec<f64>) -> Vec<f64> {
+    fn solve(&self, r: &[f64], b: &[f64]) -> Vec<f64> {
         let n = self.n;
-        let diag: Vec<f64> = (0..n)
-            .map(|a| {
+        let diag: Vec<f64> = (self.order.iter())
+            .map(|&a| {
                 self.edges[self.edge_start[a] as usize..self.edge_start[a + 1] as usize]
                     .iter()
                     .map(|&e| 1.0 / r[e as usize])
                     .sum()
             })
             .collect();
-        let link_g = (self.rows.via().iter())
-            .map(|&e| r.get(e as usize).map_or(0.0, |r| 1.0 / r))
-            .collect();
-        let mut cg = CgVectors::laplacian(diag, link_g, b);
+        let link_g = |via: &[u32]| {
+            via.iter()
+                .map(|&e| r.get(e as usize).map_or(0.0, |r| 1.0 / r))
+                .collect()
+        };
+        let (lower_g, upper_g) = (link_g(self.rows.lower.via()), link_g(self.rows.upper.via()));
+        let b = self.order.iter().map(|&a| b[a]).collect();
+        let mut cg = CgVectors::laplacian(diag, lower_g, upper_g, b);
         // (The cap is never met on a connected reduced system; a capped
         // solve would still be the best iterate.)
         let chunks = 0..self.rows.n_chunks();
         let _ = cg.solve(Isa::detect(), &self.rows, chunks, 0..n, 1e-13);
-        cg.x
+        let mut x = vec![0.0; n];
+        for (row, &a) in self.order.iter().enumerate() {
+            x[a] = cg.x[row];
+        }
+        x
     }
 }
 
