@@ -145,6 +145,105 @@ fn sparse_and_dense_solves_agree_on_random_states() {
     }
 }
 
+/// After pruning that leaves a boundary's components as they were, the
+/// iterative path keeps its rows (the pruned links add exact zeros) and
+/// solves as a fresh solver does; pruning that cuts a node off rebuilds
+/// them, and the node sits at 0 V.
+#[test]
+fn rows_kept_after_pruning_solve_as_fresh_ones() {
+    let params = random_bulk(200, 0.02);
+    let inst = Instance::build(&params, 0, 0, 11);
+    let (net, adj) = (&inst.network, &inst.adjacency);
+    let (n, m) = (net.n_nodes(), net.n_edges());
+    let mut rng = Pcg64::seed_from_u64(3);
+    let d = &inst.devices;
+    let mut g: Vec<f64> = (0..m)
+        .map(|e| 1.0 / (d.ron[e] + rng.random::<f64>() * (d.roff[e] - d.ron[e])))
+        .collect();
+    let mut alive = vec![true; m];
+    let mut b = Boundary::floating(n);
+    phase::punish(net, &inst.task.active[0], 1, params.training.v_punish, &mut b);
+    let gmin = params.circuit.gmin;
+    let mut kept = Solver::<f64>::with_choice(n, SolverChoice::Sparse);
+    let mut v = vec![0.0; n];
+    kept.prepare_cached(adj, &alive, &b);
+    kept.solve(net, adj, &g, gmin, &b, &mut v);
+    let fresh = |alive: &[bool], g: &[f64]| {
+        let mut solver = Solver::<f64>::with_choice(n, SolverChoice::Sparse);
+        let mut v = vec![0.0; n];
+        solver.prepare(adj, alive, &b);
+        solver.solve(net, adj, g, gmin, &b, &mut v);
+        v
+    };
+    let agree = |a: &[f64], b: &[f64]| {
+        let scale = a.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+        a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-10 * scale)
+    };
+    // Three edges between bulk nodes of degree above 3: the graph stays
+    // connected.
+    let bulk = |i: usize| i >= net.n_in && i < n - net.n_out;
+    let mut pruned = 0;
+    for e in 0..m {
+        let (t, h) = (net.tail[e] as usize, net.head[e] as usize);
+        if pruned < 3 && bulk(t) && bulk(h) && adj.range(t).len() > 3 && adj.range(h).len() > 3 {
+            alive[e] = false;
+            g[e] = 0.0;
+            pruned += 1;
+        }
+    }
+    let built = kept.stats.rows_built;
+    kept.edges_pruned();
+    kept.prepare_cached(adj, &alive, &b);
+    kept.solve(net, adj, &g, gmin, &b, &mut v);
+    assert_eq!(kept.stats.rows_built, built, "rows kept");
+    assert!(agree(&fresh(&alive, &g), &v));
+    // Every edge of one bulk node: it is cut off.
+    let lone = (0..n).find(|&i| bulk(i) && adj.range(i).any(|k| alive[adj.edge[k] as usize])).unwrap();
+    for k in adj.range(lone) {
+        let e = adj.edge[k] as usize;
+        alive[e] = false;
+        g[e] = 0.0;
+    }
+    kept.edges_pruned();
+    kept.prepare_cached(adj, &alive, &b);
+    kept.solve(net, adj, &g, gmin, &b, &mut v);
+    assert_eq!(kept.stats.rows_built, built + 1, "rows rebuilt");
+    assert_eq!(v[lone], 0.0);
+    assert!(agree(&fresh(&alive, &g), &v));
+    // The three edges come alive again (the components stay): rows built
+    // without them must not serve.
+    for e in 0..m {
+        let (t, h) = (net.tail[e] as usize, net.head[e] as usize);
+        if !alive[e] && t != lone && h != lone {
+            alive[e] = true;
+            g[e] = 1.0 / d.ron[e];
+        }
+    }
+    kept.alive_changed();
+    kept.prepare_cached(adj, &alive, &b);
+    kept.solve(net, adj, &g, gmin, &b, &mut v);
+    assert_eq!(kept.stats.rows_built, built + 2, "rows rebuilt");
+    assert!(agree(&fresh(&alive, &g), &v));
+}
+
+/// A solver kept from an instance that pruned edges serves the next
+/// instance of the same wiring as a fresh one does: the same outcome, to
+/// the bit.
+#[test]
+fn a_kept_solver_trains_the_next_instance_as_a_fresh_one() {
+    let mut params = layered(&[6, 9, 5], 1.0, 0.0);
+    params.pruning.p_prune = 0.5;
+    let first = Instance::build(&params, 0, 0, 21);
+    let second = Instance::build(&params, 0, 1, 22);
+    let mut kept = Layouts::<f64>::with_choice(SolverChoice::Sparse);
+    let a = train_reusing(&first, &params, &mut kept);
+    assert!(a.pruned_edges > 0, "the first instance pruned");
+    let b = train_reusing(&second, &params, &mut kept);
+    let fresh = train_reusing(&second, &params, &mut Layouts::<f64>::with_choice(SolverChoice::Sparse));
+    assert_eq!(b.r_final, fresh.r_final);
+    assert_eq!(b.final_currents, fresh.final_currents);
+}
+
 #[test]
 fn auto_takes_the_dense_path_on_small_layered_and_the_sparse_on_large_random() {
     let decide = |params: &Params| {

@@ -285,6 +285,9 @@ struct Layout<F> {
     rows: ColouredRows,
     /// Scratch of the colouring.
     colouring: sliced::Colouring,
+    /// `Solver::epoch` when `rows` were built (`None`: not built for this
+    /// boundary).
+    rows_epoch: Option<u64>,
     component_chunk: Vec<usize>,
 }
 
@@ -324,8 +327,13 @@ pub struct Solver<F> {
     /// Scratch: the fixed-node set of the boundary being prepared.
     key: Vec<u64>,
     active_slot: Option<usize>,
-    /// Bumped whenever the caller prunes edges (`alive_changed`).
+    /// Bumped whenever the caller prunes edges (`alive_changed`,
+    /// `edges_pruned`).
     generation: u64,
+    /// Bumped whenever edges may have come alive (`alive_changed`): until
+    /// then, edges only die, and a layout's rows stay valid while its
+    /// unknowns fall into the same components (`free_components`).
+    epoch: u64,
     /// The sums the next solve starts from.
     pub sums: NodeSums<F>,
     /// Per free node: total conductance to everything, `gmin` included.
@@ -373,6 +381,8 @@ pub struct Solver<F> {
     /// range of them.
     links: Vec<(u32, u32)>,
     link_range: Vec<(u32, u32)>,
+    new_unknowns: Vec<usize>,
+    new_starts: Vec<usize>,
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
 }
@@ -387,6 +397,9 @@ pub struct SolveStats {
     /// Iterative solves that met the iteration cap before the stopping
     /// rule (none is expected: the cap is generous).
     pub cg_capped: u64,
+    /// Times the iterative path built a boundary's rows (on first use, and
+    /// after pruning changed the boundary's components).
+    pub rows_built: u64,
 }
 
 /// The system of the iterative path, one entry per unknown: the diagonal
@@ -629,6 +642,7 @@ impl<F: Real> Solver<F> {
             key: Vec::new(),
             active_slot: None,
             generation: 0,
+            epoch: 0,
             sums: NodeSums::new(n_nodes),
             diag: vec![F::ZERO; n_nodes],
             // (Sized on first use: a large network on the iterative path
@@ -655,6 +669,8 @@ impl<F: Real> Solver<F> {
             history: vec![Vec::new(); EXTRAPOLATION_ORDER + 1],
             links: Vec::new(),
             link_range: Vec::new(),
+            new_unknowns: Vec::new(),
+            new_starts: Vec::new(),
             stats: SolveStats::default(),
         }
     }
@@ -717,6 +733,16 @@ impl<F: Real> Solver<F> {
 
     /// Tell the solver that edges were pruned since the last solve.
     pub fn alive_changed(&mut self) {
+        self.generation += 1;
+        self.epoch += 1;
+        self.pulse_solves = 0;
+    }
+
+    /// Tell the solver that edges were pruned since the last solve, and
+    /// none came alive (a narrower `alive_changed`: the iterative path
+    /// keeps each boundary's rows if its components did not change, the
+    /// pruned edges' links adding exact zeros).
+    pub fn edges_pruned(&mut self) {
         self.generation += 1;
         self.pulse_solves = 0;
     }
@@ -842,6 +868,7 @@ impl<F: Real> Solver<F> {
     /// fixed one is an unknown, in node order; nothing is eliminated.
     fn prepare_iterative(&mut self, adj: &Adjacency, alive: &[bool]) {
         let layout = &mut self.layout;
+        layout.rows_epoch = None;
         for &i in &self.order {
             layout.role[i] = NodeRole::Dense;
         }
@@ -913,8 +940,10 @@ impl<F: Real> Solver<F> {
     /// (`Layout::component_start`, `Layout::row_start`).
     fn free_components(&mut self, adj: &Adjacency, alive: &[bool]) {
         let layout = &mut self.layout;
-        layout.component_start.clear();
-        layout.unknown_node.clear();
+        // The components, breadth first, into `unknowns` and `starts`.
+        let (unknowns, starts) = (&mut self.new_unknowns, &mut self.new_starts);
+        unknowns.clear();
+        starts.clear();
         // Each unknown's alive links to other unknowns (node, edge), listed
         // as the search meets them: `links[link_range[i]]` for node `i`.
         let links = &mut self.links;
@@ -926,13 +955,13 @@ impl<F: Real> Solver<F> {
             if seen[root] {
                 continue;
             }
-            let start = layout.unknown_node.len();
-            layout.component_start.push(start);
+            let start = unknowns.len();
+            starts.push(start);
             seen[root] = true;
-            layout.unknown_node.push(root);
+            unknowns.push(root);
             let mut next = start;
-            while next < layout.unknown_node.len() {
-                let i = layout.unknown_node[next];
+            while next < unknowns.len() {
+                let i = unknowns[next];
                 next += 1;
                 let first = links.len() as u32;
                 for k in adj.range(i) {
@@ -941,14 +970,26 @@ impl<F: Real> Solver<F> {
                         links.push((j as u32, e as u32));
                         if !seen[j] {
                             seen[j] = true;
-                            layout.unknown_node.push(j);
+                            unknowns.push(j);
                         }
                     }
                 }
                 self.link_range[i] = (first, links.len() as u32);
             }
         }
-        layout.component_start.push(layout.unknown_node.len());
+        starts.push(unknowns.len());
+        // Rows built since edges last came alive hold every alive link
+        // (and the pruned ones, whose conductance 0 adds exact zeros); if
+        // the components are the same, they stay.
+        if layout.rows_epoch == Some(self.epoch)
+            && same_components(&layout.component_start, &layout.pos, unknowns, starts)
+        {
+            return;
+        }
+        std::mem::swap(&mut layout.unknown_node, unknowns);
+        std::mem::swap(&mut layout.component_start, starts);
+        layout.rows_epoch = Some(self.epoch);
+        self.stats.rows_built += 1;
         let (links, link_range) = (&self.links, &self.link_range);
         let links_of = |i: usize| {
             let (first, end) = link_range[i];
@@ -1376,6 +1417,28 @@ impl<F: Real> Solver<F> {
     pub fn sums_and_touches(&mut self) -> (&mut NodeSums<F>, &[F]) {
         (&mut self.sums, touches_of(&self.layout, &self.no_touches))
     }
+}
+
+/// Whether the components `unknowns[starts[k]..starts[k + 1]]` are those
+/// of a layout (`component_start`, and `pos`, each node's unknown number):
+/// as many, each within one of the layout's, of its size.
+fn same_components(
+    component_start: &[usize],
+    pos: &[usize],
+    unknowns: &[usize],
+    starts: &[usize],
+) -> bool {
+    if component_start.len() != starts.len() || component_start.last() != starts.last() {
+        return false;
+    }
+    // The layout's component of an unknown numbered `a`.
+    let component_of = |a: usize| component_start.partition_point(|&s| s <= a) - 1;
+    (0..starts.len() - 1).all(|k| {
+        let nodes = &unknowns[starts[k]..starts[k + 1]];
+        let c = component_of(pos[nodes[0]]);
+        component_start[c + 1] - component_start[c] == nodes.len()
+            && nodes.iter().all(|&i| component_of(pos[i]) == c)
+    })
 }
 
 /// `layout`'s per-edge flags of edges touching an eliminated node, or

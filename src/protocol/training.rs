@@ -445,7 +445,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             }
         }
         if removed > 0 {
-            self.solver.alive_changed();
+            self.solver.edges_pruned();
             self.conductance_current = false;
         }
         removed
