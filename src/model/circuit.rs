@@ -455,17 +455,17 @@ impl<F: Real> RowStep<F> for SolveLower<'_, F> {
     }
 }
 
-/// `sum = to + sums`: `to + G x` for the links swept.
+/// `sum = base + sums`: `base + G x` for the links swept.
 struct AddLinks<'a, F> {
-    to: &'a [F],
+    base: &'a [F],
     sum: &'a mut [F],
 }
 
 impl<F: Real> RowStep<F> for AddLinks<'_, F> {
     #[inline(always)]
     fn step(&mut self, rows: Range<usize>, sums: [F; LANES], _: &mut [F]) {
-        let to = rows_of(self.to, &rows);
-        set_rows(self.sum, &rows, std::array::from_fn(|l| to[l] + sums[l]));
+        let base = rows_of(self.base, &rows);
+        set_rows(self.sum, &rows, std::array::from_fn(|l| base[l] + sums[l]));
     }
 }
 
@@ -583,7 +583,7 @@ impl<F: Real> CgVectors<F> {
             return Some(0);
         }
         // r = L^-1 (b - A x) = L^-1 (b + G_upper x) - x.
-        let add_links = AddLinks { to: b, sum: w };
+        let add_links = AddLinks { base: b, sum: w };
         rows.upper.sweep(isa, chunks.clone(), false, upper_g, x, add_links);
         rows.lower.sweep(isa, chunks.clone(), false, lower_g, w, solve_lower);
         for a in s.clone() {
