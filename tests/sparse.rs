@@ -162,7 +162,13 @@ fn rows_kept_after_pruning_solve_as_fresh_ones() {
         .collect();
     let mut alive = vec![true; m];
     let mut b = Boundary::floating(n);
-    phase::punish(net, &inst.task.active[0], 1, params.training.v_punish, &mut b);
+    phase::punish(
+        net,
+        &inst.task.active[0],
+        1,
+        params.training.v_punish,
+        &mut b,
+    );
     let gmin = params.circuit.gmin;
     let mut kept = Solver::<f64>::with_choice(n, SolverChoice::Sparse);
     let mut v = vec![0.0; n];
@@ -198,7 +204,9 @@ fn rows_kept_after_pruning_solve_as_fresh_ones() {
     assert_eq!(kept.stats.rows_built, built, "rows kept");
     assert!(agree(&fresh(&alive, &g), &v));
     // Every edge of one bulk node: it is cut off.
-    let lone = (0..n).find(|&i| bulk(i) && adj.range(i).any(|k| alive[adj.edge[k] as usize])).unwrap();
+    let lone = (0..n)
+        .find(|&i| bulk(i) && adj.range(i).any(|k| alive[adj.edge[k] as usize]))
+        .unwrap();
     for k in adj.range(lone) {
         let e = adj.edge[k] as usize;
         alive[e] = false;
@@ -239,7 +247,11 @@ fn a_kept_solver_trains_the_next_instance_as_a_fresh_one() {
     let a = train_reusing(&first, &params, &mut kept);
     assert!(a.pruned_edges > 0, "the first instance pruned");
     let b = train_reusing(&second, &params, &mut kept);
-    let fresh = train_reusing(&second, &params, &mut Layouts::<f64>::with_choice(SolverChoice::Sparse));
+    let fresh = train_reusing(
+        &second,
+        &params,
+        &mut Layouts::<f64>::with_choice(SolverChoice::Sparse),
+    );
     assert_eq!(b.r_final, fresh.r_final);
     assert_eq!(b.final_currents, fresh.final_currents);
 }

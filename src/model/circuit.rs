@@ -51,8 +51,8 @@ use std::collections::HashMap;
 use crate::lanes::{self, Isa, LANES};
 use crate::model::network::{Adjacency, Network};
 use crate::model::sliced::{self, rows_of, set_rows, ColouredRows, RowStep};
-use std::ops::Range;
 use crate::real::Real;
+use std::ops::Range;
 
 /// Which nodes a phase fixes, and at what voltage (volt). A fixed node at 0 V
 /// is grounded; a free node floats (it still leaks to ground through `gmin`).
@@ -488,7 +488,11 @@ impl<F: Real> RowStep<F> for SolveUpper<'_, F> {
         );
         let t_rows: [F; LANES] = std::array::from_fn(|l| (p[l] + sums[l]) * inv[l]);
         set_rows(t, &rows, t_rows);
-        set_rows(self.u, &rows, std::array::from_fn(|l| p[l] - d[l] * t_rows[l]));
+        set_rows(
+            self.u,
+            &rows,
+            std::array::from_fn(|l| p[l] - d[l] * t_rows[l]),
+        );
     }
 }
 
@@ -574,7 +578,8 @@ impl<F: Real> CgVectors<F> {
         // b^T M^-1 b = |L^-1 b|^2 in D.
         r[s.clone()].copy_from_slice(&b[s.clone()]);
         let solve_lower = SolveLower { inv_diag };
-        rows.lower.sweep(isa, chunks.clone(), false, lower_g, r, solve_lower);
+        rows.lower
+            .sweep(isa, chunks.clone(), false, lower_g, r, solve_lower);
         let b_norm = weighted_square(&r[s.clone()], &diag[s.clone()]);
         if b_norm == F::ZERO {
             // Nothing drives this component (one that pruning cut off among
@@ -584,8 +589,10 @@ impl<F: Real> CgVectors<F> {
         }
         // r = L^-1 (b - A x) = L^-1 (b + G_upper x) - x.
         let add_links = AddLinks { base: b, sum: w };
-        rows.upper.sweep(isa, chunks.clone(), false, upper_g, x, add_links);
-        rows.lower.sweep(isa, chunks.clone(), false, lower_g, w, solve_lower);
+        rows.upper
+            .sweep(isa, chunks.clone(), false, upper_g, x, add_links);
+        rows.lower
+            .sweep(isa, chunks.clone(), false, lower_g, w, solve_lower);
         for a in s.clone() {
             r[a] = w[a] - x[a];
             p[a] = diag[a] * r[a];
@@ -600,8 +607,14 @@ impl<F: Real> CgVectors<F> {
             }
             iterations += 1;
             // t = L^-T p, and p - D t into w.
-            let backward = SolveUpper { p, diag, inv_diag, u: w };
-            rows.upper.sweep(isa, chunks.clone(), true, upper_g, t, backward);
+            let backward = SolveUpper {
+                p,
+                diag,
+                inv_diag,
+                u: w,
+            };
+            rows.upper
+                .sweep(isa, chunks.clone(), true, upper_g, t, backward);
             // w = L^-1 (p - D t); the product is q = t + w.
             let mut forward = SolveLowerProduct {
                 inv_diag,
@@ -609,7 +622,8 @@ impl<F: Real> CgVectors<F> {
                 p,
                 dot: [F::ZERO; LANES],
             };
-            rows.lower.sweep(isa, chunks.clone(), false, lower_g, w, &mut forward);
+            rows.lower
+                .sweep(isa, chunks.clone(), false, lower_g, w, &mut forward);
             let alpha = rz / lanes::sum(forward.dot);
             let (x, r) = (&mut x[s.clone()], &mut r[s.clone()]);
             let (t, w) = (&t[s.clone()], &w[s.clone()]);
@@ -1591,4 +1605,3 @@ pub fn edge_voltage<F: Real>(net: &Network, v: &[F], e: usize) -> F {
         dv
     }
 }
-

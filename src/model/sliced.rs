@@ -65,7 +65,11 @@ impl SlicedRows {
     /// first run starts at row 0), row `a` linking to `(to, via)` for each
     /// pair of `links(a)`, in that order; every `to` lies in `rows`.
     /// Returns the chunks they took.
-    pub fn push_rows<I>(&mut self, rows: Range<usize>, links: impl FnMut(usize) -> I) -> Range<usize>
+    pub fn push_rows<I>(
+        &mut self,
+        rows: Range<usize>,
+        links: impl FnMut(usize) -> I,
+    ) -> Range<usize>
     where
         I: IntoIterator<Item = (u32, u32)>,
     {
@@ -213,7 +217,11 @@ impl SlicedRows {
     ) {
         let n = chunks.len();
         for k in 0..n {
-            let c = if backwards { chunks.end - 1 - k } else { chunks.start + k };
+            let c = if backwards {
+                chunks.end - 1 - k
+            } else {
+                chunks.start + k
+            };
             let rows = self.chunk_row[c] as usize..self.chunk_row[c + 1] as usize;
             let entries = self.entry_start[c] as usize..self.entry_start[c + 1] as usize;
             let mut sums = [F::ZERO; LANES];
@@ -254,7 +262,9 @@ pub fn rows_of<F: Real>(x: &[F], rows: &Range<usize>) -> [F; LANES] {
 #[inline(always)]
 pub fn set_rows<F: Real>(x: &mut [F], rows: &Range<usize>, block: [F; LANES]) {
     if rows.len() == CHUNK {
-        *x[rows.start..].first_chunk_mut::<LANES>().expect("a whole chunk") = block;
+        *x[rows.start..]
+            .first_chunk_mut::<LANES>()
+            .expect("a whole chunk") = block;
     } else {
         lanes::store(&mut x[rows.clone()], &block);
     }
@@ -300,12 +310,17 @@ impl ColouredRows {
         for run in runs {
             let below = run.start;
             self.lower.push_run(run.clone(), within.clone(), |a| {
-                links(a).into_iter().filter(move |&(to, _)| (to as usize) < below)
+                links(a)
+                    .into_iter()
+                    .filter(move |&(to, _)| (to as usize) < below)
             });
             let above = run.end;
             self.upper.push_run(run.clone(), within.clone(), |a| {
                 links(a).into_iter().filter(move |&(to, _)| {
-                    assert!(to as usize >= above || (to as usize) < below, "a link within a colour");
+                    assert!(
+                        to as usize >= above || (to as usize) < below,
+                        "a link within a colour"
+                    );
                     (to as usize) >= above
                 })
             });
@@ -454,7 +469,9 @@ mod tests {
         let mut all_runs = Vec::new();
         for comp in &components {
             let runs: Vec<Range<usize>> = colouring
-                .runs(&mut order[comp.clone()], n, 4, |i| adj[i].iter().map(|&(j, _)| j))
+                .runs(&mut order[comp.clone()], n, 4, |i| {
+                    adj[i].iter().map(|&(j, _)| j)
+                })
                 .into_iter()
                 .map(|r| r.start + comp.start..r.end + comp.start)
                 .collect();
@@ -489,8 +506,10 @@ mod tests {
         for isa in [Isa::Portable, Isa::detect()] {
             let (mut w, mut t) = (u.clone(), u.clone());
             for c in &chunks {
-                rows.lower.sweep(isa, c.clone(), false, &lower_g, &mut w, Divide(&d));
-                rows.upper.sweep(isa, c.clone(), true, &upper_g, &mut t, Divide(&d));
+                rows.lower
+                    .sweep(isa, c.clone(), false, &lower_g, &mut w, Divide(&d));
+                rows.upper
+                    .sweep(isa, c.clone(), true, &upper_g, &mut t, Divide(&d));
             }
             // Row by row, links in their order: the lower triangle from
             // the first row on, the upper one from the last.
@@ -510,11 +529,15 @@ mod tests {
                     .collect()
             };
             for a in 0..n {
-                let sums = links(a, true).iter().fold(0.0, |s, &(b, g)| s + g * w_rows[b]);
+                let sums = links(a, true)
+                    .iter()
+                    .fold(0.0, |s, &(b, g)| s + g * w_rows[b]);
                 w_rows[a] = (w_rows[a] + sums) / d[a];
             }
             for a in (0..n).rev() {
-                let sums = links(a, false).iter().fold(0.0, |s, &(b, g)| s + g * t_rows[b]);
+                let sums = links(a, false)
+                    .iter()
+                    .fold(0.0, |s, &(b, g)| s + g * t_rows[b]);
                 t_rows[a] = (t_rows[a] + sums) / d[a];
             }
             assert_eq!(w, w_rows, "forward sweep on {isa:?}");

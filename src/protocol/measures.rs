@@ -6,9 +6,9 @@
 //! training loop.
 
 use crate::lanes;
+use crate::lanes::Isa;
 use crate::model::circuit::CgVectors;
 use crate::model::network::Network;
-use crate::lanes::Isa;
 use crate::model::sliced::{self, ColouredRows};
 use crate::params::Params;
 use crate::real::Real;
