@@ -273,22 +273,22 @@ struct Layout<F> {
     /// On the iterative path, the unknowns: the free nodes numbered
     /// `0..nf`, grouped by connected component of the alive edges among
     /// them (fixed nodes cut the graph). Component `c` is unknowns
-    /// `component_start[c]..component_start[c + 1]`, in node order within.
+    /// `component_start[c]..component_start[c + 1]`, colour by colour
+    /// within (`free_components`).
     /// Each is solved on its own, so one that nothing drives sits at
     /// exactly 0 V, as a direct solve gives, and each meets the stopping
     /// rule relative to its own drive.
     component_start: Vec<usize>,
     unknown_node: Vec<usize>,
-    /// The alive links between unknowns, row by row, split by colour for
-    /// the preconditioner's sweeps, in chunks of rows; component `c` owns
-    /// chunks `component_chunk[c]..component_chunk[c + 1]`.
+    /// The alive links between unknowns (and those pruned since the rows
+    /// were built), row by row, split by colour for the preconditioner's
+    /// sweeps, in chunks of rows; component `c` owns chunks
+    /// `component_chunk[c]..component_chunk[c + 1]`.
     rows: ColouredRows,
-    /// Scratch of the colouring.
-    colouring: sliced::Colouring,
+    component_chunk: Vec<usize>,
     /// `Solver::epoch` when `rows` were built (`None`: not built for this
     /// boundary).
     rows_epoch: Option<u64>,
-    component_chunk: Vec<usize>,
 }
 
 impl<F: Real> Layout<F> {
@@ -378,11 +378,12 @@ pub struct Solver<F> {
     pulse_solves: usize,
     history: Vec<Vec<F>>,
     /// Scratch of `free_components`: the unknowns' links, and each node's
-    /// range of them.
+    /// range of them; the components found; the colouring.
     links: Vec<(u32, u32)>,
     link_range: Vec<(u32, u32)>,
     new_unknowns: Vec<usize>,
     new_starts: Vec<usize>,
+    colouring: sliced::Colouring,
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
 }
@@ -685,6 +686,7 @@ impl<F: Real> Solver<F> {
             link_range: Vec::new(),
             new_unknowns: Vec::new(),
             new_starts: Vec::new(),
+            colouring: sliced::Colouring::default(),
             stats: SolveStats::default(),
         }
     }
@@ -951,7 +953,7 @@ impl<F: Real> Solver<F> {
 
     /// Number the unknowns of the iterative path by connected component
     /// of the alive edges between free nodes, and list their links
-    /// (`Layout::component_start`, `Layout::row_start`).
+    /// (`Layout::component_start`, `Layout::rows`).
     fn free_components(&mut self, adj: &Adjacency, alive: &[bool]) {
         let layout = &mut self.layout;
         // The components, breadth first, into `unknowns` and `starts`.
@@ -1019,8 +1021,7 @@ impl<F: Real> Solver<F> {
             let unknowns = layout.component_start[c]..layout.component_start[c + 1];
             runs.clear();
             runs.extend(
-                layout
-                    .colouring
+                self.colouring
                     .runs(
                         &mut layout.unknown_node[unknowns.clone()],
                         layout.role.len(),

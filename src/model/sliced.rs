@@ -33,7 +33,7 @@ pub const CHUNK: usize = LANES;
 pub const NO_EDGE: u32 = u32::MAX;
 
 /// Rows of links `to` other rows `via` edges, in chunks (see the module
-/// comment). Rows are numbered by the caller; `push_rows` adds a run of
+/// comment). Rows are numbered by the caller; `push_run` adds a run of
 /// rows that starts a new chunk, so that a run (a connected component)
 /// owns its chunks.
 #[derive(Clone, Debug, Default)]
@@ -63,22 +63,9 @@ impl SlicedRows {
 
     /// Append rows `rows`, which continue the rows already pushed (the
     /// first run starts at row 0), row `a` linking to `(to, via)` for each
-    /// pair of `links(a)`, in that order; every `to` lies in `rows`.
-    /// Returns the chunks they took.
-    pub fn push_rows<I>(
-        &mut self,
-        rows: Range<usize>,
-        links: impl FnMut(usize) -> I,
-    ) -> Range<usize>
-    where
-        I: IntoIterator<Item = (u32, u32)>,
-    {
-        self.push_run(rows.clone(), rows, links)
-    }
-
-    /// `push_rows` for rows whose links may lead anywhere in `within`
-    /// (the rows of one colour of `ColouredRows`, linked to the other
-    /// colours of their component).
+    /// pair of `links(a)`, in that order; every `to` lies in `within` (for
+    /// `ColouredRows`, the rows of one colour linked to the other colours
+    /// of their component). Returns the chunks they took.
     pub fn push_run<I>(
         &mut self,
         rows: Range<usize>,
