@@ -18,7 +18,11 @@ use crate::rng::CounterRng;
 pub struct Edges<F> {
     /// For each edge, its index in the instance's network.
     pub edge_id: Vec<u32>,
-    pub runs: Vec<EdgeRun>,
+    /// The runs, as the step takes them (`Segment::of`).
+    pub segments: Vec<Segment>,
+    /// Each edge's tail and head node.
+    pub tail: Vec<u32>,
+    pub head: Vec<u32>,
     /// `s_e` as a number, +1 or -1.
     pub polarity: Vec<F>,
     /// Thresholds as `Devices::kernel_threshold` gives them (negative for
@@ -29,6 +33,32 @@ pub struct Edges<F> {
     /// Resistance (ohm) and conductance (siemens, 0 for a pruned edge).
     pub r: Vec<F>,
     pub g: Vec<F>,
+}
+
+/// A stretch of edges that the device step takes in one go.
+#[derive(Clone, Copy, Debug)]
+pub enum Segment {
+    /// A run of two or more edges, its heads' sums in blocks of `LANES`.
+    Run(EdgeRun),
+    /// Up to `LANES` consecutive one-edge runs, from edge `e0`, stepped as
+    /// one block of lanes. Random, nanowire and graph networks are mostly
+    /// one-edge runs.
+    Singles { e0: u32, len: u32 },
+}
+
+impl Segment {
+    /// `runs` (`Network::runs`) as segments, in edge order.
+    pub fn of(runs: &[EdgeRun]) -> Vec<Segment> {
+        let mut segments = Vec::new();
+        for run in runs {
+            match segments.last_mut() {
+                _ if run.len > 1 => segments.push(Segment::Run(*run)),
+                Some(Segment::Singles { len, .. }) if (*len as usize) < LANES => *len += 1,
+                _ => segments.push(Segment::Singles { e0: run.e0, len: 1 }),
+            }
+        }
+        segments
+    }
 }
 
 /// What one pass of the device step reads besides the devices.
@@ -54,7 +84,18 @@ impl<F: Real> Edges<F> {
     /// summed per lane run by run as the device step sums it.
     pub fn power(&self, v: &[F]) -> F {
         let mut acc = [F::ZERO; LANES];
-        for run in &self.runs {
+        for segment in &self.segments {
+            let run = match *segment {
+                Segment::Singles { e0, len } => {
+                    let edges = e0 as usize..(e0 + len) as usize;
+                    for (l, e) in edges.enumerate() {
+                        let dv = v[self.tail[e] as usize] - v[self.head[e] as usize];
+                        acc[l] += self.g[e] * dv * dv;
+                    }
+                    continue;
+                }
+                Segment::Run(run) => run,
+            };
             let (u, heads, edges) = run.span();
             let v_tail = v[u];
             let heads = v[heads].chunks(LANES);
@@ -170,37 +211,17 @@ impl<F: Real> Edges<F> {
         };
         let mut acc = StepSums::default();
         let heads_driven = pass.heads_driven;
-        for run in &self.runs {
+        for i in 0..self.segments.len() {
+            let run = match self.segments[i] {
+                Segment::Singles { e0, len } => {
+                    let (e0, n) = (e0 as usize, len as usize);
+                    self.step_singles::<NOISE, L>(e0, n, &step, pass, &mut acc, sums, touches);
+                    continue;
+                }
+                Segment::Run(run) => run,
+            };
             let (u, heads, edges) = run.span();
             let len = edges.len();
-            if len == 1 {
-                // Random, nanowire and graph networks are mostly one-edge
-                // runs: the run's view and its per-lane tail sums would
-                // cost more than the device.
-                let (h, j) = (heads.start, edges.start);
-                let device = Device {
-                    dv: pass.v[u] - pass.v[h],
-                    polarity: self.polarity[j],
-                    vt: self.vt[j],
-                    ron: self.ron[j],
-                    roff: self.roff[j],
-                    edge_id: self.edge_id[j],
-                    touches_eliminated: touches[j],
-                };
-                let stepped =
-                    device.step::<NOISE, L>(&step, &mut self.r[j], &mut self.g[j], &mut acc, 0);
-                // (A pruned device at a nonzero rate would add exact zeros
-                // to the tail's sums, which no sum is changed by.)
-                if let Stepped::Moved(dg) = stepped {
-                    sums.conductance[u] += dg;
-                    if heads_driven {
-                        sums.inject[u] += dg * pass.fixed_volts[h];
-                    }
-                    sums.conductance[h] += dg;
-                    sums.inject[h] += dg * pass.fixed_volts[u];
-                }
-                continue;
-            }
             let mut view = RunView {
                 edge_id: &self.edge_id[edges.clone()],
                 v_tail: pass.v[u],
@@ -239,6 +260,83 @@ impl<F: Real> Edges<F> {
             power: lanes::sum(acc.power),
             any: lanes::sum(acc.moved) != F::ZERO,
             touching_eliminated: lanes::sum(acc.moved_touching) != F::ZERO,
+        }
+    }
+
+    /// The one-edge runs `e0..e0 + n` (`Segment::Singles`, `n <= LANES`):
+    /// a whole block as one block of lanes (`Lanes::step`), a shorter one
+    /// lane by lane (`Device::step`), with the same arithmetic. Each
+    /// stepped device's change goes into its two nodes' sums in edge
+    /// order.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn step_singles<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        e0: usize,
+        n: usize,
+        c: &DeviceStep<'_, F, L>,
+        pass: &Pass<'_, F>,
+        acc: &mut StepSums<F>,
+        sums: &mut NodeSums<F>,
+        touches: &[F],
+    ) {
+        let mut into_sums = |j: usize, dg: F| {
+            let (u, h) = (self.tail[j] as usize, self.head[j] as usize);
+            sums.conductance[u] += dg;
+            if pass.heads_driven {
+                sums.inject[u] += dg * pass.fixed_volts[h];
+            }
+            sums.conductance[h] += dg;
+            sums.inject[h] += dg * pass.fixed_volts[u];
+        };
+        if n < LANES {
+            for (l, j) in (e0..e0 + n).enumerate() {
+                let device = Device {
+                    dv: pass.v[self.tail[j] as usize] - pass.v[self.head[j] as usize],
+                    polarity: self.polarity[j],
+                    vt: self.vt[j],
+                    ron: self.ron[j],
+                    roff: self.roff[j],
+                    edge_id: self.edge_id[j],
+                    touches_eliminated: touches[j],
+                };
+                // (A pruned device at a nonzero rate would add exact zeros
+                // to the sums, which no sum is changed by.)
+                if let Stepped::Moved(dg) =
+                    device.step::<NOISE, L>(c, &mut self.r[j], &mut self.g[j], acc, l)
+                {
+                    into_sums(j, dg);
+                }
+            }
+            return;
+        }
+        let load = |x: &[F]| lanes::block(&x[e0..]);
+        let (tail, head) = (&self.tail[e0..e0 + LANES], &self.head[e0..e0 + LANES]);
+        // SAFETY: every node index is below `pass.v.len()` (a network's
+        // edges join its nodes). (Volatile reads keep the compiler from
+        // making the loads one gather instruction, which is slower.)
+        let volts =
+            |node: u32| unsafe { std::ptr::read_volatile(pass.v.as_ptr().add(node as usize)) };
+        assert!(tail.len() == LANES && head.len() == LANES);
+        let lanes = Lanes {
+            dv: std::array::from_fn(|l| volts(tail[l]) - volts(head[l])),
+            polarity: load(&self.polarity),
+            vt: load(&self.vt),
+            ron: load(&self.ron),
+            roff: load(&self.roff),
+            r: load(&self.r),
+            g: load(&self.g),
+        };
+        let edge_id = &self.edge_id[e0..e0 + LANES];
+        let Some(stepped) = lanes.step::<NOISE, L>(c, acc, || load(touches), |l| edge_id[l]) else {
+            return;
+        };
+        lanes::store(&mut self.r[e0..e0 + LANES], &stepped.r);
+        lanes::store(&mut self.g[e0..e0 + LANES], &stepped.g);
+        for l in 0..LANES {
+            if stepped.stepped[l] {
+                into_sums(e0 + l, stepped.dg[l]);
+            }
         }
     }
 }
@@ -320,10 +418,9 @@ struct RunView<'a, F> {
 }
 
 impl<F: Real> RunView<'_, F> {
-    /// Step the `LANES` edges from `j0`. Every lane is computed without
-    /// branches, so the block becomes vector code; a pruned edge (`g = 0`)
-    /// keeps its state. If no device of the block is above threshold,
-    /// nothing but the power is touched.
+    /// Step the `LANES` edges from `j0` (`step_lanes`); a pruned edge
+    /// (`g = 0`) keeps its state. If no device of the block is above
+    /// threshold, nothing but the power is touched.
     #[inline(always)]
     fn step_block<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
@@ -335,66 +432,34 @@ impl<F: Real> RunView<'_, F> {
         let at = j0..j0 + LANES;
         let load = |x: &[F]| lanes::block(&x[j0..]);
         let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
-        let (polarity, vt) = (load(self.polarity), load(self.vt));
-        let (ron, roff) = (load(self.ron), load(self.roff));
-        let r_old = load(self.r);
-        let g_old = load(self.g);
-        let mut rate = [F::ZERO; LANES];
-        let mut v = [F::ZERO; LANES];
-        let mut may_move = false;
-        for l in 0..LANES {
-            let dv = self.v_tail - v_head[l];
-            acc.power[l] += g_old[l] * dv * dv;
-            v[l] = polarity[l] * dv;
-            may_move |= c.law.may_move(v[l], vt[l]);
-        }
-        if may_move {
-            for l in 0..LANES {
-                rate[l] = c.law.rate(v[l], vt[l], r_old[l], ron[l], roff[l]);
-            }
-        }
-        if rate.iter().all(|&rate| rate == F::ZERO) {
-            // Nothing moves: every lane below would leave its state and
-            // sums exactly as they are.
+        let lanes = Lanes {
+            dv: std::array::from_fn(|l| self.v_tail - v_head[l]),
+            polarity: load(self.polarity),
+            vt: load(self.vt),
+            ron: load(self.ron),
+            roff: load(self.roff),
+            r: load(self.r),
+            g: load(self.g),
+        };
+        let Some(stepped) = lanes.step::<NOISE, L>(
+            c,
+            acc,
+            || load(self.touches_eliminated),
+            |l| self.edge_id[j0 + l],
+        ) else {
             return;
-        }
-        let touches = load(self.touches_eliminated);
-        let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
-        let mut r_new = r_old;
-        let mut g_new = g_old;
-        let mut dg = [F::ZERO; LANES];
+        };
+        let dg = stepped.dg;
         for l in 0..LANES {
-            let rate = rate[l];
-            let noise = if NOISE && rate != F::ZERO {
-                let e = self.edge_id[j0 + l];
-                let z = c
-                    .rng
-                    .normal::<F>([c.counter[0], c.counter[1], c.counter[2], e]);
-                device::c2c_factor(c.sigma, z)
-            } else {
-                F::ONE
-            };
-            let alive = g_old[l] > F::ZERO;
-            let stepped = c.law.step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
-            let g_stepped = F::ONE / stepped;
-            let moves = alive & (stepped != r_old[l]);
-            acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
-            acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
-                F::ONE
-            } else {
-                acc.moved_touching[l]
-            };
-            r_new[l] = if alive { stepped } else { r_old[l] };
-            g_new[l] = if alive { g_stepped } else { F::ZERO };
-            dg[l] = g_new[l] - g_old[l];
             tail.conductance[l] += dg[l];
             tail.inject[l] += dg[l] * volts_head[l];
         }
+        let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
         let conductance_head: [F; LANES] = std::array::from_fn(|l| conductance_head[l] + dg[l]);
         let inject_head: [F; LANES] =
             std::array::from_fn(|l| inject_head[l] + dg[l] * self.volts_tail);
-        lanes::store(&mut self.r[at.clone()], &r_new);
-        lanes::store(&mut self.g[at.clone()], &g_new);
+        lanes::store(&mut self.r[at.clone()], &stepped.r);
+        lanes::store(&mut self.g[at.clone()], &stepped.g);
         lanes::store(&mut self.conductance_head[at.clone()], &conductance_head);
         lanes::store(&mut self.inject_head[at], &inject_head);
         tail.moved = true;
@@ -440,6 +505,101 @@ impl<F: Real> RunView<'_, F> {
                 }
             }
         }
+    }
+}
+
+/// `LANES` devices of one block as a substep sees them: the voltage
+/// across each (before polarity), its fixed values and its state.
+struct Lanes<F> {
+    dv: [F; LANES],
+    polarity: [F; LANES],
+    vt: [F; LANES],
+    ron: [F; LANES],
+    roff: [F; LANES],
+    r: [F; LANES],
+    g: [F; LANES],
+}
+
+/// What `Lanes::step` did to a block that moved: new resistances and
+/// conductances, each lane's change of conductance, and the lanes that
+/// stepped (alive, at a nonzero rate), whose sums take the change.
+struct SteppedLanes<F> {
+    r: [F; LANES],
+    g: [F; LANES],
+    dg: [F; LANES],
+    stepped: [bool; LANES],
+}
+
+impl<F: Real> Lanes<F> {
+    /// The power into `acc`, and an Euler step of every lane, without
+    /// branches, so the block becomes vector code; a pruned lane (`g = 0`)
+    /// keeps its state. `None` if no lane is above threshold. `touches`
+    /// loads the lanes' `touches_eliminated` flags, `edge_id` gives a
+    /// lane's edge (keying its noise).
+    #[inline(always)]
+    fn step<const NOISE: bool, L: DeviceLaw<F>>(
+        &self,
+        c: &DeviceStep<'_, F, L>,
+        acc: &mut StepSums<F>,
+        touches: impl FnOnce() -> [F; LANES],
+        edge_id: impl Fn(usize) -> u32,
+    ) -> Option<SteppedLanes<F>> {
+        let mut rate = [F::ZERO; LANES];
+        let mut v = [F::ZERO; LANES];
+        let mut may_move = false;
+        for l in 0..LANES {
+            let dv = self.dv[l];
+            acc.power[l] += self.g[l] * dv * dv;
+            v[l] = self.polarity[l] * dv;
+            may_move |= c.law.may_move(v[l], self.vt[l]);
+        }
+        if may_move {
+            for l in 0..LANES {
+                rate[l] = c
+                    .law
+                    .rate(v[l], self.vt[l], self.r[l], self.ron[l], self.roff[l]);
+            }
+        }
+        if rate.iter().all(|&rate| rate == F::ZERO) {
+            // Nothing moves: every lane would keep its state and sums.
+            return None;
+        }
+        let touches = touches();
+        let mut out = SteppedLanes {
+            r: self.r,
+            g: self.g,
+            dg: [F::ZERO; LANES],
+            stepped: [false; LANES],
+        };
+        for l in 0..LANES {
+            let rate = rate[l];
+            let noise = if NOISE && rate != F::ZERO {
+                let z = c
+                    .rng
+                    .normal::<F>([c.counter[0], c.counter[1], c.counter[2], edge_id(l)]);
+                device::c2c_factor(c.sigma, z)
+            } else {
+                F::ONE
+            };
+            let (r_old, g_old) = (self.r[l], self.g[l]);
+            let alive = g_old > F::ZERO;
+            let stepped = c
+                .law
+                .step(r_old, rate, c.dt, noise, self.ron[l], self.roff[l]);
+            let g_stepped = F::ONE / stepped;
+            let moves = alive & (stepped != r_old);
+            acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
+            acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
+                F::ONE
+            } else {
+                acc.moved_touching[l]
+            };
+            out.r[l] = if alive { stepped } else { r_old };
+            out.g[l] = if alive { g_stepped } else { F::ZERO };
+            out.dg[l] = out.g[l] - g_old;
+            out.stepped[l] = alive & (rate != F::ZERO);
+        }
+        Some(out)
     }
 }
 

@@ -10,7 +10,7 @@ use crate::lanes::Isa;
 use crate::model::circuit::{self, Boundary, Solver, SolverChoice};
 use crate::model::device::{DeviceLaw, Law};
 use crate::model::network::{Adjacency, Network};
-use crate::model::step::{Edges, Pass};
+use crate::model::step::{Edges, Pass, Segment};
 use crate::params::Params;
 use crate::protocol::phase;
 use crate::real::Real;
@@ -134,7 +134,9 @@ impl<'a, F: Real> Trainer<'a, F> {
                 .iter()
                 .map(|&e| F::from_f64(dev.kernel_threshold(e as usize)))
                 .collect(),
-            runs: net.runs(),
+            segments: Segment::of(&net.runs()),
+            tail: net.tail.clone(),
+            head: net.head.clone(),
             edge_id,
         };
         Trainer {
