@@ -20,9 +20,11 @@ pub struct Edges<F> {
     pub edge_id: Vec<u32>,
     /// The runs, as the step takes them (`Segment::of`).
     pub segments: Vec<Segment>,
-    /// Each edge's tail and head node.
+    /// Each edge's tail and head node, all below `nodes`, the number of
+    /// nodes.
     pub tail: Vec<u32>,
     pub head: Vec<u32>,
+    pub nodes: usize,
     /// `s_e` as a number, +1 or -1.
     pub polarity: Vec<F>,
     /// Thresholds as `Devices::kernel_threshold` gives them (negative for
@@ -211,6 +213,7 @@ impl<F: Real> Edges<F> {
         };
         let mut acc = StepSums::default();
         let heads_driven = pass.heads_driven;
+        assert!(pass.v.len() >= self.nodes, "a voltage for every node");
         for i in 0..self.segments.len() {
             let run = match self.segments[i] {
                 Segment::Singles { e0, len } => {
@@ -264,7 +267,7 @@ impl<F: Real> Edges<F> {
     }
 
     /// The one-edge runs `e0..e0 + n` (`Segment::Singles`, `n <= LANES`):
-    /// a whole block as one block of lanes (`Lanes::step`), a shorter one
+    /// a whole block as one block of lanes (`step_lanes`), a shorter one
     /// lane by lane (`Device::step`), with the same arithmetic. Each
     /// stepped device's change goes into its two nodes' sums in edge
     /// order.
@@ -310,32 +313,39 @@ impl<F: Real> Edges<F> {
             }
             return;
         }
+        let at = e0..e0 + LANES;
         let load = |x: &[F]| lanes::block(&x[e0..]);
-        let (tail, head) = (&self.tail[e0..e0 + LANES], &self.head[e0..e0 + LANES]);
-        // SAFETY: every node index is below `pass.v.len()` (a network's
-        // edges join its nodes). (Volatile reads keep the compiler from
+        let (tail, head) = (&self.tail[at.clone()], &self.head[at.clone()]);
+        // SAFETY: every node index is below `self.nodes`, at most
+        // `pass.v.len()` (asserted by `step_runs`). (Volatile reads keep the compiler from
         // making the loads one gather instruction, which is slower.)
         let volts =
             |node: u32| unsafe { std::ptr::read_volatile(pass.v.as_ptr().add(node as usize)) };
-        assert!(tail.len() == LANES && head.len() == LANES);
-        let lanes = Lanes {
-            dv: std::array::from_fn(|l| volts(tail[l]) - volts(head[l])),
-            polarity: load(&self.polarity),
-            vt: load(&self.vt),
-            ron: load(&self.ron),
-            roff: load(&self.roff),
-            r: load(&self.r),
-            g: load(&self.g),
-        };
-        let edge_id = &self.edge_id[e0..e0 + LANES];
-        let Some(stepped) = lanes.step::<NOISE, L>(c, acc, || load(touches), |l| edge_id[l]) else {
+        let dv: [F; LANES] = std::array::from_fn(|l| volts(tail[l]) - volts(head[l]));
+        let (polarity, vt) = (load(&self.polarity), load(&self.vt));
+        let (ron, roff) = (load(&self.ron), load(&self.roff));
+        let r_old = load(&self.r);
+        let g_old = load(&self.g);
+        let Some([r_new, g_new, dg, rate]) = step_lanes::<NOISE, F, L>(
+            c,
+            acc,
+            dv,
+            polarity,
+            vt,
+            ron,
+            roff,
+            r_old,
+            g_old,
+            &touches[e0..],
+            &self.edge_id[at.clone()],
+        ) else {
             return;
         };
-        lanes::store(&mut self.r[e0..e0 + LANES], &stepped.r);
-        lanes::store(&mut self.g[e0..e0 + LANES], &stepped.g);
+        lanes::store(&mut self.r[at.clone()], &r_new);
+        lanes::store(&mut self.g[at], &g_new);
         for l in 0..LANES {
-            if stepped.stepped[l] {
-                into_sums(e0 + l, stepped.dg[l]);
+            if rate[l] != F::ZERO && g_old[l] > F::ZERO {
+                into_sums(e0 + l, dg[l]);
             }
         }
     }
@@ -418,9 +428,10 @@ struct RunView<'a, F> {
 }
 
 impl<F: Real> RunView<'_, F> {
-    /// Step the `LANES` edges from `j0` (`step_lanes`); a pruned edge
-    /// (`g = 0`) keeps its state. If no device of the block is above
-    /// threshold, nothing but the power is touched.
+    /// Step the `LANES` edges from `j0`. Every lane is computed without
+    /// branches, so the block becomes vector code; a pruned edge (`g = 0`)
+    /// keeps its state. If no device of the block is above threshold,
+    /// nothing but the power is touched.
     #[inline(always)]
     fn step_block<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
@@ -432,34 +443,37 @@ impl<F: Real> RunView<'_, F> {
         let at = j0..j0 + LANES;
         let load = |x: &[F]| lanes::block(&x[j0..]);
         let (v_head, volts_head) = (load(self.v_head), load(self.volts_head));
-        let lanes = Lanes {
-            dv: std::array::from_fn(|l| self.v_tail - v_head[l]),
-            polarity: load(self.polarity),
-            vt: load(self.vt),
-            ron: load(self.ron),
-            roff: load(self.roff),
-            r: load(self.r),
-            g: load(self.g),
-        };
-        let Some(stepped) = lanes.step::<NOISE, L>(
+        let (polarity, vt) = (load(self.polarity), load(self.vt));
+        let (ron, roff) = (load(self.ron), load(self.roff));
+        let r_old = load(self.r);
+        let g_old = load(self.g);
+        let dv: [F; LANES] = std::array::from_fn(|l| self.v_tail - v_head[l]);
+        let at_edges = &self.edge_id[at.clone()];
+        let Some([r_new, g_new, dg, _]) = step_lanes::<NOISE, F, L>(
             c,
             acc,
-            || load(self.touches_eliminated),
-            |l| self.edge_id[j0 + l],
+            dv,
+            polarity,
+            vt,
+            ron,
+            roff,
+            r_old,
+            g_old,
+            &self.touches_eliminated[j0..],
+            at_edges,
         ) else {
             return;
         };
-        let dg = stepped.dg;
+        let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
         for l in 0..LANES {
             tail.conductance[l] += dg[l];
             tail.inject[l] += dg[l] * volts_head[l];
         }
-        let (conductance_head, inject_head) = (load(self.conductance_head), load(self.inject_head));
         let conductance_head: [F; LANES] = std::array::from_fn(|l| conductance_head[l] + dg[l]);
         let inject_head: [F; LANES] =
             std::array::from_fn(|l| inject_head[l] + dg[l] * self.volts_tail);
-        lanes::store(&mut self.r[at.clone()], &stepped.r);
-        lanes::store(&mut self.g[at.clone()], &stepped.g);
+        lanes::store(&mut self.r[at.clone()], &r_new);
+        lanes::store(&mut self.g[at.clone()], &g_new);
         lanes::store(&mut self.conductance_head[at.clone()], &conductance_head);
         lanes::store(&mut self.inject_head[at], &inject_head);
         tail.moved = true;
@@ -508,99 +522,75 @@ impl<F: Real> RunView<'_, F> {
     }
 }
 
-/// `LANES` devices of one block as a substep sees them: the voltage
-/// across each (before polarity), its fixed values and its state.
-struct Lanes<F> {
+/// One block of `LANES` devices (`step_block`, `step_singles`), without
+/// branches, so that it becomes vector code: the power into `acc`, and an
+/// Euler step of every lane; a pruned lane (`g = 0`) keeps its state.
+/// `dv` is the voltage across each device before polarity; `touches` and
+/// `edge_id` are the block's `touches_eliminated` flags and edges.
+/// Returns `None` if no lane is above threshold, else the new resistances
+/// and conductances, each lane's change of conductance and its rate (a
+/// lane stepped if it was alive at a nonzero rate).
+#[inline(always)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn step_lanes<const NOISE: bool, F: Real, L: DeviceLaw<F>>(
+    c: &DeviceStep<'_, F, L>,
+    acc: &mut StepSums<F>,
     dv: [F; LANES],
     polarity: [F; LANES],
     vt: [F; LANES],
     ron: [F; LANES],
     roff: [F; LANES],
-    r: [F; LANES],
-    g: [F; LANES],
-}
-
-/// What `Lanes::step` did to a block that moved: new resistances and
-/// conductances, each lane's change of conductance, and the lanes that
-/// stepped (alive, at a nonzero rate), whose sums take the change.
-struct SteppedLanes<F> {
-    r: [F; LANES],
-    g: [F; LANES],
-    dg: [F; LANES],
-    stepped: [bool; LANES],
-}
-
-impl<F: Real> Lanes<F> {
-    /// The power into `acc`, and an Euler step of every lane, without
-    /// branches, so the block becomes vector code; a pruned lane (`g = 0`)
-    /// keeps its state. `None` if no lane is above threshold. `touches`
-    /// loads the lanes' `touches_eliminated` flags, `edge_id` gives a
-    /// lane's edge (keying its noise).
-    #[inline(always)]
-    fn step<const NOISE: bool, L: DeviceLaw<F>>(
-        &self,
-        c: &DeviceStep<'_, F, L>,
-        acc: &mut StepSums<F>,
-        touches: impl FnOnce() -> [F; LANES],
-        edge_id: impl Fn(usize) -> u32,
-    ) -> Option<SteppedLanes<F>> {
-        let mut rate = [F::ZERO; LANES];
-        let mut v = [F::ZERO; LANES];
-        let mut may_move = false;
-        for l in 0..LANES {
-            let dv = self.dv[l];
-            acc.power[l] += self.g[l] * dv * dv;
-            v[l] = self.polarity[l] * dv;
-            may_move |= c.law.may_move(v[l], self.vt[l]);
-        }
-        if may_move {
-            for l in 0..LANES {
-                rate[l] = c
-                    .law
-                    .rate(v[l], self.vt[l], self.r[l], self.ron[l], self.roff[l]);
-            }
-        }
-        if rate.iter().all(|&rate| rate == F::ZERO) {
-            // Nothing moves: every lane would keep its state and sums.
-            return None;
-        }
-        let touches = touches();
-        let mut out = SteppedLanes {
-            r: self.r,
-            g: self.g,
-            dg: [F::ZERO; LANES],
-            stepped: [false; LANES],
-        };
-        for l in 0..LANES {
-            let rate = rate[l];
-            let noise = if NOISE && rate != F::ZERO {
-                let z = c
-                    .rng
-                    .normal::<F>([c.counter[0], c.counter[1], c.counter[2], edge_id(l)]);
-                device::c2c_factor(c.sigma, z)
-            } else {
-                F::ONE
-            };
-            let (r_old, g_old) = (self.r[l], self.g[l]);
-            let alive = g_old > F::ZERO;
-            let stepped = c
-                .law
-                .step(r_old, rate, c.dt, noise, self.ron[l], self.roff[l]);
-            let g_stepped = F::ONE / stepped;
-            let moves = alive & (stepped != r_old);
-            acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
-            acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
-                F::ONE
-            } else {
-                acc.moved_touching[l]
-            };
-            out.r[l] = if alive { stepped } else { r_old };
-            out.g[l] = if alive { g_stepped } else { F::ZERO };
-            out.dg[l] = out.g[l] - g_old;
-            out.stepped[l] = alive & (rate != F::ZERO);
-        }
-        Some(out)
+    r_old: [F; LANES],
+    g_old: [F; LANES],
+    touches: &[F],
+    edge_id: &[u32],
+) -> Option<[[F; LANES]; 4]> {
+    let mut rate = [F::ZERO; LANES];
+    let mut v = [F::ZERO; LANES];
+    let mut may_move = false;
+    for l in 0..LANES {
+        acc.power[l] += g_old[l] * dv[l] * dv[l];
+        v[l] = polarity[l] * dv[l];
+        may_move |= c.law.may_move(v[l], vt[l]);
     }
+    if may_move {
+        for l in 0..LANES {
+            rate[l] = c.law.rate(v[l], vt[l], r_old[l], ron[l], roff[l]);
+        }
+    }
+    if rate.iter().all(|&rate| rate == F::ZERO) {
+        // Nothing moves: every lane would keep its state and sums.
+        return None;
+    }
+    let touches = lanes::block(touches);
+    let mut r_new = r_old;
+    let mut g_new = g_old;
+    let mut dg = [F::ZERO; LANES];
+    for l in 0..LANES {
+        let rate = rate[l];
+        let noise = if NOISE && rate != F::ZERO {
+            let z = c
+                .rng
+                .normal::<F>([c.counter[0], c.counter[1], c.counter[2], edge_id[l]]);
+            device::c2c_factor(c.sigma, z)
+        } else {
+            F::ONE
+        };
+        let alive = g_old[l] > F::ZERO;
+        let stepped = c.law.step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
+        let g_stepped = F::ONE / stepped;
+        let moves = alive & (stepped != r_old[l]);
+        acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
+        acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
+            F::ONE
+        } else {
+            acc.moved_touching[l]
+        };
+        r_new[l] = if alive { stepped } else { r_old[l] };
+        g_new[l] = if alive { g_stepped } else { F::ZERO };
+        dg[l] = g_new[l] - g_old[l];
+    }
+    Some([r_new, g_new, dg, rate])
 }
 
 /// One device of a substep's step, as `step_short` and `Edges::step_single`

@@ -137,6 +137,7 @@ impl<'a, F: Real> Trainer<'a, F> {
             segments: Segment::of(&net.runs()),
             tail: net.tail.clone(),
             head: net.head.clone(),
+            nodes: n,
             edge_id,
         };
         Trainer {
