@@ -960,13 +960,12 @@ impl<F: Real> Solver<F> {
         let (unknowns, starts) = (&mut self.new_unknowns, &mut self.new_starts);
         unknowns.clear();
         starts.clear();
-        // Each unknown's alive links to other unknowns (node, edge), listed
-        // as the search meets them: `links[link_range[i]]` for node `i`.
-        let links = &mut self.links;
-        links.clear();
-        self.link_range.resize(layout.role.len(), (0, 0));
         // Fixed and isolated nodes count as seen.
         let mut seen: Vec<bool> = layout.role.iter().map(|&r| r != NodeRole::Dense).collect();
+        let joins = |k: usize| {
+            let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
+            alive[e] && layout.role[j] == NodeRole::Dense
+        };
         for root in 0..layout.role.len() {
             if seen[root] {
                 continue;
@@ -979,18 +978,13 @@ impl<F: Real> Solver<F> {
             while next < unknowns.len() {
                 let i = unknowns[next];
                 next += 1;
-                let first = links.len() as u32;
                 for k in adj.range(i) {
-                    let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
-                    if alive[e] && layout.role[j] == NodeRole::Dense {
-                        links.push((j as u32, e as u32));
-                        if !seen[j] {
-                            seen[j] = true;
-                            unknowns.push(j);
-                        }
+                    let j = adj.other[k] as usize;
+                    if joins(k) && !seen[j] {
+                        seen[j] = true;
+                        unknowns.push(j);
                     }
                 }
-                self.link_range[i] = (first, links.len() as u32);
             }
         }
         starts.push(unknowns.len());
@@ -1001,6 +995,20 @@ impl<F: Real> Solver<F> {
             && same_components(&layout.component_start, &layout.pos, unknowns, starts)
         {
             return;
+        }
+        // Each unknown's alive links to other unknowns (node, edge), in
+        // adjacency order: `links[link_range[i]]` for node `i`.
+        let links = &mut self.links;
+        links.clear();
+        self.link_range.resize(layout.role.len(), (0, 0));
+        for &i in unknowns.iter() {
+            let first = links.len() as u32;
+            links.extend(
+                adj.range(i)
+                    .filter(|&k| joins(k))
+                    .map(|k| (adj.other[k], adj.edge[k])),
+            );
+            self.link_range[i] = (first, links.len() as u32);
         }
         std::mem::swap(&mut layout.unknown_node, unknowns);
         std::mem::swap(&mut layout.component_start, starts);
