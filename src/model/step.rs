@@ -215,9 +215,8 @@ impl<F: Real> Edges<F> {
         let mut acc = StepSums::default();
         let heads_driven = pass.heads_driven;
         assert!(pass.v.len() >= self.nodes, "a voltage for every node");
-        let segments = std::mem::take(&mut self.segments);
-        for segment in &segments {
-            let run = match *segment {
+        for i in 0..self.segments.len() {
+            let run = match self.segments[i] {
                 Segment::Singles { e0, len } => {
                     let (e0, n) = (e0 as usize, len as usize);
                     let acc = &mut acc;
@@ -274,7 +273,6 @@ impl<F: Real> Edges<F> {
                 }
             }
         }
-        self.segments = segments;
         Moved {
             power: lanes::sum(acc.power),
             any: lanes::sum(acc.moved) != F::ZERO,
