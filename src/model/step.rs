@@ -280,8 +280,9 @@ impl<F: Real> Edges<F> {
         }
     }
 
-    /// `step_singles` for each instruction set, out of the runs' loop:
-    /// inlined into it, the runs' blocks of lanes stayed scalar code.
+    /// `step_singles` for each instruction set, out of the runs' loop, so
+    /// that the runs' blocks compile as they did before one-edge blocks
+    /// existed (vector code; checked by the count of vector divisions).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
     #[inline(never)]
