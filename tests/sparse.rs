@@ -234,6 +234,57 @@ fn rows_kept_after_pruning_solve_as_fresh_ones() {
     assert!(agree(&fresh(&alive, &g), &v));
 }
 
+/// A kept solver brings only the changed conductances into its rows
+/// between solves (a few devices move per substep): across pulses, boundary
+/// switches and changes of one edge or of all, every solve gives the bits
+/// of a fresh solver's from the same start.
+#[test]
+fn a_kept_solver_follows_every_changed_conductance() {
+    let params = random_bulk(200, 0.02);
+    let inst = Instance::build(&params, 0, 0, 12);
+    let (net, adj) = (&inst.network, &inst.adjacency);
+    let (n, m) = (net.n_nodes(), net.n_edges());
+    let mut rng = Pcg64::seed_from_u64(4);
+    let d = &inst.devices;
+    let random_g =
+        |rng: &mut Pcg64, e: usize| 1.0 / (d.ron[e] + rng.random::<f64>() * (d.roff[e] - d.ron[e]));
+    let mut g: Vec<f64> = (0..m).map(|e| random_g(&mut rng, e)).collect();
+    let alive = vec![true; m];
+    let mut boundaries = [Boundary::floating(n), Boundary::floating(n)];
+    let active = &inst.task.active[0];
+    phase::punish(net, active, 1, params.training.v_punish, &mut boundaries[0]);
+    phase::read(net, active, params.training.v_read, &mut boundaries[1]);
+    let gmin = params.circuit.gmin;
+    let mut kept = Solver::<f64>::with_choice(n, SolverChoice::Sparse);
+    let mut v = vec![0.0; n];
+    for s in 0..40 {
+        // Mostly a few edges; now and then every edge, or none.
+        let changed = match s % 10 {
+            9 => m,
+            4 => 0,
+            _ => 1 + s % 4,
+        };
+        for k in 0..changed {
+            let e = if changed == m {
+                k
+            } else {
+                rng.random_range(0..m)
+            };
+            g[e] = random_g(&mut rng, e);
+        }
+        // The boundary switches every few solves and comes back.
+        let b = &boundaries[(s / 3) % 2];
+        let start = v.clone();
+        kept.prepare_cached(adj, &alive, b);
+        kept.solve(net, adj, &g, gmin, b, &mut v);
+        let mut fresh = Solver::<f64>::with_choice(n, SolverChoice::Sparse);
+        let mut w = start;
+        fresh.prepare(adj, &alive, b);
+        fresh.solve(net, adj, &g, gmin, b, &mut w);
+        assert_eq!(v, w, "solve {s}: the kept solver's voltages");
+    }
+}
+
 /// A solver kept from an instance that pruned edges serves the next
 /// instance of the same wiring as a fresh one does: the same outcome, to
 /// the bit.

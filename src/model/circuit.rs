@@ -289,7 +289,16 @@ struct Layout<F> {
     /// `Solver::epoch` when `rows` were built (`None`: not built for this
     /// boundary).
     rows_epoch: Option<u64>,
+    /// Which build of `rows` this is (`Solver::rows_builds` when built),
+    /// and per edge its link in `rows.lower` and in `rows.upper`
+    /// (`NO_LINK`: none), where a changed conductance goes
+    /// (`Solver::solve_iterative`).
+    rows_build: u64,
+    edge_links: Vec<[u32; 2]>,
 }
+
+/// An entry of `Layout::edge_links`: the edge has no such link.
+const NO_LINK: u32 = u32::MAX;
 
 impl<F: Real> Layout<F> {
     fn new(n_nodes: usize) -> Self {
@@ -384,6 +393,8 @@ pub struct Solver<F> {
     new_unknowns: Vec<usize>,
     new_starts: Vec<usize>,
     colouring: sliced::Colouring,
+    /// Builds of a layout's rows so far (`Layout::rows_build`).
+    rows_builds: u64,
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
 }
@@ -416,6 +427,11 @@ pub(crate) struct CgVectors<F> {
     b: Vec<F>,
     lower_g: Vec<F>,
     upper_g: Vec<F>,
+    /// The edge conductances `lower_g` and `upper_g` were last brought up
+    /// to date with, and the build of the rows they follow
+    /// (`Layout::rows_build`; `None`: not gathered).
+    g_seen: Vec<F>,
+    gathered_for: Option<u64>,
     pub(crate) x: Vec<F>,
     r: Vec<F>,
     p: Vec<F>,
@@ -533,6 +549,8 @@ impl<F: Real> CgVectors<F> {
             b,
             lower_g,
             upper_g,
+            g_seen: Vec::new(),
+            gathered_for: None,
             x: vec![F::ZERO; n],
             r: vec![F::ZERO; n],
             p: vec![F::ZERO; n],
@@ -575,6 +593,7 @@ impl<F: Real> CgVectors<F> {
             p,
             t,
             w,
+            ..
         } = self;
         // b^T M^-1 b = |L^-1 b|^2 in D.
         r[s.clone()].copy_from_slice(&b[s.clone()]);
@@ -687,6 +706,7 @@ impl<F: Real> Solver<F> {
             new_unknowns: Vec::new(),
             new_starts: Vec::new(),
             colouring: sliced::Colouring::default(),
+            rows_builds: 0,
             stats: SolveStats::default(),
         }
     }
@@ -1014,6 +1034,8 @@ impl<F: Real> Solver<F> {
         std::mem::swap(&mut layout.component_start, starts);
         layout.rows_epoch = Some(self.epoch);
         self.stats.rows_built += 1;
+        self.rows_builds += 1;
+        layout.rows_build = self.rows_builds;
         let (links, link_range) = (&self.links, &self.link_range);
         let links_of = |i: usize| {
             let (first, end) = link_range[i];
@@ -1052,6 +1074,18 @@ impl<F: Real> Solver<F> {
             layout.component_chunk.push(chunks.start);
         }
         layout.component_chunk.push(layout.rows.n_chunks());
+        layout.edge_links.clear();
+        layout.edge_links.resize(adj.n_edges(), [NO_LINK; 2]);
+        for (side, rows) in [&layout.rows.lower, &layout.rows.upper]
+            .into_iter()
+            .enumerate()
+        {
+            for (k, &e) in rows.via().iter().enumerate() {
+                if e != sliced::NO_EDGE {
+                    layout.edge_links[e as usize][side] = k as u32;
+                }
+            }
+        }
     }
 
     /// The cut-off nodes of `mark_cut_off`.
@@ -1332,19 +1366,52 @@ impl<F: Real> Solver<F> {
             x.clear();
             x.resize(nf, F::ZERO);
         }
-        // (A padding link's edge is out of range: conductance 0.)
-        let gather = |to: &mut Vec<F>, via: &[u32]| {
-            to.clear();
-            to.extend(via.iter().map(|&e| match g.get(e as usize) {
-                // (Read one by one: the compiler's gather instruction is
-                // slower.)
-                // SAFETY: a reference, read as a value.
-                Some(g) => unsafe { std::ptr::read_volatile(g) },
-                None => F::ZERO,
-            }));
-        };
-        gather(&mut cg.lower_g, layout.rows.lower.via());
-        gather(&mut cg.upper_g, layout.rows.upper.via());
+        // The link conductances: if they were gathered for these rows,
+        // only the edges whose conductance changed since are written
+        // (within a pulse, a few devices move per substep); otherwise all
+        // are gathered.
+        if cg.gathered_for == Some(layout.rows_build) && cg.g_seen.len() == g.len() {
+            let (seen_blocks, seen_rest) = cg.g_seen.as_chunks_mut::<LANES>();
+            let (g_blocks, g_rest) = g.as_chunks::<LANES>();
+            let blocks = seen_blocks
+                .iter_mut()
+                .zip(g_blocks)
+                .map(|(s, g)| (s.as_mut_slice(), g.as_slice()));
+            for (first, (seen, g)) in blocks.chain([(seen_rest, g_rest)]).enumerate() {
+                // (Compared as a block first: most blocks did not change.)
+                if seen.iter().zip(g).fold(false, |any, (s, g)| any | (s != g)) {
+                    for (l, (seen, &g)) in seen.iter_mut().zip(g).enumerate() {
+                        if *seen != g {
+                            *seen = g;
+                            let [lower, upper] = layout.edge_links[first * LANES + l];
+                            if lower != NO_LINK {
+                                cg.lower_g[lower as usize] = g;
+                            }
+                            if upper != NO_LINK {
+                                cg.upper_g[upper as usize] = g;
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            // (A padding link's edge is out of range: conductance 0.)
+            let gather = |to: &mut Vec<F>, via: &[u32]| {
+                to.clear();
+                to.extend(via.iter().map(|&e| match g.get(e as usize) {
+                    // (Read one by one: the compiler's gather instruction is
+                    // slower.)
+                    // SAFETY: a reference, read as a value.
+                    Some(g) => unsafe { std::ptr::read_volatile(g) },
+                    None => F::ZERO,
+                }));
+            };
+            gather(&mut cg.lower_g, layout.rows.lower.via());
+            gather(&mut cg.upper_g, layout.rows.upper.via());
+            cg.g_seen.clear();
+            cg.g_seen.extend_from_slice(g);
+            cg.gathered_for = Some(layout.rows_build);
+        }
         // The start: the polynomial through the last solves of this pulse
         // (up to `EXTRAPOLATION_ORDER + 1` of them), one substep on.
         let weights: &[f64] = match self.pulse_solves {
