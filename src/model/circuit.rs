@@ -180,11 +180,9 @@ impl std::str::FromStr for SolverChoice {
     }
 }
 
-/// Unknowns of one colour of the iterative path ordered by their numbers
-/// of links together (`sliced::Colouring::runs`): enough for chunks of rows
-/// with little padding, few enough to keep the breadth-first order's
-/// locality.
-const DEGREE_WINDOW: usize = 256;
+/// The rows a chunk's next row is chosen among (`sliced::Colouring::runs`):
+/// past 64, chunks of random networks of a thousand nodes hardly narrow.
+const DEGREE_WINDOW: usize = 64;
 
 /// The order of the polynomial through the last solves of a pulse that
 /// starts the next one (`Solver::solve_iterative`). Within a pulse the

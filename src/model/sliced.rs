@@ -327,17 +327,18 @@ pub struct Colouring {
     /// has colour `c`.
     taken: Vec<usize>,
     sorted: Vec<usize>,
+    /// Scratch of `group`: the rows not yet placed.
+    rest: Vec<usize>,
 }
 
 impl Colouring {
     /// Order `nodes` (one component, in the caller's order; `n_nodes`
     /// nodes in all) for `ColouredRows`: colour them greedily in that order
     /// (each takes the lowest colour none of its `links` has), then gather
-    /// them colour by colour, keeping the caller's order, and within
-    /// windows of `window` order them by decreasing number of links to
-    /// earlier colours, then to later ones (then by node), so that a
-    /// chunk's rows have about as many of each. Returns each colour's run,
-    /// as offsets into `nodes`.
+    /// them colour by colour, and within a colour group them into chunks
+    /// whose rows have about as many links to earlier colours, and as many
+    /// to later ones (`group`, choosing among the next `window` rows).
+    /// Returns each colour's run, as offsets into `nodes`.
     pub fn runs<I>(
         &mut self,
         nodes: &mut [usize],
@@ -399,15 +400,51 @@ impl Colouring {
         }
         nodes.copy_from_slice(&self.sorted);
         let runs: Vec<Range<usize>> = (0..n_colours).map(|c| start[c]..start[c + 1]).collect();
-        let key = &self.key;
         for run in &runs {
-            for w in nodes[run.clone()].chunks_mut(window.max(1)) {
-                w.sort_unstable_by_key(|&i| {
-                    (std::cmp::Reverse(key[i].0), std::cmp::Reverse(key[i].1), i)
-                });
-            }
+            self.group(&mut nodes[run.clone()], window);
         }
         runs
+    }
+
+    /// Order the rows of one colour into chunks of `CHUNK` with little
+    /// padding: a chunk is padded to its most links to earlier colours
+    /// (the lower sweep) plus its most to later ones (the upper sweep).
+    /// Greedily: rows by decreasing number of links, each chunk led by the
+    /// first row left and filled by the rows, among the next `window`
+    /// left, that widen it least (the one with more links on a tie, then
+    /// the earlier).
+    fn group(&mut self, rows: &mut [usize], window: usize) {
+        let key = &self.key;
+        rows.sort_unstable_by_key(|&i| {
+            let (lower, upper) = key[i];
+            (
+                std::cmp::Reverse(lower + upper),
+                std::cmp::Reverse(lower),
+                i,
+            )
+        });
+        self.rest.clear();
+        self.rest.extend(rows.iter().rev());
+        // (`rest` is reversed: the next row is its last.)
+        for chunk in rows.chunks_mut(CHUNK) {
+            let leader = self.rest.pop().expect("a row per place");
+            let (mut lower, mut upper) = key[leader];
+            chunk[0] = leader;
+            for place in &mut chunk[1..] {
+                let n = self.rest.len();
+                let mut best = (u32::MAX, 0, n - 1);
+                for p in (n.saturating_sub(window.max(1))..n).rev() {
+                    let (l, u) = key[self.rest[p]];
+                    let widening = l.saturating_sub(lower) + u.saturating_sub(upper);
+                    if widening < best.0 || (widening == best.0 && l + u > best.1) {
+                        best = (widening, l + u, p);
+                    }
+                }
+                let i = self.rest.remove(best.2);
+                (lower, upper) = (lower.max(key[i].0), upper.max(key[i].1));
+                *place = i;
+            }
+        }
     }
 }
 
@@ -532,5 +569,61 @@ mod tests {
             results.push((w, t));
         }
         assert_eq!(results[0], results[1]);
+    }
+
+    /// Chunks grouped by `Colouring::group` are a reordering of each
+    /// colour, and on a random graph of mean degree 10 carry less padding
+    /// than rows sorted by their links to earlier colours, then to later
+    /// ones.
+    #[test]
+    fn grouped_chunks_are_narrower_than_sorted_ones() {
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(8);
+        let n = 600;
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for a in 0..n {
+            for b in a + 1..n {
+                if rng.random::<f64>() < 10.0 / n as f64 {
+                    adj[a].push(b);
+                    adj[b].push(a);
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut colouring = Colouring::default();
+        let runs = colouring.runs(&mut order, n, 64, |i| adj[i].iter().copied());
+        let mut colour = vec![0; n];
+        for (c, run) in runs.iter().enumerate() {
+            let mut members: Vec<usize> = order[run.clone()].to_vec();
+            members.sort_unstable();
+            let mut expected: Vec<usize> = (0..n)
+                .filter(|&i| colouring.colour[i] == c as u32)
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(members, expected, "colour {c} holds its nodes once each");
+            for &i in &members {
+                colour[i] = c;
+            }
+        }
+        let key = |i: usize| {
+            let lower = adj[i].iter().filter(|&&j| colour[j] < colour[i]).count();
+            (lower, adj[i].len() - lower)
+        };
+        let width = |rows: &[usize]| -> usize {
+            rows.chunks(CHUNK)
+                .map(|c| {
+                    let lower = c.iter().map(|&i| key(i).0).max().unwrap();
+                    let upper = c.iter().map(|&i| key(i).1).max().unwrap();
+                    lower + upper
+                })
+                .sum()
+        };
+        let (mut grouped, mut sorted) = (0, 0);
+        for run in &runs {
+            grouped += width(&order[run.clone()]);
+            let mut rows = order[run.clone()].to_vec();
+            rows.sort_unstable_by_key(|&i| (std::cmp::Reverse(key(i)), i));
+            sorted += width(&rows);
+        }
+        assert!(grouped < sorted, "grouped {grouped}, sorted {sorted}");
     }
 }
