@@ -438,6 +438,11 @@ impl Colouring {
                     let widening = l.saturating_sub(lower) + u.saturating_sub(upper);
                     if widening < best.0 || (widening == best.0 && l + u > best.1) {
                         best = (widening, l + u, p);
+                        if widening == 0 {
+                            // (None after it has more links: `rest` runs
+                            // by decreasing number.)
+                            break;
+                        }
                     }
                 }
                 let i = self.rest.remove(best.2);
