@@ -293,6 +293,9 @@ struct Layout<F> {
     /// (`Solver::solve_iterative`).
     rows_build: u64,
     edge_links: Vec<[u32; 2]>,
+    /// How far into `Solver::deaths` (of the log `Solver::deaths_log`) the
+    /// rows are known to hold the components.
+    deaths_seen: (u64, usize),
 }
 
 /// An entry of `Layout::edge_links`: the edge has no such link.
@@ -393,6 +396,20 @@ pub struct Solver<F> {
     colouring: sliced::Colouring,
     /// Builds of a layout's rows so far (`Layout::rows_build`).
     rows_builds: u64,
+    /// The edges that died since edges last came alive, with their ends,
+    /// in order of death (`note_deaths`); which log this is (a new one
+    /// starts whenever edges may have come alive), and which edges were
+    /// alive when it was last brought up to date, in which generation.
+    deaths: Vec<(u32, u32)>,
+    deaths_log: u64,
+    deaths_epoch: Option<u64>,
+    deaths_alive: Vec<bool>,
+    deaths_generation: Option<u64>,
+    /// Scratch of `still_joined`: per node, the search that reached it
+    /// (two stamps per search, one per end), and the two frontiers.
+    search_mark: Vec<u64>,
+    search_stamp: u64,
+    frontiers: [Vec<usize>; 3],
     /// Work counters, for `memsweep bench` and the tests.
     pub stats: SolveStats,
 }
@@ -705,6 +722,14 @@ impl<F: Real> Solver<F> {
             new_starts: Vec::new(),
             colouring: sliced::Colouring::default(),
             rows_builds: 0,
+            deaths: Vec::new(),
+            deaths_log: 0,
+            deaths_epoch: None,
+            deaths_alive: Vec::new(),
+            deaths_generation: None,
+            search_mark: Vec::new(),
+            search_stamp: 0,
+            frontiers: Default::default(),
             stats: SolveStats::default(),
         }
     }
@@ -973,6 +998,32 @@ impl<F: Real> Solver<F> {
     /// of the alive edges between free nodes, and list their links
     /// (`Layout::component_start`, `Layout::rows`).
     fn free_components(&mut self, adj: &Adjacency, alive: &[bool]) {
+        self.note_deaths(adj, alive);
+        // Rows built since edges last came alive hold every alive link
+        // (and the pruned ones, whose conductance 0 adds exact zeros);
+        // they stay while the components do, that is while both ends of
+        // every link that died since are still joined.
+        let log_now = (self.deaths_log, self.deaths.len());
+        if self.layout.rows_epoch == Some(self.epoch) && self.layout.deaths_seen.0 == log_now.0 {
+            let first = self.layout.deaths_seen.1;
+            let mut joined = true;
+            for d in first..self.deaths.len() {
+                let (a, b) = self.deaths[d];
+                let (a, b) = (a as usize, b as usize);
+                let role = &self.layout.role;
+                if role[a] == NodeRole::Dense
+                    && role[b] == NodeRole::Dense
+                    && !self.still_joined(adj, alive, a, b)
+                {
+                    joined = false;
+                    break;
+                }
+            }
+            if joined {
+                self.layout.deaths_seen = log_now;
+                return;
+            }
+        }
         let layout = &mut self.layout;
         // The components, breadth first, into `unknowns` and `starts`.
         let (unknowns, starts) = (&mut self.new_unknowns, &mut self.new_starts);
@@ -1006,9 +1057,7 @@ impl<F: Real> Solver<F> {
             }
         }
         starts.push(unknowns.len());
-        // Rows built since edges last came alive hold every alive link
-        // (and the pruned ones, whose conductance 0 adds exact zeros); if
-        // the components are the same, they stay.
+        layout.deaths_seen = log_now;
         if layout.rows_epoch == Some(self.epoch)
             && same_components(&layout.component_start, &layout.pos, unknowns, starts)
         {
@@ -1083,6 +1132,85 @@ impl<F: Real> Solver<F> {
                     layout.edge_links[e as usize][side] = k as u32;
                 }
             }
+        }
+    }
+
+    /// Bring `deaths` up to date with `alive`, once per generation: the
+    /// edges alive at the last call and dead now, with their ends. A new
+    /// log starts whenever edges may have come alive.
+    fn note_deaths(&mut self, adj: &Adjacency, alive: &[bool]) {
+        if self.deaths_generation == Some(self.generation) {
+            return;
+        }
+        self.deaths_generation = Some(self.generation);
+        let seen = &mut self.deaths_alive;
+        let revived = seen.len() != alive.len() || alive.iter().zip(&*seen).any(|(&a, &s)| a && !s);
+        if revived || self.deaths_epoch != Some(self.epoch) {
+            self.deaths_log += 1;
+            self.deaths_epoch = Some(self.epoch);
+            self.deaths.clear();
+            seen.clear();
+            seen.extend_from_slice(alive);
+            return;
+        }
+        if alive == seen.as_slice() {
+            return;
+        }
+        for i in 0..adj.start.len() - 1 {
+            for k in adj.range(i) {
+                let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
+                if i < j && seen[e] && !alive[e] {
+                    self.deaths.push((i as u32, j as u32));
+                }
+            }
+        }
+        seen.copy_from_slice(alive);
+    }
+
+    /// Whether the free nodes `a` and `b` of the current layout are joined
+    /// by alive links between free nodes: a breadth-first search from
+    /// each end, the smaller frontier on, until they meet or one runs out.
+    fn still_joined(&mut self, adj: &Adjacency, alive: &[bool], a: usize, b: usize) -> bool {
+        let role = &self.layout.role;
+        let mark = &mut self.search_mark;
+        mark.resize(role.len(), 0);
+        self.search_stamp += 2;
+        let stamps = [self.search_stamp, self.search_stamp + 1];
+        let [front_a, front_b, next] = &mut self.frontiers;
+        for (front, (end, stamp)) in [&mut *front_a, &mut *front_b]
+            .into_iter()
+            .zip([(a, stamps[0]), (b, stamps[1])])
+        {
+            front.clear();
+            front.push(end);
+            mark[end] = stamp;
+        }
+        loop {
+            let (front, stamp, other) = if front_a.len() <= front_b.len() {
+                (&mut *front_a, stamps[0], stamps[1])
+            } else {
+                (&mut *front_b, stamps[1], stamps[0])
+            };
+            if front.is_empty() {
+                return false;
+            }
+            next.clear();
+            for &i in front.iter() {
+                for k in adj.range(i) {
+                    let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
+                    if !alive[e] || role[j] != NodeRole::Dense {
+                        continue;
+                    }
+                    if mark[j] == other {
+                        return true;
+                    }
+                    if mark[j] != stamp {
+                        mark[j] = stamp;
+                        next.push(j);
+                    }
+                }
+            }
+            std::mem::swap(front, next);
         }
     }
 
