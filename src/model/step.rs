@@ -42,9 +42,9 @@ pub struct Edges<F> {
 pub enum Segment {
     /// A run of two or more edges, its heads' sums in blocks of `LANES`.
     Run(EdgeRun),
-    /// Up to `LANES` consecutive one-edge runs, from edge `e0`, stepped as
-    /// one block of lanes. Random, nanowire and graph networks are mostly
-    /// one-edge runs.
+    /// Consecutive one-edge runs, from edge `e0`, stepped `LANES` at a time
+    /// as one block of lanes (a shorter last block lane by lane). Random,
+    /// nanowire and graph networks are mostly one-edge runs.
     Singles { e0: u32, len: u32 },
 }
 
@@ -55,7 +55,7 @@ impl Segment {
         for run in runs {
             match segments.last_mut() {
                 _ if run.len > 1 => segments.push(Segment::Run(*run)),
-                Some(Segment::Singles { len, .. }) if (*len as usize) < LANES => *len += 1,
+                Some(Segment::Singles { len, .. }) => *len += 1,
                 _ => segments.push(Segment::Singles { e0: run.e0, len: 1 }),
             }
         }
@@ -90,9 +90,9 @@ impl<F: Real> Edges<F> {
             let run = match *segment {
                 Segment::Singles { e0, len } => {
                     let edges = e0 as usize..(e0 + len) as usize;
-                    for (l, e) in edges.enumerate() {
+                    for (j, e) in edges.enumerate() {
                         let dv = v[self.tail[e] as usize] - v[self.head[e] as usize];
-                        acc[l] += self.g[e] * dv * dv;
+                        acc[j % LANES] += self.g[e] * dv * dv;
                     }
                     continue;
                 }
@@ -317,14 +317,34 @@ impl<F: Real> Edges<F> {
         self.step_singles::<NOISE, L>(e0, n, c, pass, acc, sums, touches)
     }
 
-    /// The one-edge runs `e0..e0 + n` (`Segment::Singles`, `n <= LANES`):
-    /// a whole block as one block of lanes (`step_lanes`), a shorter one
-    /// lane by lane (`Device::step`), with the same arithmetic. Each
-    /// stepped device's change goes into its two nodes' sums in edge
+    /// The one-edge runs `e0..e0 + n` (`Segment::Singles`), `LANES` at a
+    /// time: a whole block as one block of lanes (`step_lanes`), a shorter
+    /// last one lane by lane (`Device::step`), with the same arithmetic.
+    /// Each stepped device's change goes into its two nodes' sums in edge
     /// order.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn step_singles<const NOISE: bool, L: DeviceLaw<F>>(
+        &mut self,
+        e0: usize,
+        n: usize,
+        c: &DeviceStep<'_, F, L>,
+        pass: &Pass<'_, F>,
+        acc: &mut StepSums<F>,
+        sums: &mut NodeSums<F>,
+        touches: &[F],
+    ) {
+        for start in (e0..e0 + n).step_by(LANES) {
+            let len = (e0 + n - start).min(LANES);
+            self.singles_block::<NOISE, L>(start, len, c, pass, acc, sums, touches);
+        }
+    }
+
+    /// One block of `step_singles`: the one-edge runs `e0..e0 + n`,
+    /// `n <= LANES`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn singles_block<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
         e0: usize,
         n: usize,
