@@ -101,18 +101,17 @@ impl SlicedRows {
                 .max()
                 .unwrap_or(0);
             self.chunk_row.push(start as u32);
-            self.entry_start.push(self.to.len() as u32);
-            for j in 0..width {
-                for lane in 0..CHUNK {
-                    let k = bounds[lane] + j;
-                    let (to, via) = if k < bounds[lane + 1] {
-                        flat[k]
-                    } else {
-                        (start as u32, NO_EDGE)
-                    };
+            let base = self.to.len();
+            self.entry_start.push(base as u32);
+            // Padding everywhere, then each row's links down its lane.
+            self.to.resize(base + width * CHUNK, start as u32);
+            self.via.resize(base + width * CHUNK, NO_EDGE);
+            for lane in 0..CHUNK {
+                let links = &flat[bounds[lane]..bounds[lane + 1]];
+                for (j, &(to, via)) in links.iter().enumerate() {
                     assert!(within.contains(&(to as usize)), "a link leaves its run");
-                    self.to.push(to);
-                    self.via.push(via);
+                    self.to[base + j * CHUNK + lane] = to;
+                    self.via[base + j * CHUNK + lane] = via;
                 }
             }
             start = end;
