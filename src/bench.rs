@@ -212,12 +212,12 @@ pub fn table(results: &[BenchResult]) -> String {
             _ => String::new(),
         };
         out.push_str(&format!(
-            "{:<18} {:>12} {:>9} {:>9.2} {:>14.1} {:>14.3e} {:>10.3} {:>8.3} {:>8}\n",
+            "{:<18} {:>12} {:>9} {:>9.2} {:>14} {:>14.3e} {:>10.3} {:>8.3} {:>8}\n",
             r.config,
             r.backend,
             r.instances,
             r.seconds,
-            r.instances_per_s,
+            per_second(r.instances_per_s),
             r.updates_per_s,
             r.mean_recalled_frac,
             r.p_learned_all,
@@ -225,4 +225,14 @@ pub fn table(results: &[BenchResult]) -> String {
         ));
     }
     out
+}
+
+/// Instances per second to one decimal, or to three below one (the dense
+/// path on large networks trains a few hundredths per second).
+pub fn per_second(rate: f64) -> String {
+    if rate < 1.0 {
+        format!("{rate:.3}")
+    } else {
+        format!("{rate:.1}")
+    }
 }

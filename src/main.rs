@@ -573,8 +573,10 @@ fn execute(command: Command) -> Result<(), Failure> {
                         println!("{}", r.to_json());
                     } else {
                         eprintln!(
-                            "{} on {}: {:.1} instances/s",
-                            r.config, r.backend, r.instances_per_s
+                            "{} on {}: {} instances/s",
+                            r.config,
+                            r.backend,
+                            bench::per_second(r.instances_per_s)
                         );
                     }
                     results.push(r);
