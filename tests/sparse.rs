@@ -236,8 +236,10 @@ fn rows_kept_after_pruning_solve_as_fresh_ones() {
 
 /// A kept solver brings only the changed conductances into its rows
 /// between solves (a few devices move per substep): across pulses, boundary
-/// switches and changes of one edge or of all, every solve gives the bits
-/// of a fresh solver's from the same start.
+/// switches and changes of one edge or of all, every solve agrees with a
+/// fresh solver's within 1e-10 (relative; the kept one may start from an
+/// earlier solve of the same boundary). A conductance left stale by a
+/// millionth moves the voltages far more.
 #[test]
 fn a_kept_solver_follows_every_changed_conductance() {
     let params = random_bulk(200, 0.02);
@@ -274,14 +276,19 @@ fn a_kept_solver_follows_every_changed_conductance() {
         }
         // The boundary switches every few solves and comes back.
         let b = &boundaries[(s / 3) % 2];
-        let start = v.clone();
         kept.prepare_cached(adj, &alive, b);
         kept.solve(net, adj, &g, gmin, b, &mut v);
         let mut fresh = Solver::<f64>::with_choice(n, SolverChoice::Sparse);
-        let mut w = start;
+        let mut w = vec![0.0; n];
         fresh.prepare(adj, &alive, b);
         fresh.solve(net, adj, &g, gmin, b, &mut w);
-        assert_eq!(v, w, "solve {s}: the kept solver's voltages");
+        let scale = w.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+        for (i, (a, b)) in v.iter().zip(&w).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-10 * scale,
+                "solve {s}, node {i}: kept {a}, fresh {b}"
+            );
+        }
     }
 }
 
