@@ -334,14 +334,10 @@ impl<F: Real> Edges<F> {
         sums: &mut NodeSums<F>,
         touches: &[F],
     ) {
-        // (Summed in a local copy, kept in registers: through `acc`, each
-        // block waited on the last one's store.)
-        let mut local = *acc;
         for start in (e0..e0 + n).step_by(LANES) {
             let len = (e0 + n - start).min(LANES);
-            self.singles_block::<NOISE, L>(start, len, c, pass, &mut local, sums, touches);
+            self.singles_block::<NOISE, L>(start, len, c, pass, acc, sums, touches);
         }
-        *acc = local;
     }
 
     /// One block of `step_singles`: the one-edge runs `e0..e0 + n`,
@@ -448,7 +444,6 @@ pub struct Moved<F> {
 /// Per-lane sums over a substep: power (watt), and 1 where a device moved
 /// and where one touching an eliminated node moved (floats, to stay in
 /// vector registers).
-#[derive(Clone, Copy)]
 struct StepSums<F> {
     power: [F; LANES],
     moved: [F; LANES],
