@@ -293,22 +293,38 @@ impl ColouredRows {
     {
         let within = runs.first().map_or(0, |r| r.start)..runs.last().map_or(0, |r| r.end);
         let first = self.lower.n_chunks();
+        // Each row's links split once into those to earlier colours and
+        // those to later ones, in their order: row `a`'s are
+        // `side[bounds[a - run.start]..bounds[a - run.start + 1]]`.
+        let (mut lower, mut upper) = (Vec::new(), Vec::new());
+        let (mut lower_bounds, mut upper_bounds) = (Vec::new(), Vec::new());
         for run in runs {
-            let below = run.start;
+            let (below, above) = (run.start, run.end);
+            (lower.clear(), upper.clear());
+            (lower_bounds.clear(), upper_bounds.clear());
+            lower_bounds.push(0);
+            upper_bounds.push(0);
+            for a in run.clone() {
+                for (to, via) in links(a) {
+                    if (to as usize) < below {
+                        lower.push((to, via));
+                    } else {
+                        assert!(to as usize >= above, "a link within a colour");
+                        upper.push((to, via));
+                    }
+                }
+                lower_bounds.push(lower.len());
+                upper_bounds.push(upper.len());
+            }
+            let (lower, upper) = (&lower, &upper);
+            let (lower_bounds, upper_bounds) = (&lower_bounds, &upper_bounds);
             self.lower.push_run(run.clone(), within.clone(), |a| {
-                links(a)
-                    .into_iter()
-                    .filter(move |&(to, _)| (to as usize) < below)
+                let k = a - below;
+                lower[lower_bounds[k]..lower_bounds[k + 1]].iter().copied()
             });
-            let above = run.end;
             self.upper.push_run(run.clone(), within.clone(), |a| {
-                links(a).into_iter().filter(move |&(to, _)| {
-                    assert!(
-                        to as usize >= above || (to as usize) < below,
-                        "a link within a colour"
-                    );
-                    (to as usize) >= above
-                })
+                let k = a - below;
+                upper[upper_bounds[k]..upper_bounds[k + 1]].iter().copied()
             });
         }
         first..self.lower.n_chunks()
