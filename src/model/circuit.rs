@@ -646,9 +646,11 @@ impl<F: Real> CgVectors<F> {
             .sweep(isa, chunks.clone(), false, upper_g, x, add_links);
         rows.lower
             .sweep(isa, chunks.clone(), false, lower_g, w, solve_lower);
-        for a in s.clone() {
-            r[a] = w[a] - x[a];
-            p[a] = diag[a] * r[a];
+        let (r_s, p_s) = (&mut r[s.clone()], &mut p[s.clone()]);
+        let (w_s, x_s, d_s) = (&w[s.clone()], &x[s.clone()], &diag[s.clone()]);
+        for (((r, p), (&w, &x)), &d) in r_s.iter_mut().zip(p_s).zip(w_s.iter().zip(x_s)).zip(d_s) {
+            *r = w - x;
+            *p = d * *r;
         }
         let stop = tol * tol * b_norm;
         let mut rz = weighted_square(&r[s.clone()], &diag[s.clone()]);
@@ -1592,9 +1594,10 @@ impl<F: Real> Solver<F> {
                 }
             }
         }
-        for (a, &i) in layout.unknown_node.iter().enumerate() {
-            cg.diag[a] = gmin + self.sums.conductance[i];
-            cg.b[a] = self.sums.inject[i];
+        let (conductance, inject) = (&self.sums.conductance[..], &self.sums.inject[..]);
+        for ((d, b), &i) in cg.diag.iter_mut().zip(&mut cg.b).zip(&layout.unknown_node) {
+            *d = gmin + conductance[i];
+            *b = inject[i];
         }
         for (inv, &d) in cg.inv_diag.iter_mut().zip(&cg.diag) {
             *inv = F::ONE / d;
