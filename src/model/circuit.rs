@@ -1570,16 +1570,16 @@ impl<F: Real> Solver<F> {
         // A pulse's first solve: from the first solve of the last pulse
         // under the same boundary and drive (the same rows), if any, else
         // from the voltages of the previous solve.
+        // (Only a first solve needs the drive: `weights` is empty then.)
         let drive = self
             .active_slot
+            .filter(|_| weights.is_empty())
             .map(|slot| (slot, drive_hash(&layout.fixed, boundary)));
-        let last_first = match (weights.is_empty(), drive) {
-            (true, Some(drive)) => self
-                .first_solves
+        let last_first = drive.and_then(|drive| {
+            self.first_solves
                 .get(&drive)
-                .filter(|(build, x)| *build == layout.rows_build && x.len() == nf),
-            _ => None,
-        };
+                .filter(|(build, x)| *build == layout.rows_build && x.len() == nf)
+        });
         if let Some((_, start)) = last_first {
             cg.x.copy_from_slice(start);
         } else if weights.is_empty() {
@@ -1615,7 +1615,7 @@ impl<F: Real> Solver<F> {
         for (a, &i) in layout.unknown_node.iter().enumerate() {
             v[i] = cg.x[a];
         }
-        if let (0, Some(drive)) = (self.pulse_solves, drive) {
+        if let Some(drive) = drive {
             let (build, x) = self.first_solves.entry(drive).or_default();
             *build = layout.rows_build;
             x.clear();
