@@ -502,8 +502,9 @@ impl<F: Real> RunView<'_, F> {
     /// Step the `LANES` edges from `j0`. Every lane is computed without
     /// branches, so the block becomes vector code; a pruned edge (`g = 0`)
     /// keeps its state. If no device of the block is above threshold,
-    /// nothing but the power is touched. (`step_lanes` does the same for
-    /// one-edge runs; see there why this is a copy.)
+    /// nothing but the power is touched. Each lane's step is `lane_step`,
+    /// as in `step_lanes` for one-edge runs (see there why this block does
+    /// not call it).
     #[inline(always)]
     fn step_block<const NOISE: bool, L: DeviceLaw<F>>(
         &mut self,
@@ -544,29 +545,18 @@ impl<F: Real> RunView<'_, F> {
         let mut g_new = g_old;
         let mut dg = [F::ZERO; LANES];
         for l in 0..LANES {
-            let rate = rate[l];
-            let noise = if NOISE && rate != F::ZERO {
-                let e = self.edge_id[j0 + l];
-                let z = c
-                    .rng
-                    .normal::<F>([c.counter[0], c.counter[1], c.counter[2], e]);
-                device::c2c_factor(c.sigma, z)
-            } else {
-                F::ONE
-            };
-            let alive = g_old[l] > F::ZERO;
-            let stepped = c.law.step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
-            let g_stepped = F::ONE / stepped;
-            let moves = alive & (stepped != r_old[l]);
-            acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
-            acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
-                F::ONE
-            } else {
-                acc.moved_touching[l]
-            };
-            r_new[l] = if alive { stepped } else { r_old[l] };
-            g_new[l] = if alive { g_stepped } else { F::ZERO };
-            dg[l] = g_new[l] - g_old[l];
+            (r_new[l], g_new[l], dg[l]) = lane_step::<NOISE, F, L>(
+                c,
+                acc,
+                l,
+                rate[l],
+                r_old[l],
+                g_old[l],
+                ron[l],
+                roff[l],
+                touches[l],
+                self.edge_id[j0 + l],
+            );
             tail.conductance[l] += dg[l];
             tail.inject[l] += dg[l] * volts_head[l];
         }
@@ -625,11 +615,10 @@ impl<F: Real> RunView<'_, F> {
 
 /// One block of `LANES` one-edge runs (`step_singles`), without
 /// branches: the power into `acc`, and an Euler step of every lane; a
-/// pruned lane (`g = 0`) keeps its state. The arithmetic is
-/// `RunView::step_block`'s, lane for lane. (That function keeps its own
-/// copy: called through this one, whose arrays go by value, the runs'
-/// blocks were left scalar code, and an 8-16-8 training took 1.6 times as
-/// long.)
+/// pruned lane (`g = 0`) keeps its state. Each lane's step is
+/// `lane_step`, as in `RunView::step_block`. (That function does not call
+/// this one: through this one, whose arrays go by value, the runs' blocks
+/// were left scalar code, and an 8-16-8 training took 1.6 times as long.)
 /// `dv` is the voltage across each device before polarity; `touches` and
 /// `edge_id` are the block's `touches_eliminated` flags and edges.
 /// Returns `None` if no lane is above threshold, else the new resistances
@@ -672,30 +661,53 @@ fn step_lanes<const NOISE: bool, F: Real, L: DeviceLaw<F>>(
     let mut g_new = g_old;
     let mut dg = [F::ZERO; LANES];
     for l in 0..LANES {
-        let rate = rate[l];
-        let noise = if NOISE && rate != F::ZERO {
-            let z = c
-                .rng
-                .normal::<F>([c.counter[0], c.counter[1], c.counter[2], edge_id[l]]);
-            device::c2c_factor(c.sigma, z)
-        } else {
-            F::ONE
-        };
-        let alive = g_old[l] > F::ZERO;
-        let stepped = c.law.step(r_old[l], rate, c.dt, noise, ron[l], roff[l]);
-        let g_stepped = F::ONE / stepped;
-        let moves = alive & (stepped != r_old[l]);
-        acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
-        acc.moved_touching[l] = if moves & (touches[l] != F::ZERO) {
-            F::ONE
-        } else {
-            acc.moved_touching[l]
-        };
-        r_new[l] = if alive { stepped } else { r_old[l] };
-        g_new[l] = if alive { g_stepped } else { F::ZERO };
-        dg[l] = g_new[l] - g_old[l];
+        (r_new[l], g_new[l], dg[l]) = lane_step::<NOISE, F, L>(
+            c, acc, l, rate[l], r_old[l], g_old[l], ron[l], roff[l], touches[l], edge_id[l],
+        );
     }
     Some([r_new, g_new, dg, rate])
+}
+
+/// One lane of a block's Euler step at `rate`, without branches (the
+/// shared lane of `RunView::step_block` and `step_lanes`): the c2c noise
+/// if the device moves, the step, the lane's moved flags in `acc`; a
+/// pruned lane (`g_old = 0`) keeps its state. Returns the new resistance,
+/// conductance and the change of conductance.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn lane_step<const NOISE: bool, F: Real, L: DeviceLaw<F>>(
+    c: &DeviceStep<'_, F, L>,
+    acc: &mut StepSums<F>,
+    l: usize,
+    rate: F,
+    r_old: F,
+    g_old: F,
+    ron: F,
+    roff: F,
+    touches: F,
+    edge_id: u32,
+) -> (F, F, F) {
+    let noise = if NOISE && rate != F::ZERO {
+        let z = c
+            .rng
+            .normal::<F>([c.counter[0], c.counter[1], c.counter[2], edge_id]);
+        device::c2c_factor(c.sigma, z)
+    } else {
+        F::ONE
+    };
+    let alive = g_old > F::ZERO;
+    let stepped = c.law.step(r_old, rate, c.dt, noise, ron, roff);
+    let g_stepped = F::ONE / stepped;
+    let moves = alive & (stepped != r_old);
+    acc.moved[l] = if moves { F::ONE } else { acc.moved[l] };
+    acc.moved_touching[l] = if moves & (touches != F::ZERO) {
+        F::ONE
+    } else {
+        acc.moved_touching[l]
+    };
+    let r_new = if alive { stepped } else { r_old };
+    let g_new = if alive { g_stepped } else { F::ZERO };
+    (r_new, g_new, g_new - g_old)
 }
 
 /// One device of a substep's step, as `step_short` and `Edges::step_single`
