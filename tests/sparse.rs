@@ -8,6 +8,7 @@ use memsweep::backend::cpu::{Cpu, Precision};
 use memsweep::backend::Executor;
 use memsweep::instance::Instance;
 use memsweep::model::circuit::{node_current, Boundary, Solver, SolverChoice};
+use memsweep::model::network::{Adjacency, Network};
 use memsweep::params::{Params, Topology};
 use memsweep::protocol::phase;
 use memsweep::protocol::training::{train_reusing, Layouts};
@@ -141,6 +142,95 @@ fn sparse_and_dense_solves_agree_on_random_states() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// One set of rows serves every boundary, so a boundary can split a
+/// component: here grounding input 1 leaves hidden nodes 8 to 13 joined
+/// to the rest only through it and through a grounded output. Nothing
+/// drives them then, and they sit at exactly 0 V, as the dense path gives,
+/// even when the solve starts from the voltages they had while input 1
+/// drove them (so that outputs no current reaches tie exactly).
+#[test]
+fn a_region_that_a_boundary_cuts_off_from_every_drive_sits_at_exactly_zero() {
+    // Inputs 0 and 1, hidden 2 to 13, outputs 14 and 15. Input 0 drives
+    // hidden 2 to 7 (a path with chords) into both outputs; input 1
+    // drives hidden 8 to 13 (likewise) into output 14 alone.
+    let edges = [
+        (0, 2),
+        (2, 3),
+        (3, 4),
+        (4, 5),
+        (5, 6),
+        (6, 7),
+        (2, 5),
+        (3, 6),
+        (7, 14),
+        (4, 15),
+        (1, 8),
+        (8, 9),
+        (9, 10),
+        (10, 11),
+        (11, 12),
+        (12, 13),
+        (8, 11),
+        (9, 12),
+        (10, 13),
+        (13, 14),
+        (10, 14),
+    ];
+    let net = Network {
+        n_in: 2,
+        n_hidden: 12,
+        n_out: 2,
+        tail: edges.iter().map(|e| e.0).collect(),
+        head: edges.iter().map(|e| e.1).collect(),
+        polarity: vec![1; edges.len()],
+        layer: (0..16)
+            .map(|i| (i >= 2) as u32 + (i >= 14) as u32)
+            .collect(),
+    };
+    let adj = Adjacency::new(&net);
+    let (n, m) = (net.n_nodes(), net.n_edges());
+    let g: Vec<f64> = (0..m)
+        .map(|e| 1e-4 * (1.0 + (e * e % 11) as f64 / 3.0))
+        .collect();
+    let alive = vec![true; m];
+    let boundary = |v1: f64| {
+        let mut b = Boundary::floating(n);
+        for (i, v) in [(0, 1.0), (1, v1), (14, 0.0), (15, 0.0)] {
+            b.fixed[i] = true;
+            b.volts[i] = v;
+        }
+        b
+    };
+    let mut solver = Solver::<f64>::with_choice(n, SolverChoice::Sparse);
+    let mut dense = Solver::<f64>::with_choice(n, SolverChoice::Dense);
+    let (mut v, mut vd) = (vec![0.0; n], vec![0.0; n]);
+    for v1 in [0.7, 0.0, 0.7, 0.0] {
+        let b = boundary(v1);
+        solver.prepare_cached(&adj, &alive, &b);
+        solver.solve(&net, &adj, &g, 1e-12, &b, &mut v);
+        dense.prepare(&adj, &alive, &b);
+        dense.solve(&net, &adj, &g, 1e-12, &b, &mut vd);
+        for i in 0..n {
+            assert!(
+                (v[i] - vd[i]).abs() <= 1e-10,
+                "node {i}: {} against {}",
+                v[i],
+                vd[i]
+            );
+        }
+        let region = 8..14;
+        if v1 == 0.0 {
+            assert!(
+                v[region.clone()].iter().all(|&x| x == 0.0),
+                "undriven: {v:?}"
+            );
+            assert!(vd[region].iter().all(|&x| x == 0.0), "the dense path's");
+        } else {
+            assert!(v[region].iter().all(|&x| x > 0.01), "driven");
         }
     }
 }

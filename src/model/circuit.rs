@@ -36,12 +36,13 @@
 //! every split is large (random graphs have large separators, so any direct
 //! factorisation fills in), `prepare` chooses the iterative path instead:
 //! conjugate gradients on all free nodes, preconditioned by symmetric
-//! Gauss-Seidel in a colour order of the free nodes, and started from the
+//! Gauss-Seidel in a colour order of the nodes, and started from the
 //! voltages extrapolated from the pulse's last solves, which move
 //! smoothly. Each iteration is one backward and one forward sweep, together
-//! one pass over the free nodes' edges, stored in chunks of rows so that it
-//! is vector arithmetic (`model::sliced`); a substep costs a small multiple
-//! of the memristor count. The choice is made per boundary by estimated cost
+//! one pass over the edges, stored in chunks of rows so that it is vector
+//! arithmetic (`model::sliced`); a substep costs a small multiple of the
+//! memristor count. The rows are the network's, built once and shared by
+//! every boundary, which only masks the rows it fixes. The choice is made per boundary by estimated cost
 //! (`SolverChoice::Auto`), or forced for comparison (`Dense`, `Sparse`); it
 //! never changes the model, only how its equations are solved, within the
 //! stopping rule of `Real::CG_TOLERANCE`.
@@ -281,24 +282,123 @@ struct Layout<F> {
     /// free node with a path to a fixed one (role `Dense`) instead of the
     /// split.
     iterative: bool,
-    /// On the iterative path, the unknowns: the free nodes numbered
-    /// `0..nf`, grouped by connected component of the alive edges among
-    /// them (fixed nodes cut the graph). Component `c` is unknowns
-    /// `component_start[c]..component_start[c + 1]`, colour by colour
-    /// within (`free_components`).
-    /// Each is solved on its own, so one that nothing drives sits at
-    /// exactly 0 V, as a direct solve gives, and each meets the stopping
-    /// rule relative to its own drive.
+    /// On the iterative path, each row's region (`NetworkRows`): the
+    /// free rows that alive edges join without passing a fixed node
+    /// (`NO_REGION`: a fixed row); how many there are; whether a component
+    /// holds more than one, the one case where a region may be undriven
+    /// while another is driven (`Solver::free_regions`); and the build of
+    /// the rows they number.
+    region: Vec<u32>,
+    regions: usize,
+    split: bool,
+    regions_build: u64,
+}
+
+/// An entry of `Layout::region`: a fixed row.
+const NO_REGION: u32 = u32::MAX;
+
+/// Every node some boundary of the iterative path fixed so far (the
+/// protocol fixes only inputs and outputs), and the regions the rows of
+/// the other nodes fall into without them: the rows that alive edges join
+/// without passing a terminal. Any boundary's regions are unions of
+/// these, joined through the terminals it leaves free (`Solver::free_regions`).
+#[derive(Clone, Debug, Default)]
+struct Terminals {
+    /// The terminals, and each node's index among them (`NO_REGION`: not one).
+    nodes: Vec<usize>,
+    index: Vec<u32>,
+    /// Each row's region (`NO_REGION` for a terminal's), how many there
+    /// are, and for which generation, build of the rows and count of
+    /// terminals.
+    region: Vec<u32>,
+    regions: usize,
+    found_for: Option<(u64, u64, usize)>,
+    /// Scratch: the union-find of `free_regions`, and a search stack.
+    parent: Vec<u32>,
+    stack: Vec<usize>,
+}
+
+impl Terminals {
+    /// Add the nodes of `fixed` that are not terminals yet.
+    fn grow(&mut self, fixed: &[usize]) {
+        for &i in fixed {
+            if self.index.len() <= i {
+                self.index.resize(i + 1, NO_REGION);
+            }
+            if self.index[i] == NO_REGION {
+                self.index[i] = self.nodes.len() as u32;
+                self.nodes.push(i);
+            }
+        }
+    }
+
+    /// Find the regions of the other rows, unless they are known for this
+    /// generation, build of `rows` and set of terminals.
+    fn find_regions(
+        &mut self,
+        adj: &Adjacency,
+        alive: &[bool],
+        rows: &NetworkRows,
+        generation: u64,
+    ) {
+        let key = (generation, rows.rows_build, self.nodes.len());
+        if self.found_for == Some(key) {
+            return;
+        }
+        self.found_for = Some(key);
+        self.index.resize(adj.start.len() - 1, NO_REGION);
+        let (index, region, stack) = (&self.index, &mut self.region, &mut self.stack);
+        region.clear();
+        region.resize(rows.unknown_node.len(), NO_REGION);
+        let mut regions = 0;
+        for (a, &i) in rows.unknown_node.iter().enumerate() {
+            if index[i] != NO_REGION || region[a] != NO_REGION {
+                continue;
+            }
+            region[a] = regions;
+            stack.push(i);
+            while let Some(i) = stack.pop() {
+                for k in adj.range(i) {
+                    let j = adj.other[k] as usize;
+                    if alive[adj.edge[k] as usize] && index[j] == NO_REGION {
+                        let b = rows.pos[j];
+                        if region[b] == NO_REGION {
+                            region[b] = regions;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            regions += 1;
+        }
+        self.regions = regions as usize;
+    }
+}
+
+/// The rows of the iterative path, one set for every boundary: each node
+/// with an alive edge is a row, numbered `0..nr` by connected component
+/// of the alive edges (component `c` is rows
+/// `component_start[c]..component_start[c + 1]`), colour by colour within
+/// (`Solver::network_rows`). A boundary only says which rows are fixed:
+/// the solve masks them (`Solver::solve_iterative`), so its first use
+/// builds nothing. A component that nothing drives under a boundary sits
+/// at exactly 0 V, as a direct solve gives; each component meets the
+/// stopping rule relative to its own drive.
+#[derive(Clone, Debug, Default)]
+struct NetworkRows {
     component_start: Vec<usize>,
     unknown_node: Vec<usize>,
-    /// The alive links between unknowns (and those pruned since the rows
-    /// were built), row by row, split by colour for the preconditioner's
-    /// sweeps, in chunks of rows; component `c` owns chunks
+    /// Each node's row (`usize::MAX`: none).
+    pos: Vec<usize>,
+    /// The nodes without an alive edge: not rows.
+    unlinked: Vec<usize>,
+    /// The alive links between rows (and those pruned since the rows were
+    /// built), row by row, split by colour for the preconditioner's sweeps,
+    /// in chunks of rows; component `c` owns chunks
     /// `component_chunk[c]..component_chunk[c + 1]`.
     rows: ColouredRows,
     component_chunk: Vec<usize>,
-    /// `Solver::epoch` when `rows` were built (`None`: not built for this
-    /// boundary).
+    /// `Solver::epoch` when `rows` were built (`None`: not built).
     rows_epoch: Option<u64>,
     /// Which build of `rows` this is (`Solver::rows_builds` when built),
     /// and per edge its link in `rows.lower` and in `rows.upper`
@@ -311,7 +411,7 @@ struct Layout<F> {
     deaths_seen: (u64, usize),
 }
 
-/// An entry of `Layout::edge_links`: the edge has no such link.
+/// An entry of `NetworkRows::edge_links`: the edge has no such link.
 const NO_LINK: u32 = u32::MAX;
 
 impl<F: Real> Layout<F> {
@@ -354,8 +454,8 @@ pub struct Solver<F> {
     /// `edges_pruned`).
     generation: u64,
     /// Bumped whenever edges may have come alive (`alive_changed`): until
-    /// then, edges only die, and a layout's rows stay valid while its
-    /// unknowns fall into the same components (`free_components`).
+    /// then, edges only die, and the iterative path's rows stay valid
+    /// while they fall into the same components (`network_rows`).
     epoch: u64,
     /// The sums the next solve starts from.
     pub sums: NodeSums<F>,
@@ -391,6 +491,13 @@ pub struct Solver<F> {
     choice: SolverChoice,
     /// Per edge, 0: `touches_eliminated` of a layout that eliminates nothing.
     no_touches: Vec<F>,
+    /// The rows of the iterative path, shared by every boundary.
+    net_rows: NetworkRows,
+    /// The nodes some boundary fixed, and the regions they leave
+    /// (`free_regions`).
+    terminals: Terminals,
+    /// Scratch of `solve_iterative`: whether each region is driven.
+    driven: Vec<bool>,
     /// The vectors of the conjugate-gradient iteration.
     cg: CgVectors<F>,
     /// How many iterative solves in a row were made under the layout
@@ -405,14 +512,15 @@ pub struct Solver<F> {
     /// the build of the rows whose unknown order it follows. A pulse's
     /// first solve starts from it (`solve_iterative`).
     first_solves: HashMap<(usize, u64), (u64, Vec<F>)>,
-    /// Scratch of `free_components`: the unknowns' links, and each node's
+    /// Scratch of `network_rows`: the rows' links, and each node's
     /// range of them; the components found; the colouring.
     links: Vec<(u32, u32)>,
     link_range: Vec<(u32, u32)>,
     new_unknowns: Vec<usize>,
     new_starts: Vec<usize>,
     colouring: sliced::Colouring,
-    /// Builds of a layout's rows so far (`Layout::rows_build`).
+    /// Builds of the iterative path's rows so far
+    /// (`NetworkRows::rows_build`).
     rows_builds: u64,
     /// The edges that died since edges last came alive, with their ends,
     /// in order of death (`note_deaths`); which log this is (a new one
@@ -442,8 +550,8 @@ pub struct SolveStats {
     /// Iterative solves that met the iteration cap before the stopping
     /// rule (none is expected: the cap is generous).
     pub cg_capped: u64,
-    /// Times the iterative path built a boundary's rows (on first use, and
-    /// after pruning changed the boundary's components).
+    /// Times the iterative path built its rows, which every boundary
+    /// shares (on first use, and after pruning split a component).
     pub rows_built: u64,
 }
 
@@ -462,7 +570,7 @@ pub(crate) struct CgVectors<F> {
     upper_g: Vec<F>,
     /// The edge conductances `lower_g` and `upper_g` were last brought up
     /// to date with, and the build of the rows they follow
-    /// (`Layout::rows_build`; `None`: not gathered).
+    /// (`NetworkRows::rows_build`; `None`: not gathered).
     g_seen: Vec<F>,
     gathered_for: Option<u64>,
     pub(crate) x: Vec<F>,
@@ -733,6 +841,9 @@ impl<F: Real> Solver<F> {
             grounded_component: Vec::new(),
             choice,
             no_touches: Vec::new(),
+            net_rows: NetworkRows::default(),
+            terminals: Terminals::default(),
+            driven: Vec::new(),
             cg: CgVectors::default(),
             pulse_solves: 0,
             history: vec![Vec::new(); EXTRAPOLATION_ORDER + 1],
@@ -820,8 +931,8 @@ impl<F: Real> Solver<F> {
 
     /// Tell the solver that edges were pruned since the last solve, and
     /// none came alive (a narrower `alive_changed`: the iterative path
-    /// keeps each boundary's rows if its components did not change, the
-    /// pruned edges' links adding exact zeros).
+    /// keeps its rows if their components did not change, the pruned
+    /// edges' links adding exact zeros).
     pub fn edges_pruned(&mut self) {
         self.generation += 1;
         self.pulse_solves = 0;
@@ -881,6 +992,28 @@ impl<F: Real> Solver<F> {
                 .range(i)
                 .filter(|&k| self.layout.role[adj.other[k] as usize] != NodeRole::Fixed)
                 .count();
+        }
+        // The split eliminates an independent set, so its dense remainder
+        // covers every edge between free nodes: at least (edges) / (most
+        // edges at one node) nodes, a factorisation of at least its cube
+        // over six. Where the iterative path costs less than that, it
+        // wins without trying the splits.
+        if self.choice != SolverChoice::Dense {
+            let ends: usize = self.order.iter().map(|&i| self.free_degree[i]).sum();
+            let most = self
+                .order
+                .iter()
+                .map(|&i| self.free_degree[i])
+                .max()
+                .unwrap_or(0);
+            let least_dense = (ends / 2).div_ceil(most.max(1));
+            if self.choice == SolverChoice::Sparse
+                || self.iterative_cost(adj) < least_dense.saturating_pow(3) / 6
+            {
+                self.layout.iterative = true;
+                self.prepare_iterative(adj, alive);
+                return;
+            }
         }
         let degree = &self.free_degree;
         self.order.sort_unstable_by_key(|&i| (degree[i], i));
@@ -944,11 +1077,11 @@ impl<F: Real> Solver<F> {
         iterative_cost_estimate(ends as f64, self.order.len() as f64) as usize
     }
 
-    /// The layout of the iterative path: every free node with a path to a
-    /// fixed one is an unknown, in node order; nothing is eliminated.
+    /// The layout of the iterative path: nothing is eliminated; the rows
+    /// are the network's (`NetworkRows`), the boundary's fixed ones masked
+    /// in the solve, and the layout keeps its regions (`free_regions`).
     fn prepare_iterative(&mut self, adj: &Adjacency, alive: &[bool]) {
         let layout = &mut self.layout;
-        layout.rows_epoch = None;
         for &i in &self.order {
             layout.role[i] = NodeRole::Dense;
         }
@@ -1011,58 +1144,122 @@ impl<F: Real> Solver<F> {
     fn mark_cut_off(&mut self, adj: &Adjacency, alive: &[bool]) {
         self.mark_cut_off_nodes(adj, alive);
         if self.layout.iterative {
-            self.free_components(adj, alive);
+            self.network_rows(adj, alive);
+            self.free_regions(adj, alive);
         }
     }
 
-    /// Number the unknowns of the iterative path by connected component
-    /// of the alive edges between free nodes, and list their links
-    /// (`Layout::component_start`, `Layout::rows`).
-    fn free_components(&mut self, adj: &Adjacency, alive: &[bool]) {
+    /// Find the current layout's regions (`Layout::region`). A region
+    /// that no fixed neighbour drives sits at exactly 0 V, as a direct
+    /// solve gives (so that outputs no current reaches tie exactly); the
+    /// solve holds it there (`solve_iterative`).
+    ///
+    /// The regions are found once per generation for every node some
+    /// boundary fixed (`Terminals`); a boundary, which fixes some of them,
+    /// joins those regions through the ones it leaves free.
+    fn free_regions(&mut self, adj: &Adjacency, alive: &[bool]) {
+        let (layout, net_rows, terminals) = (&mut self.layout, &self.net_rows, &mut self.terminals);
+        terminals.grow(&layout.fixed);
+        terminals.find_regions(adj, alive, net_rows, self.generation);
+        // Union-find over the terminals' regions, then each terminal's row.
+        let n_base = terminals.regions;
+        let mut parent = std::mem::take(&mut terminals.parent);
+        let parent = &mut parent;
+        parent.clear();
+        parent.extend(0..(n_base + terminals.nodes.len()) as u32);
+        fn find(parent: &mut [u32], mut x: u32) -> u32 {
+            while parent[x as usize] != x {
+                let up = parent[parent[x as usize] as usize];
+                parent[x as usize] = up;
+                x = up;
+            }
+            x
+        }
+        let element = |terminals: &Terminals, j: usize| match terminals.index[j] {
+            NO_REGION => terminals.region[net_rows.pos[j]],
+            t => (n_base + t as usize) as u32,
+        };
+        for (t, &i) in terminals.nodes.iter().enumerate() {
+            if layout.role[i] == NodeRole::Fixed {
+                continue;
+            }
+            let own = (n_base + t) as u32;
+            for k in adj.range(i) {
+                let j = adj.other[k] as usize;
+                if alive[adj.edge[k] as usize] && layout.role[j] != NodeRole::Fixed {
+                    let (x, y) = (find(parent, own), find(parent, element(terminals, j)));
+                    parent[x.max(y) as usize] = x.min(y);
+                }
+            }
+        }
+        let region = &mut layout.region;
+        region.clear();
+        region.extend(net_rows.unknown_node.iter().map(|&i| {
+            if layout.role[i] == NodeRole::Fixed {
+                NO_REGION
+            } else {
+                find(parent, element(terminals, i))
+            }
+        }));
+        // Split: a component with rows of more than one region.
+        layout.split = (0..net_rows.component_start.len() - 1).any(|c| {
+            let rows = &region[net_rows.component_start[c]..net_rows.component_start[c + 1]];
+            let mut free = rows.iter().filter(|&&r| r != NO_REGION);
+            free.next().is_some_and(|&first| free.any(|&r| r != first))
+        });
+        layout.regions = n_base + terminals.nodes.len();
+        layout.regions_build = net_rows.rows_build;
+        terminals.parent = std::mem::take(parent);
+    }
+
+    /// Number the rows of the iterative path, every node with an alive
+    /// edge, by connected component of the alive edges, and list their
+    /// links (`NetworkRows`). Every boundary shares them, so they are
+    /// built once per instance and again only when pruning splits a
+    /// component.
+    fn network_rows(&mut self, adj: &Adjacency, alive: &[bool]) {
         self.note_deaths(adj, alive);
         // Rows built since edges last came alive hold every alive link
         // (and the pruned ones, whose conductance 0 adds exact zeros);
         // they stay while the components do, that is while both ends of
         // every link that died since are still joined.
         let log_now = (self.deaths_log, self.deaths.len());
-        if self.layout.rows_epoch == Some(self.epoch) && self.layout.deaths_seen.0 == log_now.0 {
-            let first = self.layout.deaths_seen.1;
+        let net_rows = &self.net_rows;
+        if net_rows.rows_epoch == Some(self.epoch) && net_rows.deaths_seen.0 == log_now.0 {
+            let first = net_rows.deaths_seen.1;
             let mut joined = true;
             for d in first..self.deaths.len() {
                 let (a, b) = self.deaths[d];
-                let (a, b) = (a as usize, b as usize);
-                let role = &self.layout.role;
-                if role[a] == NodeRole::Dense
-                    && role[b] == NodeRole::Dense
-                    && !self.still_joined(adj, alive, a, b)
-                {
+                if !self.still_joined(adj, alive, a as usize, b as usize) {
                     joined = false;
                     break;
                 }
             }
             if joined {
-                self.layout.deaths_seen = log_now;
+                self.net_rows.deaths_seen = log_now;
                 return;
             }
         }
-        let layout = &mut self.layout;
+        let net_rows = &mut self.net_rows;
+        let n = adj.start.len() - 1;
         // The components, breadth first, into `unknowns` and `starts`.
         let (unknowns, starts) = (&mut self.new_unknowns, &mut self.new_starts);
         unknowns.clear();
         starts.clear();
-        // Fixed and isolated nodes count as seen.
-        let mut seen: Vec<bool> = layout.role.iter().map(|&r| r != NodeRole::Dense).collect();
-        let joins = |k: usize| {
-            let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
-            alive[e] && layout.role[j] == NodeRole::Dense
-        };
-        for root in 0..layout.role.len() {
+        net_rows.unlinked.clear();
+        let mut seen = vec![false; n];
+        let joins = |k: usize| alive[adj.edge[k] as usize];
+        for root in 0..n {
             if seen[root] {
+                continue;
+            }
+            seen[root] = true;
+            if !adj.range(root).any(joins) {
+                net_rows.unlinked.push(root);
                 continue;
             }
             let start = unknowns.len();
             starts.push(start);
-            seen[root] = true;
             unknowns.push(root);
             let mut next = start;
             while next < unknowns.len() {
@@ -1078,17 +1275,17 @@ impl<F: Real> Solver<F> {
             }
         }
         starts.push(unknowns.len());
-        layout.deaths_seen = log_now;
-        if layout.rows_epoch == Some(self.epoch)
-            && same_components(&layout.component_start, &layout.pos, unknowns, starts)
+        net_rows.deaths_seen = log_now;
+        if net_rows.rows_epoch == Some(self.epoch)
+            && same_components(&net_rows.component_start, &net_rows.pos, unknowns, starts)
         {
             return;
         }
-        // Each unknown's alive links to other unknowns (node, edge), in
-        // adjacency order: `links[link_range[i]]` for node `i`.
+        // Each row's alive links (node, edge), in adjacency order:
+        // `links[link_range[i]]` for node `i`.
         let links = &mut self.links;
         links.clear();
-        self.link_range.resize(layout.role.len(), (0, 0));
+        self.link_range.resize(n, (0, 0));
         for &i in unknowns.iter() {
             let first = links.len() as u32;
             links.extend(
@@ -1098,59 +1295,60 @@ impl<F: Real> Solver<F> {
             );
             self.link_range[i] = (first, links.len() as u32);
         }
-        std::mem::swap(&mut layout.unknown_node, unknowns);
-        std::mem::swap(&mut layout.component_start, starts);
-        layout.rows_epoch = Some(self.epoch);
+        std::mem::swap(&mut net_rows.unknown_node, unknowns);
+        std::mem::swap(&mut net_rows.component_start, starts);
+        net_rows.rows_epoch = Some(self.epoch);
         self.stats.rows_built += 1;
         self.rows_builds += 1;
-        layout.rows_build = self.rows_builds;
+        net_rows.rows_build = self.rows_builds;
         let (links, link_range) = (&self.links, &self.link_range);
         let links_of = |i: usize| {
             let (first, end) = link_range[i];
             &links[first as usize..end as usize]
         };
-        // Within a component, unknowns colour by colour for the
+        // Within a component, rows colour by colour for the
         // preconditioner's sweeps, and within a colour as
         // `sliced::Colouring::runs` orders them, for little padding.
-        layout.rows.clear();
-        layout.component_chunk.clear();
+        net_rows.pos.clear();
+        net_rows.pos.resize(n, usize::MAX);
+        net_rows.rows.clear();
+        net_rows.component_chunk.clear();
         let mut runs = Vec::new();
-        for c in 0..layout.component_start.len() - 1 {
-            let unknowns = layout.component_start[c]..layout.component_start[c + 1];
+        for c in 0..net_rows.component_start.len() - 1 {
+            let unknowns = net_rows.component_start[c]..net_rows.component_start[c + 1];
             runs.clear();
             runs.extend(
                 self.colouring
                     .runs(
-                        &mut layout.unknown_node[unknowns.clone()],
-                        layout.role.len(),
+                        &mut net_rows.unknown_node[unknowns.clone()],
+                        n,
                         DEGREE_WINDOW,
                         |i| links_of(i).iter().map(|&(j, _)| j as usize),
                     )
                     .into_iter()
                     .map(|r| r.start + unknowns.start..r.end + unknowns.start),
             );
-            // (`pos` of a free node: its unknown's number.)
             for a in unknowns {
-                layout.pos[layout.unknown_node[a]] = a;
+                net_rows.pos[net_rows.unknown_node[a]] = a;
             }
-            let (pos, unknown_node) = (&layout.pos, &layout.unknown_node);
-            let chunks = layout.rows.push_component(&runs, |a| {
+            let (pos, unknown_node) = (&net_rows.pos, &net_rows.unknown_node);
+            let chunks = net_rows.rows.push_component(&runs, |a| {
                 links_of(unknown_node[a])
                     .iter()
                     .map(|&(j, e)| (pos[j as usize] as u32, e))
             });
-            layout.component_chunk.push(chunks.start);
+            net_rows.component_chunk.push(chunks.start);
         }
-        layout.component_chunk.push(layout.rows.n_chunks());
-        layout.edge_links.clear();
-        layout.edge_links.resize(adj.n_edges(), [NO_LINK; 2]);
-        for (side, rows) in [&layout.rows.lower, &layout.rows.upper]
+        net_rows.component_chunk.push(net_rows.rows.n_chunks());
+        net_rows.edge_links.clear();
+        net_rows.edge_links.resize(adj.n_edges(), [NO_LINK; 2]);
+        for (side, rows) in [&net_rows.rows.lower, &net_rows.rows.upper]
             .into_iter()
             .enumerate()
         {
             for (k, &e) in rows.via().iter().enumerate() {
                 if e != sliced::NO_EDGE {
-                    layout.edge_links[e as usize][side] = k as u32;
+                    net_rows.edge_links[e as usize][side] = k as u32;
                 }
             }
         }
@@ -1188,13 +1386,12 @@ impl<F: Real> Solver<F> {
         seen.copy_from_slice(alive);
     }
 
-    /// Whether the free nodes `a` and `b` of the current layout are joined
-    /// by alive links between free nodes: a breadth-first search from
-    /// each end, the smaller frontier on, until they meet or one runs out.
+    /// Whether nodes `a` and `b` are joined by alive edges: a
+    /// breadth-first search from each end, the smaller frontier on, until
+    /// they meet or one runs out.
     fn still_joined(&mut self, adj: &Adjacency, alive: &[bool], a: usize, b: usize) -> bool {
-        let role = &self.layout.role;
         let mark = &mut self.search_mark;
-        mark.resize(role.len(), 0);
+        mark.resize(adj.start.len() - 1, 0);
         self.search_stamp += 2;
         let stamps = [self.search_stamp, self.search_stamp + 1];
         let [front_a, front_b, next] = &mut self.frontiers;
@@ -1219,7 +1416,7 @@ impl<F: Real> Solver<F> {
             for &i in front.iter() {
                 for k in adj.range(i) {
                     let (j, e) = (adj.other[k] as usize, adj.edge[k] as usize);
-                    if !alive[e] || role[j] != NodeRole::Dense {
+                    if !alive[e] {
                         continue;
                     }
                     if mark[j] == other {
@@ -1485,23 +1682,19 @@ impl<F: Real> Solver<F> {
     /// gradients, component by component, each started from `v` or, after
     /// the first solve of a pulse, from the extrapolation of the pulse's
     /// last solves (see the module comment and `Real::CG_TOLERANCE`). The
-    /// link conductances are gathered once per solve into the layout's
-    /// chunked rows (`Layout::rows`). Sums run in one fixed order, so the
+    /// link conductances are kept in the chunked rows
+    /// (`NetworkRows::rows`), changed ones brought in per solve. Sums run in one fixed order, so the
     /// result is the same on every machine, instruction set and thread.
     #[inline(always)]
     fn solve_iterative(&mut self, isa: Isa, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
         self.stats.iterative_solves += 1;
-        let layout = &self.layout;
-        for &i in &layout.fixed {
-            v[i] = boundary.volts[i];
-        }
-        for &i in &layout.isolated {
-            v[i] = F::ZERO;
-        }
-        let nf = layout.unknown_node.len();
+        let (layout, net_rows) = (&self.layout, &self.net_rows);
+        let nf = net_rows.unknown_node.len();
         let cg = &mut self.cg;
+        // (Every vector but `x` is written before it is read: only sized.)
+        cg.x.clear();
+        cg.x.resize(nf, F::ZERO);
         for x in [
-            &mut cg.x,
             &mut cg.r,
             &mut cg.p,
             &mut cg.t,
@@ -1510,14 +1703,13 @@ impl<F: Real> Solver<F> {
             &mut cg.inv_diag,
             &mut cg.b,
         ] {
-            x.clear();
             x.resize(nf, F::ZERO);
         }
         // The link conductances: if they were gathered for these rows,
         // only the edges whose conductance changed since are written
         // (within a pulse, a few devices move per substep); otherwise all
         // are gathered.
-        if cg.gathered_for == Some(layout.rows_build) && cg.g_seen.len() == g.len() {
+        if cg.gathered_for == Some(net_rows.rows_build) && cg.g_seen.len() == g.len() {
             let (seen_blocks, seen_rest) = cg.g_seen.as_chunks_mut::<LANES>();
             let (g_blocks, g_rest) = g.as_chunks::<LANES>();
             let blocks = seen_blocks
@@ -1530,7 +1722,7 @@ impl<F: Real> Solver<F> {
                     for (l, (seen, &g)) in seen.iter_mut().zip(g).enumerate() {
                         if *seen != g {
                             *seen = g;
-                            let [lower, upper] = layout.edge_links[first * LANES + l];
+                            let [lower, upper] = net_rows.edge_links[first * LANES + l];
                             if lower != NO_LINK {
                                 cg.lower_g[lower as usize] = g;
                             }
@@ -1553,11 +1745,11 @@ impl<F: Real> Solver<F> {
                     None => F::ZERO,
                 }));
             };
-            gather(&mut cg.lower_g, layout.rows.lower.via());
-            gather(&mut cg.upper_g, layout.rows.upper.via());
+            gather(&mut cg.lower_g, net_rows.rows.lower.via());
+            gather(&mut cg.upper_g, net_rows.rows.upper.via());
             cg.g_seen.clear();
             cg.g_seen.extend_from_slice(g);
-            cg.gathered_for = Some(layout.rows_build);
+            cg.gathered_for = Some(net_rows.rows_build);
         }
         // The start: the polynomial through the last solves of this pulse
         // (up to `EXTRAPOLATION_ORDER + 1` of them), one substep on.
@@ -1578,12 +1770,12 @@ impl<F: Real> Solver<F> {
         let last_first = drive.and_then(|drive| {
             self.first_solves
                 .get(&drive)
-                .filter(|(build, x)| *build == layout.rows_build && x.len() == nf)
+                .filter(|(build, x)| *build == net_rows.rows_build && x.len() == nf)
         });
         if let Some((_, start)) = last_first {
             cg.x.copy_from_slice(start);
         } else if weights.is_empty() {
-            for (x, &i) in cg.x.iter_mut().zip(&layout.unknown_node) {
+            for (x, &i) in cg.x.iter_mut().zip(&net_rows.unknown_node) {
                 *x = v[i];
             }
         } else {
@@ -1595,29 +1787,73 @@ impl<F: Real> Solver<F> {
             }
         }
         let (conductance, inject) = (&self.sums.conductance[..], &self.sums.inject[..]);
-        for ((d, b), &i) in cg.diag.iter_mut().zip(&mut cg.b).zip(&layout.unknown_node) {
+        for ((d, b), &i) in cg
+            .diag
+            .iter_mut()
+            .zip(&mut cg.b)
+            .zip(&net_rows.unknown_node)
+        {
             *d = gmin + conductance[i];
             *b = inject[i];
         }
         for (inv, &d) in cg.inv_diag.iter_mut().zip(&cg.diag) {
             *inv = F::ONE / d;
         }
+        // The boundary's fixed rows are masked: with `1/D` taken as 0 and
+        // `x` at 0 there, every vector of the iteration stays 0 on them,
+        // so their links add nothing and the free rows solve the
+        // boundary's system (the fixed nodes' pull is in `D` and `b`).
+        for &i in &layout.fixed {
+            let a = net_rows.pos[i];
+            if a != usize::MAX {
+                cg.inv_diag[a] = F::ZERO;
+                cg.x[a] = F::ZERO;
+            }
+        }
+        // So are the regions no fixed neighbour drives (where the
+        // boundary splits a component): they sit at exactly 0 V.
+        assert_eq!(
+            layout.regions_build, net_rows.rows_build,
+            "regions of these rows"
+        );
+        if layout.split {
+            let driven = &mut self.driven;
+            driven.clear();
+            driven.resize(layout.regions, false);
+            for (&r, &b) in layout.region.iter().zip(&cg.b) {
+                if r != NO_REGION && b != F::ZERO {
+                    driven[r as usize] = true;
+                }
+            }
+            for (a, &r) in layout.region.iter().enumerate() {
+                if r != NO_REGION && !driven[r as usize] {
+                    cg.inv_diag[a] = F::ZERO;
+                    cg.x[a] = F::ZERO;
+                }
+            }
+        }
         let tol = F::CG_TOLERANCE;
-        for c in 0..layout.component_start.len() - 1 {
-            let unknowns = layout.component_start[c]..layout.component_start[c + 1];
-            let chunks = layout.component_chunk[c]..layout.component_chunk[c + 1];
-            let iterations = cg.solve(isa, &layout.rows, chunks, unknowns, tol);
+        for c in 0..net_rows.component_start.len() - 1 {
+            let unknowns = net_rows.component_start[c]..net_rows.component_start[c + 1];
+            let chunks = net_rows.component_chunk[c]..net_rows.component_chunk[c + 1];
+            let iterations = cg.solve(isa, &net_rows.rows, chunks, unknowns, tol);
             match iterations {
                 Some(iterations) => self.stats.cg_iterations += iterations as u64,
                 None => self.stats.cg_capped += 1,
             }
         }
-        for (a, &i) in layout.unknown_node.iter().enumerate() {
+        for (a, &i) in net_rows.unknown_node.iter().enumerate() {
             v[i] = cg.x[a];
+        }
+        for &i in net_rows.unlinked.iter().chain(&layout.isolated) {
+            v[i] = F::ZERO;
+        }
+        for &i in &layout.fixed {
+            v[i] = boundary.volts[i];
         }
         if let Some(drive) = drive {
             let (build, x) = self.first_solves.entry(drive).or_default();
-            *build = layout.rows_build;
+            *build = net_rows.rows_build;
             x.clear();
             x.extend_from_slice(&cg.x);
         }
