@@ -237,8 +237,14 @@ pub trait RowStep<F> {
 /// The block of rows `rows` (at most `CHUNK`) of `x`, zero-padded.
 #[inline(always)]
 pub fn rows_of<F: Real>(x: &[F], rows: &Range<usize>) -> [F; LANES] {
-    if rows.len() == CHUNK {
+    let n = rows.len();
+    if n == CHUNK {
         lanes::block(&x[rows.start..])
+    } else if let Some(whole) = x.get(rows.start..rows.start + LANES) {
+        // (A whole block with the lanes past the rows zeroed: the copy of
+        // a shorter slice is a call.)
+        let whole = lanes::block(whole);
+        std::array::from_fn(|l| if l < n { whole[l] } else { F::ZERO })
     } else {
         lanes::load(&x[rows.clone()])
     }
@@ -247,10 +253,14 @@ pub fn rows_of<F: Real>(x: &[F], rows: &Range<usize>) -> [F; LANES] {
 /// Write the first `rows.len()` lanes of `block` to rows `rows` of `x`.
 #[inline(always)]
 pub fn set_rows<F: Real>(x: &mut [F], rows: &Range<usize>, block: [F; LANES]) {
-    if rows.len() == CHUNK {
+    let n = rows.len();
+    if n == CHUNK {
         *x[rows.start..]
             .first_chunk_mut::<LANES>()
             .expect("a whole chunk") = block;
+    } else if let Some(whole) = x[rows.start..].first_chunk_mut::<LANES>() {
+        // (The lanes past the rows written back as they were.)
+        *whole = std::array::from_fn(|l| if l < n { block[l] } else { whole[l] });
     } else {
         lanes::store(&mut x[rows.clone()], &block);
     }
