@@ -151,7 +151,8 @@ fn sparse_and_dense_solves_agree_on_random_states() {
 /// to the rest only through it and through a grounded output. Nothing
 /// drives them then, and they sit at exactly 0 V, as the dense path gives,
 /// even when the solve starts from the voltages they had while input 1
-/// drove them (so that outputs no current reaches tie exactly).
+/// drove them (so that outputs no current reaches tie exactly). Left
+/// floating, output 14 joins them to the driven rest again.
 #[test]
 fn a_region_that_a_boundary_cuts_off_from_every_drive_sits_at_exactly_zero() {
     // Inputs 0 and 1, hidden 2 to 13, outputs 14 and 15. Input 0 drives
@@ -233,6 +234,26 @@ fn a_region_that_a_boundary_cuts_off_from_every_drive_sits_at_exactly_zero() {
             assert!(v[region].iter().all(|&x| x > 0.01), "driven");
         }
     }
+    // Output 14 left floating joins the two regions: input 0 drives
+    // hidden 8 to 13 through it.
+    let mut b = boundary(0.0);
+    b.fixed[14] = false;
+    solver.prepare_cached(&adj, &alive, &b);
+    solver.solve(&net, &adj, &g, 1e-12, &b, &mut v);
+    dense.prepare(&adj, &alive, &b);
+    dense.solve(&net, &adj, &g, 1e-12, &b, &mut vd);
+    for i in 0..n {
+        assert!(
+            (v[i] - vd[i]).abs() <= 1e-10,
+            "node {i}: {} against {}",
+            v[i],
+            vd[i]
+        );
+    }
+    assert!(
+        v[8..14].iter().all(|&x| x > 0.01),
+        "driven through output 14"
+    );
 }
 
 /// After pruning that leaves a boundary's components as they were, the
