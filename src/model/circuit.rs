@@ -51,7 +51,7 @@ use std::collections::HashMap;
 
 use crate::lanes::{self, Isa, LANES};
 use crate::model::network::{Adjacency, Network};
-use crate::model::sliced::{self, rows_of, set_rows, ColouredRows, RowStep};
+use crate::model::sliced::{self, rows_of, set_rows, ColouredRows, RowStep, RowSteps};
 use crate::real::Real;
 use std::ops::Range;
 
@@ -617,29 +617,29 @@ impl<F: Real> RowStep<F> for SolveLower<'_, F> {
     }
 }
 
-/// `sum = base + sums`: `base + G x` for the links swept.
-struct AddLinks<'a, F> {
-    base: &'a [F],
-    sum: &'a mut [F],
-}
-
-impl<F: Real> RowStep<F> for AddLinks<'_, F> {
+impl<F: Real, const K: usize> RowSteps<F, K> for SolveLower<'_, F> {
     #[inline(always)]
-    fn step(&mut self, rows: Range<usize>, sums: [F; LANES], _: &mut [F]) {
-        let base = rows_of(self.base, &rows);
-        set_rows(self.sum, &rows, std::array::from_fn(|l| base[l] + sums[l]));
+    fn step(&mut self, rows: Range<usize>, sums: [[F; LANES]; K], xs: &mut [&mut [F]; K]) {
+        for (x, sums) in xs.iter_mut().zip(sums) {
+            RowStep::step(self, rows.clone(), sums, x);
+        }
     }
 }
 
-/// `sum = G x` for the links swept.
-struct LinkSums<'a, F> {
-    sum: &'a mut [F],
+/// The upward sweep of the set-up, over `x` and the free rows' `1`:
+/// `w = b + G x` and `ones = G 1`.
+struct UpperSetUp<'a, F> {
+    b: &'a [F],
+    w: &'a mut [F],
+    ones: &'a mut [F],
 }
 
-impl<F: Real> RowStep<F> for LinkSums<'_, F> {
+impl<F: Real> RowSteps<F, 2> for UpperSetUp<'_, F> {
     #[inline(always)]
-    fn step(&mut self, rows: Range<usize>, sums: [F; LANES], _: &mut [F]) {
-        set_rows(self.sum, &rows, sums);
+    fn step(&mut self, rows: Range<usize>, [sums, ones]: [[F; LANES]; 2], _: &mut [&mut [F]; 2]) {
+        let b = rows_of(self.b, &rows);
+        set_rows(self.w, &rows, std::array::from_fn(|l| b[l] + sums[l]));
+        set_rows(self.ones, &rows, ones);
     }
 }
 
@@ -785,11 +785,49 @@ impl<F: Real> CgVectors<F> {
             deflated,
             ..
         } = self;
-        // b^T M^-1 b = |L^-1 b|^2 in D.
+        // The set-up's sweeps, each over three vectors or two at once:
+        // - `b^T M^-1 b = |L^-1 b|^2` in `D`;
+        // - the residual `r = L^-1 (b - A x) = L^-1 (b + G_upper x) - x`;
+        // - the deflation of the component's constant voltage `1` (its
+        //   free rows; masked rows have `1/D = 0`): in `L^-1 A L^-T` it is
+        //   `L^T 1 = D 1 - G_upper 1`, and `L^-1 A 1 = 1 - L^-1 G_upper 1`.
+        //   Their product is `1^T A 1`: positive wherever something drives
+        //   the component (a zero leaves the iteration undeflated, as
+        //   `F::DEFLATE` false does).
+        for (t, &inv) in t[s.clone()].iter_mut().zip(&inv_diag[s.clone()]) {
+            *t = if inv != F::ZERO { F::ONE } else { F::ZERO };
+        }
+        let upward = UpperSetUp {
+            b,
+            w,
+            ones: deflated,
+        };
+        rows.upper.sweep_many(
+            isa,
+            chunks.clone(),
+            false,
+            upper_g,
+            [&mut **x, &mut **t],
+            upward,
+        );
+        for (((k, &sum), &d), &t) in deflate[s.clone()]
+            .iter_mut()
+            .zip(&deflated[s.clone()])
+            .zip(&diag[s.clone()])
+            .zip(&t[s.clone()])
+        {
+            *k = if t != F::ZERO { d - sum } else { F::ZERO };
+        }
         r[s.clone()].copy_from_slice(&b[s.clone()]);
         let solve_lower = SolveLower { inv_diag };
-        rows.lower
-            .sweep(isa, chunks.clone(), false, lower_g, r, solve_lower);
+        rows.lower.sweep_many(
+            isa,
+            chunks.clone(),
+            false,
+            lower_g,
+            [&mut **r, &mut **w, &mut **deflated],
+            solve_lower,
+        );
         let b_norm = weighted_square(&r[s.clone()], &diag[s.clone()]);
         if b_norm == F::ZERO {
             // Nothing drives this component (one that pruning cut off among
@@ -797,12 +835,6 @@ impl<F: Real> CgVectors<F> {
             x[s].fill(F::ZERO);
             return Some(0);
         }
-        // r = L^-1 (b - A x) = L^-1 (b + G_upper x) - x.
-        let add_links = AddLinks { base: b, sum: w };
-        rows.upper
-            .sweep(isa, chunks.clone(), false, upper_g, x, add_links);
-        rows.lower
-            .sweep(isa, chunks.clone(), false, lower_g, w, solve_lower);
         for ((r, &w), &x) in r[s.clone()]
             .iter_mut()
             .zip(&w[s.clone()])
@@ -810,36 +842,11 @@ impl<F: Real> CgVectors<F> {
         {
             *r = w - x;
         }
-        // The deflation of the component's constant voltage `1` (its free
-        // rows; masked rows have `1/D = 0`): in `L^-1 A L^-T` it is
-        // `L^T 1`, and `L^-1 A 1 = 1 - L^-1 G_upper 1`. Their product is
-        // `1^T A 1`: positive wherever something drives the component (a
-        // zero would leave the iteration undeflated, as `F::DEFLATE`
-        // false does).
+        for (u, &t) in deflated[s.clone()].iter_mut().zip(&t[s.clone()]) {
+            *u = t - *u;
+        }
         let mut energy = F::ZERO;
         if F::DEFLATE {
-            for (t, &inv) in t[s.clone()].iter_mut().zip(&inv_diag[s.clone()]) {
-                *t = if inv != F::ZERO { F::ONE } else { F::ZERO };
-            }
-            rows.upper
-                .sweep(isa, chunks.clone(), false, upper_g, t, LinkSums { sum: w });
-            for (((k, &w), &d), &t) in deflate[s.clone()]
-                .iter_mut()
-                .zip(&w[s.clone()])
-                .zip(&diag[s.clone()])
-                .zip(&t[s.clone()])
-            {
-                *k = if t != F::ZERO { d - w } else { F::ZERO };
-            }
-            rows.lower
-                .sweep(isa, chunks.clone(), false, lower_g, w, solve_lower);
-            for ((u, &w), &t) in deflated[s.clone()]
-                .iter_mut()
-                .zip(&w[s.clone()])
-                .zip(&t[s.clone()])
-            {
-                *u = t - w;
-            }
             energy = lanes::dot(&deflate[s.clone()], &deflated[s.clone()]);
         }
         if !(energy > F::ZERO) {

@@ -228,6 +228,106 @@ impl SlicedRows {
     }
 }
 
+impl SlicedRows {
+    /// `sweep` over `K` vectors at once: each chunk's links are read once
+    /// and summed over every vector of `xs` (each sum in `sweep`'s order,
+    /// so each vector gets `sweep`'s bits), then handed to `row`. For the
+    /// set-up of a solve, where several independent sweeps go the same way.
+    #[inline(always)]
+    pub fn sweep_many<F: Real, R: RowSteps<F, K>, const K: usize>(
+        &self,
+        isa: Isa,
+        chunks: Range<usize>,
+        backwards: bool,
+        g: &[F],
+        xs: [&mut [F]; K],
+        row: R,
+    ) {
+        assert!(g.len() == self.to.len());
+        for x in &xs {
+            assert!(self.chunk_row.last().is_none_or(|&n| n as usize <= x.len()));
+        }
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the caller passes only an instruction set the running
+            // CPU has.
+            Isa::Avx512 => unsafe { self.sweep_many_avx512(chunks, backwards, g, xs, row) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx2 => unsafe { self.sweep_many_avx2(chunks, backwards, g, xs, row) },
+            _ => self.sweep_many_lanes(chunks, backwards, g, xs, row),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")]
+    #[inline(never)]
+    fn sweep_many_avx512<F: Real, R: RowSteps<F, K>, const K: usize>(
+        &self,
+        chunks: Range<usize>,
+        backwards: bool,
+        g: &[F],
+        xs: [&mut [F]; K],
+        row: R,
+    ) {
+        self.sweep_many_lanes(chunks, backwards, g, xs, row)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
+    fn sweep_many_avx2<F: Real, R: RowSteps<F, K>, const K: usize>(
+        &self,
+        chunks: Range<usize>,
+        backwards: bool,
+        g: &[F],
+        xs: [&mut [F]; K],
+        row: R,
+    ) {
+        self.sweep_many_lanes(chunks, backwards, g, xs, row)
+    }
+
+    #[inline(always)]
+    fn sweep_many_lanes<F: Real, R: RowSteps<F, K>, const K: usize>(
+        &self,
+        chunks: Range<usize>,
+        backwards: bool,
+        g: &[F],
+        mut xs: [&mut [F]; K],
+        mut row: R,
+    ) {
+        let n = chunks.len();
+        for k in 0..n {
+            let c = if backwards {
+                chunks.end - 1 - k
+            } else {
+                chunks.start + k
+            };
+            let rows = self.chunk_row[c] as usize..self.chunk_row[c + 1] as usize;
+            let entries = self.entry_start[c] as usize..self.entry_start[c + 1] as usize;
+            let mut sums = [[F::ZERO; LANES]; K];
+            let (to, g) = (&self.to[entries.clone()], &g[entries]);
+            for (to, g) in to.chunks_exact(CHUNK).zip(g.chunks_exact(CHUNK)) {
+                for (sums, x) in sums.iter_mut().zip(&xs) {
+                    // SAFETY: as in `sweep_lanes` (every vector is asserted
+                    // long enough by `sweep_many`).
+                    let linked: [F; LANES] = std::array::from_fn(|l| unsafe {
+                        std::ptr::read_volatile(x.as_ptr().add(to[l] as usize))
+                    });
+                    *sums = std::array::from_fn(|l| sums[l] + g[l] * linked[l]);
+                }
+            }
+            row.step(rows, sums, &mut xs);
+        }
+    }
+}
+
+/// What `SlicedRows::sweep_many` does with a chunk's rows once the link
+/// sums of each of its `K` vectors are known.
+pub trait RowSteps<F, const K: usize> {
+    fn step(&mut self, rows: Range<usize>, sums: [[F; LANES]; K], xs: &mut [&mut [F]; K]);
+}
+
 /// What a sweep (`SlicedRows::sweep`) does with a chunk's rows once their
 /// link sums are known: `x` is the vector the links read.
 pub trait RowStep<F> {
