@@ -42,10 +42,11 @@
 //! one pass over the edges, stored in chunks of rows so that it is vector
 //! arithmetic (`model::sliced`); a substep costs a small multiple of the
 //! memristor count. The rows are the network's, built once and shared by
-//! every boundary, which only masks the rows it fixes. The choice is made per boundary by estimated cost
-//! (`SolverChoice::Auto`), or forced for comparison (`Dense`, `Sparse`); it
-//! never changes the model, only how its equations are solved, within the
-//! stopping rule of `Real::CG_TOLERANCE`.
+//! every boundary, which only masks the rows it fixes. The choice is made
+//! per boundary by estimated cost (`SolverChoice::Auto`), or forced for
+//! comparison (`Dense`, `Sparse`); it never changes the model, only how
+//! its equations are solved, within the stopping rule of
+//! `Real::CG_TOLERANCE`.
 
 use std::collections::HashMap;
 
@@ -852,7 +853,6 @@ impl<F: Real> CgVectors<F> {
         if !(energy > F::ZERO) {
             deflate[s.clone()].fill(F::ZERO);
             deflated[s.clone()].fill(F::ZERO);
-            t[s.clone()].fill(F::ZERO);
             energy = F::ONE;
         }
         // The start shifted by a constant so that the residual is
@@ -1802,8 +1802,9 @@ impl<F: Real> Solver<F> {
     /// the first solve of a pulse, from the extrapolation of the pulse's
     /// last solves (see the module comment and `Real::CG_TOLERANCE`). The
     /// link conductances are kept in the chunked rows
-    /// (`NetworkRows::rows`), changed ones brought in per solve. Sums run in one fixed order, so the
-    /// result is the same on every machine, instruction set and thread.
+    /// (`NetworkRows::rows`), changed ones brought in per solve. Sums run
+    /// in one fixed order, so the result is the same on every machine,
+    /// instruction set and thread.
     #[inline(always)]
     fn solve_iterative(&mut self, isa: Isa, g: &[F], gmin: F, boundary: &Boundary<F>, v: &mut [F]) {
         self.stats.iterative_solves += 1;
